@@ -1,0 +1,40 @@
+"""Colour helpers for colour preservation (Gatys et al. 2016, "Preserving color in neural
+artistic style transfer"): work on luminance, keep the photo's chroma. YIQ colour space."""
+
+from __future__ import annotations
+
+import torch
+
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114],
+                            [0.595716, -0.274453, -0.321263],
+                            [0.211456, -0.522591, 0.311135]])
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
+
+
+def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
+    """`(N, 3, H, W)` RGB -> YIQ (Y in [0, 1], I and Q roughly in [-0.6, 0.6])."""
+    return torch.einsum("ij,njhw->nihw", _RGB_TO_YIQ.to(image), image)
+
+
+def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """`(N, 3, H, W)` YIQ -> RGB (not clamped)."""
+    return torch.einsum("ij,njhw->nihw", _YIQ_TO_RGB.to(image), image)
+
+
+def luminance(image: torch.Tensor) -> torch.Tensor:
+    """`(N, 3, H, W)` RGB -> `(N, 3, H, W)` gray image whose three channels are the luma Y."""
+    return rgb_to_yiq(image)[:, :1].expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """Gray version of `style` whose luma mean and std equal those of `content`."""
+    ys, yc = rgb_to_yiq(style)[:, :1], rgb_to_yiq(content)[:, :1]
+    y = (ys - ys.mean()) * (yc.std() / ys.std().clamp_min(1e-6)) + yc.mean()
+    return y.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
+
+
+def keep_colors(content: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
+    """Luma of `stylized` with the chroma (I, Q) of `content`; both `(N, 3, H, W)`, same size."""
+    y = rgb_to_yiq(stylized)[:, :1]
+    iq = rgb_to_yiq(content)[:, 1:]
+    return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)

@@ -1,0 +1,178 @@
+"""Image files <-> tensors. The only module that touches Pillow.
+
+Convention everywhere in fastnst: an image tensor is `(N, 3, H, W)`, RGB, float32 in [0, 1].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageCms, ImageOps
+
+from fastnst.files import atomic_path
+
+# Above this many pixels a file is treated as a decompression bomb (about 12,000 x 12,000).
+MAX_PIXELS = 150_000_000
+
+# Output formats by file suffix.
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                 ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+
+# Suffixes treated as images when scanning folders.
+IMAGE_SUFFIXES = frozenset({*WRITE_FORMATS, ".gif"})
+
+_SRGB = ImageCms.createProfile("sRGB")
+_HIGH_BIT_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0,
+                   "I": 65535.0, "F": 1.0}
+_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read or written; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{os.fsdecode(path)}: {problem}")
+
+
+def read_image(path: str | os.PathLike[str], max_size: int | None = None,
+               max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """Read an image file into a `(1, 3, H, W)` RGB float tensor in [0, 1].
+
+    Handles JPEG (also CMYK), PNG (8/16-bit, palette, grayscale, alpha), WebP, TIFF, BMP and the
+    first frame of a GIF. EXIF orientation is applied, embedded ICC profiles are converted to
+    sRGB and transparency is composited over white. With `max_size` (pixels), the image is
+    shrunk so that its long side is at most that; it is never enlarged.
+    Raises `ImageError` for anything that is not a readable image of at most `max_pixels`.
+    """
+    img = _open(Path(path), max_size, max_pixels)
+    x = _to_tensor(img)
+    if max_size is not None and max(x.shape[-2:]) > max_size:
+        x = resize_long_side(x, max_size)
+    return x
+
+
+def _open(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
+    if path.is_dir():
+        raise ImageError(path, "is a directory, not an image file")
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            # We apply our own pixel limit below; Pillow's warning would only be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageError(path, f"image is {width}x{height} ({width * height / 1e6:.0f} MP),"
+                                       f" over the {max_pixels / 1e6:.0f} MP limit")
+            if width == 0 or height == 0:
+                raise ImageError(path, f"image has no pixels ({width}x{height})")
+            if max_size is not None and img.format == "JPEG":
+                # Decode at a reduced scale (1/2, 1/4, 1/8): fast and light on memory.
+                img.draft(None, (max_size, max_size))
+            img.load()
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except Image.UnidentifiedImageError:
+        raise ImageError(path, "not an image, or a format that cannot be read") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(path, f"decompression bomb: {e}") from None
+    except OSError as e:
+        if e.strerror:  # an operating-system error such as a symlink loop
+            raise ImageError(path, e.strerror.lower()) from None
+        raise ImageError(path, f"corrupt or truncated image ({e})") from None
+    except Exception as e:  # Pillow raises many types on hostile headers
+        raise ImageError(path, f"corrupt image ({type(e).__name__}: {e})") from None
+    with contextlib.suppress(Exception):  # a broken EXIF block should not cost the picture
+        img = ImageOps.exif_transpose(img)
+    return img
+
+
+def _to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert a loaded Pillow image of any mode to `(1, 3, H, W)` RGB float in [0, 1]."""
+    if img.mode in _HIGH_BIT_MODES:
+        gray = np.asarray(img, dtype=np.float32) / _HIGH_BIT_MODES[img.mode]
+        arr = np.repeat(np.clip(gray, 0.0, 1.0)[..., None], 3, axis=2)
+    else:
+        if img.mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")
+        if img.mode in _ALPHA_MODES:
+            rgba = img.convert("RGBA")
+            img = Image.new("RGB", rgba.size, (255, 255, 255))
+            img.paste(rgba, mask=rgba.getchannel("A"))
+        img = _to_srgb(img)
+        arr = np.asarray(img, dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1).unsqueeze(0)
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB in sRGB: apply an embedded ICC profile when there is one (CMYK, Adobe RGB...)."""
+    icc = img.info.get("icc_profile")
+    if icc and img.mode in ("RGB", "CMYK"):
+        try:
+            src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            return ImageCms.profileToProfile(img, src, _SRGB, outputMode="RGB")
+        except Exception:  # a broken profile: fall back to the plain conversion
+            pass
+    return img.convert("RGB")
+
+
+def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize `(N, 3, H, W)` so that its long side is `size` pixels, keeping the aspect ratio."""
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    return resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+
+
+def resize(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Resize `(N, 3, H, W)` to `hw = (height, width)` with antialiased bicubic filtering."""
+    if tuple(image.shape[-2:]) == tuple(hw):
+        return image
+    out = F.interpolate(image, size=hw, mode="bicubic", antialias=True, align_corners=False)
+    return out.clamp_(0.0, 1.0)
+
+
+def write_image(image: torch.Tensor, path: str | os.PathLike[str], quality: int = 95) -> Path:
+    """Write `(1, 3, H, W)` or `(3, H, W)` in [0, 1] atomically; the format follows the suffix.
+
+    `quality` (1..100) applies to JPEG and WebP. Raises `ImageError` for an unknown suffix.
+    """
+    path = Path(path)
+    fmt = WRITE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(path, f"unknown output format {path.suffix!r};"
+                               f" use one of {', '.join(sorted(WRITE_FORMATS))}")
+    pil = to_pil(image)
+    options: dict[str, object] = {}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if fmt == "JPEG" and quality >= 90:
+        options["subsampling"] = 0  # keep full-resolution colour: stylized edges are colourful
+    with atomic_path(path) as tmp:
+        pil.save(tmp, format=fmt, **options)
+    return path
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """`(1, 3, H, W)` or `(3, H, W)` float in [0, 1] -> 8-bit RGB Pillow image."""
+    if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ValueError(f"expected a single image, got a batch of {image.shape[0]}")
+        image = image[0]
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(image.shape)}")
+    arr = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+    return Image.fromarray(arr.permute(1, 2, 0).cpu().numpy())

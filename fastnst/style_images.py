@@ -1,0 +1,103 @@
+"""Style configs (`conf/style/<name>.yaml`) and their images: find, download, load.
+
+A style image is found by path, else by file name in `$FASTNST_STYLE_DIR`, else in the user
+cache, else downloaded from the config's `url` into the cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from fastnst.download import cache_dir, download
+from fastnst.images import IMAGE_SUFFIXES, read_image
+
+# Config used for a style given as an image path (`style=path/to/painting.jpg`).
+IMAGE_STYLE = "image"
+
+
+class StyleError(LookupError):
+    """A style name or style image that cannot be found."""
+
+
+def _style_dir() -> resources.abc.Traversable:
+    return resources.files("fastnst.conf") / "style"
+
+
+def style_names() -> list[str]:
+    """Names of the packaged style configs (excluding the generic `image` one)."""
+    return sorted(p.name.removesuffix(".yaml") for p in _style_dir().iterdir()
+                  if p.name.endswith(".yaml") and p.name != f"{IMAGE_STYLE}.yaml")
+
+
+def style_config(name: str) -> DictConfig:
+    """The packaged config `conf/style/<name>.yaml`."""
+    path = _style_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise StyleError(f"unknown style {name!r}; known styles: {', '.join(style_names())}")
+    return OmegaConf.create(path.read_text())
+
+
+def find_style_image(image: str, url: str | None = None, md5: str | None = None) -> Path:
+    """Locate a style image file by path, `$FASTNST_STYLE_DIR`, cache, or download from `url`."""
+    path = Path(image).expanduser()
+    if path.is_file():
+        return path
+    candidates = []
+    if env := os.environ.get("FASTNST_STYLE_DIR"):
+        candidates.append(Path(env).expanduser() / path.name)
+    cached = cache_dir() / "styles" / path.name
+    candidates.append(cached)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if url:
+        try:
+            return download(url, cached, md5=md5)
+        except RuntimeError as e:
+            raise StyleError(f"style image {image}: {e}") from None
+    looked = ", ".join(str(c) for c in [path, *candidates])
+    raise StyleError(f"style image {image} not found (looked in {looked}); set"
+                     " FASTNST_STYLE_DIR to the folder that holds it")
+
+
+def load_style_image(spec: str, max_size: int | None = None) -> torch.Tensor:
+    """`spec` is a style name or an image path -> `(1, 3, H, W)` in [0, 1]."""
+    if is_image_path(spec):
+        return read_image(find_style_image(spec), max_size=max_size)
+    cfg = style_config(spec)
+    path = find_style_image(cfg.image, cfg.get("url"), cfg.get("md5"))
+    return read_image(path, max_size=max_size)
+
+
+def is_image_path(spec: str) -> bool:
+    """True when `spec` names an image file rather than a style config."""
+    return Path(spec).suffix.lower() in IMAGE_SUFFIXES or os.sep in spec or Path(spec).is_file()
+
+
+def expand_style_path(overrides: Sequence[str]) -> list[str]:
+    """Rewrite a Hydra override `style=<image path>` into the generic image style.
+
+    `style=art/foo.jpg` becomes `style=image style.image=<absolute path> style.name=foo`, so a
+    style image can be given directly on the command line.
+    """
+    out: list[str] = []
+    for arg in overrides:
+        key, sep, value = arg.partition("=")
+        if key == "style" and sep and is_image_path(value):
+            path = Path(value).expanduser().resolve()
+            out += [f"style={IMAGE_STYLE}", f"style.image={_quote(str(path))}",
+                    f"style.name={_quote(path.stem)}"]
+        else:
+            out.append(arg)
+    return out
+
+
+def _quote(value: str) -> str:
+    """Quote a value for Hydra's override grammar (paths may hold spaces, '=' or quotes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,63 @@
+"""Shared fixtures. Tests needing the VGG19 weights or the shared photos skip without ../shared."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastnst.vgg import KERAS_H5_NAME
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FASTNST_SHARED", REPO.parent / "shared"))
+VGG19_FILE = Path(os.environ.get("FASTNST_VGG19") or SHARED / "weights" / KERAS_H5_NAME)
+STYLE_DIR = Path(os.environ.get("FASTNST_STYLE_DIR") or SHARED / "data" / "styles")
+EVAL_DIR = SHARED / "data" / "eval"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(tmp_path_factory, monkeypatch):
+    """No test reads the user's cache or environment, and none can start an 80 MB download."""
+    monkeypatch.setenv("FASTNST_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("FASTNST_VGG19", raising=False)
+    monkeypatch.delenv("FASTNST_STYLE_DIR", raising=False)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def vgg_weights(monkeypatch) -> Path:
+    """The real VGG19 .h5 file, also exported as FASTNST_VGG19; skips when it is absent."""
+    if not VGG19_FILE.is_file():
+        pytest.skip(f"VGG19 weights not found at {VGG19_FILE} (needs ../shared or FASTNST_VGG19)")
+    monkeypatch.setenv("FASTNST_VGG19", str(VGG19_FILE))
+    return VGG19_FILE
+
+
+@pytest.fixture
+def style_dir(monkeypatch) -> Path:
+    """The shared style images, also exported as FASTNST_STYLE_DIR; skips when absent."""
+    if not (STYLE_DIR / "starry_night.jpg").is_file():
+        pytest.skip(f"style images not found in {STYLE_DIR} (needs ../shared)")
+    monkeypatch.setenv("FASTNST_STYLE_DIR", str(STYLE_DIR))
+    return STYLE_DIR
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A `(1, 3, h, w)` test picture: smooth colour gradients plus a few blobs, in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    channels = []
+    for _ in range(3):
+        a, b, c = torch.rand(3, generator=g) * 6
+        channels.append(0.5 + 0.25 * torch.sin(a * xx + b * yy + c) + 0.2 * torch.cos(b * xx * yy))
+    return torch.stack(channels).clamp(0, 1).unsqueeze(0)
+
+
+def stripes(h: int, w: int) -> torch.Tensor:
+    """A `(1, 3, h, w)` diagonal colour-stripe 'painting', a stand-in style image."""
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    phase = ((xx + yy) // 4) % 3
+    colours = torch.tensor([[0.9, 0.2, 0.1], [0.1, 0.3, 0.9], [0.95, 0.9, 0.2]])
+    return colours[phase].permute(2, 0, 1).unsqueeze(0).float()

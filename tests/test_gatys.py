@@ -1,0 +1,160 @@
+"""The Gatys per-image baseline: optimisers, coarse-to-fine, colour, averaging, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import smooth_image, stripes
+
+from fastnst.color import rgb_to_yiq
+from fastnst.gatys import level_sizes, style_weight_factor, stylize
+from fastnst.images import read_image, write_image
+from fastnst.losses import PerceptualLoss
+
+STYLE_LAYERS = {"relu1_1": 1.0, "relu2_1": 1.0, "relu3_1": 1.0, "relu4_1": 1.0}
+
+
+@pytest.fixture
+def loss(vgg_weights) -> PerceptualLoss:
+    return PerceptualLoss({"relu3_2": 1.0}, STYLE_LAYERS, style_weight=20.0)
+
+
+def _total(result, level=-1, i=-1) -> float:
+    return result.losses[level][i]["total"]
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_optimisers_lower_the_loss(loss, optimizer):
+    result = stylize(smooth_image(48, 64), [stripes(64, 64)], loss, size=64, iterations=12,
+                     optimizer=optimizer, progress=False)
+    assert result.image.shape == (1, 3, 48, 64)
+    assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
+    assert len(result.losses[0]) == 13  # before each iteration, and after the last
+    assert _total(result) < 0.5 * _total(result, i=0)
+
+
+def test_lbfgs_beats_adam_at_equal_iterations(loss):
+    args = (smooth_image(48, 48), [stripes(48, 48)], loss)
+    lbfgs = stylize(*args, size=48, iterations=15, optimizer="lbfgs", progress=False)
+    adam = stylize(*args, size=48, iterations=15, optimizer="adam", progress=False)
+    assert _total(lbfgs) < _total(adam)
+
+
+def test_coarse_to_fine_starts_each_level_from_the_last(loss):
+    result = stylize(smooth_image(60, 80), [stripes(64, 64)], loss, size=80, levels=2,
+                     iterations=8, progress=False)
+    assert result.sizes == [40, 80] and level_sizes(1024, 3) == [256, 512, 1024]
+    assert result.image.shape == (1, 3, 60, 80)
+    assert result.iterations == 16
+    # The fine level starts from the upsampled coarse result, far below a content start.
+    plain = stylize(smooth_image(60, 80), [stripes(64, 64)], loss, size=80, iterations=1,
+                    progress=False)
+    assert _total(result, level=1, i=0) < _total(plain, i=0)
+
+
+def test_preserve_color_keeps_the_photo_chroma(loss):
+    content = smooth_image(48, 48)
+    result = stylize(content, [stripes(48, 48)], loss, size=48, iterations=6,
+                     preserve_color=True, progress=False)
+    yiq_out, yiq_in = rgb_to_yiq(result.image), rgb_to_yiq(content)
+    assert (yiq_out[:, 1:] - yiq_in[:, 1:]).abs().mean() < 0.01  # chroma kept (up to clamping)
+    assert (yiq_out[:, :1] - yiq_in[:, :1]).abs().mean() > 0.01  # luminance stylized
+    plain = stylize(content, [stripes(48, 48)], loss, size=48, iterations=6, progress=False)
+    assert (rgb_to_yiq(plain.image)[:, 1:] - yiq_in[:, 1:]).abs().mean() > 0.02
+
+
+def test_average_returns_the_mean_of_the_last_iterates(loss):
+    seen = []
+    result = stylize(smooth_image(32, 32), [stripes(32, 32)], loss, size=32, iterations=6,
+                     average=3, on_iteration=lambda size, i, img: seen.append(img.clone()),
+                     progress=False)
+    torch.testing.assert_close(result.image, torch.stack(seen[-3:]).mean(0).clamp(0, 1))
+
+
+def test_style_weight_schedule_is_linear():
+    assert style_weight_factor(0, 11, 0.0) == 1.0
+    assert style_weight_factor(5, 11, 0.0) == pytest.approx(0.5)
+    assert style_weight_factor(10, 11, 0.0) == 0.0
+    assert style_weight_factor(10, 11, 1.0) == 1.0
+
+
+def test_decaying_style_weight_is_used(loss):
+    args = (smooth_image(32, 32), [stripes(32, 32)], loss)
+    const = stylize(*args, size=32, iterations=4, progress=False)
+    decay = stylize(*args, size=32, iterations=4, style_weight_end=0.25, progress=False)
+    assert decay.losses[0][0]["style"] == pytest.approx(const.losses[0][0]["style"])
+    assert decay.losses[0][-1]["style"] < const.losses[0][-1]["style"]
+
+
+def test_noise_init_is_seeded(loss):
+    args = (smooth_image(32, 32), [stripes(32, 32)], loss)
+    kw = dict(size=32, iterations=2, init="noise", progress=False)
+    a, b = stylize(*args, seed=1, **kw), stylize(*args, seed=1, **kw)
+    c = stylize(*args, seed=2, **kw)
+    torch.testing.assert_close(a.image, b.image)
+    assert (a.image - c.image).abs().max() > 0.1
+
+
+def test_style_init_starts_from_the_painting(loss):
+    result = stylize(smooth_image(32, 32), [stripes(32, 32)], loss, size=32, iterations=1,
+                     init="style", progress=False)
+    assert result.losses[0][0]["style"] < 1e-3 * result.losses[0][0]["content"]
+
+
+def test_bad_options_are_rejected(loss):
+    with pytest.raises(ValueError, match="optimizer"):
+        stylize(smooth_image(8, 8), [stripes(8, 8)], loss, optimizer="sgd")
+    with pytest.raises(ValueError, match="init"):
+        stylize(smooth_image(8, 8), [stripes(8, 8)], loss, init="zeros")
+
+
+def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "fastnst.gatys", *args], capture_output=True,
+                          text=True, env=env, timeout=300)
+
+
+def test_cli_with_a_style_image_path_writes_result_and_intermediates(vgg_weights, tmp_path):
+    content, style = tmp_path / "photo.png", tmp_path / "my painting.png"
+    write_image(smooth_image(40, 56), content)
+    write_image(stripes(64, 64), style)
+    out = tmp_path / "out" / "result.jpg"
+    proc = _cli(f"content={content}", f"style={style}", f"output={out}", "size=48",
+                "iterations=4", "save_every=2", "levels=2", "progress=false")
+    assert proc.returncode == 0, proc.stderr
+    assert read_image(out).shape == (1, 3, 34, 48)
+    names = sorted(p.name for p in out.parent.iterdir())
+    assert names == ["result.24px.iter0002.jpg", "result.24px.iter0004.jpg",
+                     "result.48px.iter0002.jpg", "result.48px.iter0004.jpg", "result.jpg"]
+    assert f"wrote {out}" in proc.stdout
+
+
+def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path):
+    content = tmp_path / "photo.png"
+    write_image(smooth_image(32, 32), content)
+    proc = _cli(f"content={content}", "style=starry_night", "blend={the_scream: 0.5}",
+                "size=32", "iterations=2", "preserve_color=true", "progress=false",
+                env_extra={"FASTNST_STYLE_DIR": str(style_dir)})
+    assert proc.returncode == 0, proc.stderr
+    # Relative output: <photo stem>_<style>.png in the working directory.
+    assert "wrote photo_starry_night.png" in proc.stdout
+    os.remove("photo_starry_night.png")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["content=/no/such/photo.jpg"], "/no/such/photo.jpg: no such file"),
+    ([], "no content image"),
+    (["style=/no/such/painting.jpg", "content=PHOTO"], "painting.jpg not found"),
+])
+def test_cli_errors_are_one_line_with_non_zero_exit(vgg_weights, tmp_path, args, message):
+    content = tmp_path / "photo.png"
+    write_image(smooth_image(16, 16), content)
+    args = [a.replace("PHOTO", str(content)) for a in args]
+    proc = _cli(*args, "progress=false")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
