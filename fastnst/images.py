@@ -63,23 +63,32 @@ def read_image(path: str | os.PathLike[str], max_size: int | None = None,
 def _open(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
     if path.is_dir():
         raise ImageError(path, "is a directory, not an image file")
+    # Pillow warns about oddities it works around (corrupt EXIF, bomb-sized images): a file
+    # here is either read or refused with an ImageError, so its warnings are only noise.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        img = _decode(path, max_size, max_pixels)
+        with contextlib.suppress(Exception):  # a broken EXIF block should not cost the picture
+            img = ImageOps.exif_transpose(img)
+    return img
+
+
+def _decode(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise ImageError(path, "empty file (0 bytes)")
-        with warnings.catch_warnings():
-            # We apply our own pixel limit below; Pillow's warning would only be noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
-            width, height = img.size
-            if width * height > max_pixels:
-                raise ImageError(path, f"image is {width}x{height} ({width * height / 1e6:.0f} MP),"
-                                       f" over the {max_pixels / 1e6:.0f} MP limit")
-            if width == 0 or height == 0:
-                raise ImageError(path, f"image has no pixels ({width}x{height})")
-            if max_size is not None and img.format == "JPEG":
-                # Decode at a reduced scale (1/2, 1/4, 1/8): fast and light on memory.
-                img.draft(None, (max_size, max_size))
-            img.load()
+        img = Image.open(path)
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageError(path, f"image is {width}x{height} ({width * height / 1e6:.0f} MP),"
+                                   f" over the {max_pixels / 1e6:.0f} MP limit")
+        if width == 0 or height == 0:
+            raise ImageError(path, f"image has no pixels ({width}x{height})")
+        if max_size is not None and img.format == "JPEG":
+            # Decode at a reduced scale (1/2, 1/4, 1/8): fast and light on memory.
+            img.draft(None, (max_size, max_size))
+        img.load()
+        return img
     except ImageError:
         raise
     except FileNotFoundError:
@@ -96,9 +105,6 @@ def _open(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
         raise ImageError(path, f"corrupt or truncated image ({e})") from None
     except Exception as e:  # Pillow raises many types on hostile headers
         raise ImageError(path, f"corrupt image ({type(e).__name__}: {e})") from None
-    with contextlib.suppress(Exception):  # a broken EXIF block should not cost the picture
-        img = ImageOps.exif_transpose(img)
-    return img
 
 
 def _to_tensor(img: Image.Image) -> torch.Tensor:

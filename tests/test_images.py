@@ -200,3 +200,57 @@ def test_pixel_limit_is_configurable(tmp_path):
     with pytest.raises(ImageError, match="over the"):
         read_image(path, max_pixels=100)
     assert images.MAX_PIXELS > 8000 * 6000  # a 48 MP photo is fine by default
+
+
+# --- property-based: any bytes give an image or an ImageError; valid images read back right ---
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TMP_OK = [HealthCheck.function_scoped_fixture]  # each example overwrites its own file
+
+_HEADERS = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff\xe0", b"GIF89a", b"RIFF\x00\x00\x00\x00WEBP",
+            b"II*\x00", b"BM"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=_TMP_OK)
+@given(header=st.sampled_from(_HEADERS), body=st.binary(max_size=2048))
+def test_any_bytes_give_an_image_or_an_image_error(tmp_path, header, body):
+    path = tmp_path / "fuzz.img"
+    path.write_bytes(header + body)
+    try:
+        x = read_image(path)
+    except ImageError as e:
+        assert str(e).startswith(f"{path}: ") and "\n" not in str(e)
+    else:
+        assert x.dim() == 4 and x.shape[:2] == (1, 3)
+        assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=_TMP_OK)
+@given(width=st.integers(1, 40), height=st.integers(1, 40),
+       mode=st.sampled_from(["RGB", "L", "RGBA", "P"]), suffix=st.sampled_from([".png", ".tif",
+                                                                               ".bmp", ".gif"]),
+       seed=st.integers(0, 2**16))
+def test_random_valid_images_read_back_exactly(tmp_path, width, height, mode, suffix, seed):
+    if suffix == ".bmp" and mode == "RGBA":
+        mode = "RGB"
+    rgb = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb)
+    if mode == "P" or suffix == ".gif":
+        img = img.convert("P", palette=Image.Palette.ADAPTIVE)
+        expected = np.asarray(img.convert("RGB"))
+    elif mode == "L":
+        img = img.convert("L")
+        expected = np.repeat(np.asarray(img)[..., None], 3, axis=2)
+    elif mode == "RGBA":
+        img = img.convert("RGBA")  # fully opaque: compositing must not change anything
+        expected = rgb
+    else:
+        expected = rgb
+    path = tmp_path / f"valid{suffix}"
+    img.save(path)
+    x = read_image(path)
+    assert x.shape == (1, 3, height, width)
+    got = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(got, expected)

@@ -1,0 +1,84 @@
+"""Benchmark the Gatys baseline: seconds per L-BFGS iteration, and the loss after N iterations.
+
+    python scripts/bench_gatys.py   # reads ../shared, or FASTNST_VGG19 and FASTNST_STYLE_DIR
+
+Prints two Markdown tables. The loss uses each style's own config (conf/style/<name>.yaml).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+from fastnst.gatys import stylize
+from fastnst.images import read_image
+from fastnst.style_images import load_style_image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def build_loss(style: str, device: torch.device):
+    with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
+        cfg = compose(config_name="gatys", overrides=[f"style={style}"])
+    return instantiate(cfg.loss).to(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
+    parser.add_argument("--photos", nargs="+", default=["chicago.jpg", "golden_gate.jpg",
+                                                        "kodim23.jpg"])
+    parser.add_argument("--styles", nargs="+", default=["starry_night", "the_scream"])
+    parser.add_argument("--timing-sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--timing-iterations", type=int, default=10)
+    parser.add_argument("--curve-size", type=int, default=256, help="long side for loss curves")
+    parser.add_argument("--after", type=int, nargs="+", default=[50, 100, 300, 500])
+    parser.add_argument("--init", default="content", choices=["content", "noise"])
+    args = parser.parse_args()
+    os.environ.setdefault("FASTNST_VGG19", str(SHARED / "weights" /
+                                               "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"))
+    os.environ.setdefault("FASTNST_STYLE_DIR", str(SHARED / "data" / "styles"))
+
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}; CPU: {cpu}"
+          + (f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+
+    photo = read_image(args.eval_dir / args.photos[0])
+    style_image = load_style_image(args.styles[0])
+    print("\n| device | size (long side) | s / L-BFGS iteration |\n|---|---|---|")
+    for device in devices:
+        loss = build_loss(args.styles[0], device)
+        for size in args.timing_sizes:
+            stylize(photo, [style_image], loss, size=size, iterations=2, progress=False)  # warm-up
+            r = stylize(photo, [style_image], loss, size=size, iterations=args.timing_iterations,
+                        progress=False)
+            print(f"| {device.type} | {size} | {r.seconds / r.iterations:.3f} |", flush=True)
+
+    device = devices[-1]
+    after = sorted(args.after)
+    print(f"\nTotal loss after N L-BFGS iterations ({args.curve_size} px, init {args.init},"
+          f" {device.type}):\n")
+    print("| photo | style | start | " + " | ".join(f"{n}" for n in after) + " | seconds |")
+    print("|---|---|---|" + "---|" * len(after) + "---|")
+    for style in args.styles:
+        loss = build_loss(style, device)
+        style_image = load_style_image(style)
+        for name in args.photos:
+            photo = read_image(args.eval_dir / name)
+            r = stylize(photo, [style_image], loss, size=args.curve_size, iterations=after[-1],
+                        init=args.init, progress=False)
+            curve = r.losses[0]
+            cells = " | ".join(f"{curve[n]['total']:.4g}" for n in after)
+            print(f"| {name} | {style} | {curve[0]['total']:.4g} | {cells} | {r.seconds:.0f} |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Style configs and style images: lookup order, checked download, `style=<path>` overrides."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from conftest import stripes
+
+from fastnst.download import cache_dir
+from fastnst.images import write_image
+from fastnst.style_images import (
+    StyleError,
+    expand_style_path,
+    find_style_image,
+    load_style_image,
+    style_config,
+    style_names,
+)
+
+SHIPPED_IMAGES = {"starry_night", "great_wave", "the_scream", "composition_vii", "shipwreck",
+                  "udnie", "woman_with_hat", "la_muse", "rain_princess", "mosaic", "candy",
+                  "feathers"}
+
+
+def test_every_style_config_is_complete():
+    assert set(style_names()) == SHIPPED_IMAGES
+    for name in style_names():
+        cfg = style_config(name)
+        assert cfg.name == name and cfg.image == f"{name}.jpg"
+        assert cfg.url.startswith("https://") and len(cfg.md5) == 32
+        assert cfg.content_weight > 0 and cfg.style_weight > 0 and cfg.tv_weight >= 0
+
+
+def test_every_style_image_is_found_and_matches_its_md5(style_dir):
+    for name in style_names():
+        cfg = style_config(name)
+        path = find_style_image(cfg.image, cfg.url, cfg.md5)
+        assert path.parent == style_dir
+        assert hashlib.md5(path.read_bytes()).hexdigest() == cfg.md5, name
+
+
+def test_unknown_style_lists_the_known_ones():
+    with pytest.raises(StyleError, match=r"unknown style 'picasso'.*starry_night"):
+        style_config("picasso")
+
+
+def test_missing_style_image_says_where_it_looked(tmp_path):
+    with pytest.raises(StyleError, match="FASTNST_STYLE_DIR"):
+        find_style_image("nowhere.jpg")
+
+
+def test_style_image_is_downloaded_into_the_cache_once(tmp_path):
+    served = tmp_path / "served.png"
+    write_image(stripes(16, 16), served)
+    md5 = hashlib.md5(served.read_bytes()).hexdigest()
+    path = find_style_image("painting.png", served.as_uri(), md5)
+    assert path == cache_dir() / "styles" / "painting.png"
+    served.unlink()  # a second lookup finds the cached copy
+    assert find_style_image("painting.png", served.as_uri(), md5) == path
+
+
+def test_style_image_with_a_wrong_checksum_is_refused(tmp_path):
+    served = tmp_path / "served.png"
+    write_image(stripes(16, 16), served)
+    with pytest.raises(StyleError, match="md5"):
+        find_style_image("painting.png", served.as_uri(), "0" * 32)
+
+
+def test_load_style_image_takes_names_and_paths(style_dir, tmp_path):
+    assert load_style_image("mosaic", max_size=64).shape[-1] == 64
+    path = tmp_path / "mine.png"
+    write_image(stripes(20, 30), path)
+    assert load_style_image(str(path)).shape == (1, 3, 20, 30)
+
+
+def test_style_path_override_becomes_the_generic_image_style(tmp_path):
+    from hydra import compose, initialize_config_module
+
+    path = tmp_path / "it's a=b painting.jpg"
+    out = expand_style_path(["content=a.jpg", f"style={path}"])
+    assert out[0] == "content=a.jpg" and out[1] == "style=image"
+    with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
+        cfg = compose(config_name="gatys", overrides=out)
+    assert cfg.style.image == str(path) and cfg.style.name == "it's a=b painting"
+    assert expand_style_path(["style=starry_night"]) == ["style=starry_night"]
