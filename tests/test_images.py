@@ -121,6 +121,13 @@ def test_write_then_read_round_trips(tmp_path, suffix):
     assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]  # no temp file left
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    path = write_image(torch.rand(1, 3, 4, 4), tmp_path / "out.png")
+    assert path.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777  # not mkstemp's 0600
+
+
 def test_write_rejects_unknown_suffix(tmp_path):
     with pytest.raises(ImageError, match=r"out\.xyz: unknown output format"):
         write_image(torch.rand(1, 3, 4, 4), tmp_path / "out.xyz")
