@@ -1,0 +1,110 @@
+"""Training data: random square crops of the photos in a folder, as a LightningDataModule.
+
+Unreadable files never stop a run: each is skipped with one warning, and batches simply come out
+smaller. A missing or empty folder is an error before training starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from fastnst.images import IMAGE_SUFFIXES, ImageError, read_image, resize
+
+log = logging.getLogger(__name__)
+
+
+class DataError(ValueError):
+    """A training folder that cannot be used; the message names it."""
+
+
+def find_images(root: str | os.PathLike[str]) -> list[Path]:
+    """All image files under `root` (recursive, by suffix, hidden files skipped), sorted."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: training folder not found (set data.root or FASTNST_TRAIN_DIR)")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                   and not p.name.startswith(".") and p.is_file())
+    if not files:
+        raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def random_crop(image: torch.Tensor, size: int, generator: torch.Generator | None = None
+                ) -> torch.Tensor:
+    """Scale `(1, 3, H, W)` so its short side is `size`, then take a random `size` square,
+    flipped left-right half of the time."""
+    h, w = image.shape[-2:]
+    scale = size / min(h, w)
+    image = resize(image, (max(size, round(h * scale)), max(size, round(w * scale))))
+    h, w = image.shape[-2:]
+    top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
+    left = int(torch.randint(0, w - size + 1, (1,), generator=generator))
+    crop = image[..., top:top + size, left:left + size]
+    if torch.rand(1, generator=generator) < 0.5:
+        crop = crop.flip(-1)
+    return crop
+
+
+class PhotoFolder(Dataset):
+    """Square crops `(3, size, size)` of `files`; an unreadable file gives None (and a warning)."""
+
+    def __init__(self, files: list[Path], crop_size: int) -> None:
+        self.files = files
+        self.crop_size = crop_size
+        self.warned: set[Path] = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> torch.Tensor | None:
+        path = self.files[index]
+        try:
+            image = read_image(path, max_size=4 * self.crop_size)
+        except ImageError as e:
+            if path not in self.warned:
+                self.warned.add(path)
+                log.warning("skipping unreadable training image %s", e)
+            return None
+        return random_crop(image, self.crop_size)[0]
+
+
+def collate_readable(items: list[torch.Tensor | None]) -> tuple[torch.Tensor, int]:
+    """Stack the readable crops; also return how many items were skipped."""
+    good = [x for x in items if x is not None]
+    batch = torch.stack(good) if good else torch.empty(0)
+    return batch, len(items) - len(good)
+
+
+class PhotoDataModule(pl.LightningDataModule):
+    """Batches of random crops from every image under `root`.
+
+    crop_size: side of the square crops (pixels); batch_size: crops per step; workers: loader
+    processes (0 loads in the training process).
+    """
+
+    def __init__(self, root: str | os.PathLike[str], crop_size: int = 256, batch_size: int = 4,
+                 workers: int = 2) -> None:
+        super().__init__()
+        self.root = Path(root).expanduser()
+        self.crop_size = crop_size
+        self.batch_size = batch_size
+        self.workers = workers
+        self.train_set: PhotoFolder | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = PhotoFolder(find_images(self.root), self.crop_size)
+            log.info("training on %d images under %s", len(self.train_set), self.root)
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        assert self.train_set is not None
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
+                          drop_last=True, num_workers=self.workers,
+                          persistent_workers=self.workers > 0, collate_fn=collate_readable)

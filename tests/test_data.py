@@ -1,0 +1,76 @@
+"""Training data: folder scanning, random crops, corrupt files skipped, clear folder errors."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from conftest import smooth_image
+
+from fastnst.data import DataError, PhotoDataModule, PhotoFolder, find_images, random_crop
+from fastnst.images import write_image
+
+
+def _folder(tmp_path, good: int = 6, corrupt: int = 2):
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    for i in range(good):
+        write_image(smooth_image(40 + 4 * i, 64, seed=i), root / ("sub" if i % 2 else ".") /
+                    f"p{i}.{'jpg' if i % 3 else 'png'}")
+    for i in range(corrupt):
+        (root / f"broken{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (root / "notes.txt").write_text("not an image")
+    (root / ".hidden.jpg").write_bytes(b"")
+    return root
+
+
+def test_find_images_is_recursive_sorted_and_skips_non_images(tmp_path):
+    root = _folder(tmp_path)
+    files = find_images(root)
+    assert len(files) == 8 and files == sorted(files)
+    assert {f.name for f in files if f.parent.name == "sub"} == {"p1.jpg", "p3.png", "p5.jpg"}
+
+
+def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match=f"{tmp_path / 'nope'}: training folder not found"):
+        find_images(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        PhotoDataModule(tmp_path / "empty").setup()
+
+
+@pytest.mark.parametrize(("h", "w"), [(40, 64), (64, 40), (10, 12), (32, 32)])
+def test_random_crop_gives_a_square_of_the_asked_size(h, w):
+    crop = random_crop(smooth_image(h, w), 32)
+    assert crop.shape == (1, 3, 32, 32)
+
+
+def test_random_crops_vary_and_are_seeded():
+    image = smooth_image(48, 96)
+    a = random_crop(image, 32, torch.Generator().manual_seed(1))
+    b = random_crop(image, 32, torch.Generator().manual_seed(1))
+    c = random_crop(image, 32, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_corrupt_file_gives_none_and_one_warning(tmp_path, caplog):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"garbage")
+    dataset = PhotoFolder([bad], 16)
+    with caplog.at_level(logging.WARNING):
+        assert dataset[0] is None and dataset[0] is None
+    warnings = [r for r in caplog.records if "bad.jpg" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_loader_trains_on_the_readable_rest(tmp_path):
+    data = PhotoDataModule(_folder(tmp_path), crop_size=24, batch_size=4, workers=0)
+    good = skipped = 0
+    for batch, n_skipped in data.train_dataloader():
+        assert batch.shape[1:] == (3, 24, 24)
+        assert float(batch.min()) >= 0 and float(batch.max()) <= 1
+        good += batch.shape[0]
+        skipped += n_skipped
+    assert (good, skipped) == (6, 2)  # 8 files, 2 batches of 4, corrupt ones dropped
