@@ -181,7 +181,7 @@ def run(cfg: DictConfig) -> Path:
     device = resolve_device(cfg.device)
     content_path = Path(cfg.content)
     output = Path(cfg.output or f"{content_path.stem}_{cfg.style.name}.png")
-    content = read_image(content_path, max_size=cfg.max_input_size)
+    content = read_image(content_path, max_size=cfg.size)  # the result's size: decode no more
     style_max = max(16, round(cfg.size * cfg.style_scale))
     main_style = find_style_image(cfg.style.image, cfg.style.get("url"), cfg.style.get("md5"))
     styles = [read_image(main_style, max_size=style_max)]

@@ -199,3 +199,17 @@ def test_download_with_wrong_md5_leaves_nothing_behind(tmp_path):
     assert list(dest.parent.iterdir()) == []
     good = hashlib.md5(b"abc").hexdigest()
     assert download(source.as_uri(), dest, md5=good).read_bytes() == b"abc"
+
+
+def test_torchvision_weights_switch_to_the_torchvision_input_convention(monkeypatch):
+    state = {f"features.{k}": torch.full_like(v, 0.01)
+             for k, v in vgg19(weights=None).features.state_dict().items()}
+    monkeypatch.setattr(vgg, "_load_torchvision", lambda: state)  # no download in tests
+    net = VGGFeatures(["conv1_1"], weights="torchvision")
+    assert net.convention == "torchvision" and net.order == [0, 1, 2]
+    image = torch.rand(1, 3, 8, 8)
+    expected = torch.nn.functional.conv2d(
+        (image - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1),
+        state["features.0.weight"], state["features.0.bias"], padding=1)
+    torch.testing.assert_close(net(image)["conv1_1"], expected)
