@@ -155,6 +155,7 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickle_payload_in_a_weights_file_is_never_executed(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
