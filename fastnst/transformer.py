@@ -9,13 +9,15 @@ size.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-MIN_SIDE = 16  # pixels the network works on at least (the 9x9 reflection pads need > 4 at 1/4)
+# The network works on at least this many pixels a side: a reflection pad must be smaller than
+# its input (the 9x9 convs pad 4 at full size, the 3x3 convs pad 1 at quarter size).
+MIN_SIDE = 16
 
 
 @dataclass(frozen=True)
@@ -25,9 +27,6 @@ class TransformerConfig:
 
     channels: int = 32
     blocks: int = 5
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -52,15 +51,10 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-class Upsample(nn.Module):
+def _upsample(c_in: int, c_out: int) -> nn.Sequential:
     """Nearest-neighbour x2 resize, then conv + instance norm + ReLU."""
-
-    def __init__(self, c_in: int, c_out: int) -> None:
-        super().__init__()
-        self.conv = _conv_norm_relu(c_in, c_out, 3)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    return nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
+                         _conv_norm_relu(c_in, c_out, 3))
 
 
 class TransformerNet(nn.Module):
@@ -73,7 +67,8 @@ class TransformerNet(nn.Module):
         self.encoder = nn.Sequential(_conv_norm_relu(3, c, 9), _conv_norm_relu(c, 2 * c, 3, 2),
                                      _conv_norm_relu(2 * c, 4 * c, 3, 2))
         self.residuals = nn.Sequential(*(ResidualBlock(4 * c) for _ in range(self.config.blocks)))
-        self.decoder = nn.Sequential(Upsample(4 * c, 2 * c), Upsample(2 * c, c), _conv(c, 3, 9))
+        self.decoder = nn.Sequential(_upsample(4 * c, 2 * c), _upsample(2 * c, c),
+                                     _conv(c, 3, 9))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
