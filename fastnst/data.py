@@ -14,7 +14,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from fastnst.images import IMAGE_SUFFIXES, ImageError, read_image, resize
+from fastnst.images import IMAGE_SUFFIXES, ImageError, read_image, resize, resize_long_side
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,10 @@ class DataError(ValueError):
     """A training folder that cannot be used; the message names it."""
 
 
-def find_images(root: str | os.PathLike[str]) -> list[Path]:
+def find_images(root: str | os.PathLike[str] | None) -> list[Path]:
     """All image files under `root` (recursive, by suffix, hidden files skipped), sorted."""
+    if root is None:
+        raise DataError("no training folder: set data.root=PHOTOS or FASTNST_TRAIN_DIR")
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: training folder not found (set data.root or FASTNST_TRAIN_DIR)")
@@ -35,12 +37,12 @@ def find_images(root: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def random_crop(image: torch.Tensor, size: int, generator: torch.Generator | None = None
-                ) -> torch.Tensor:
-    """Scale `(1, 3, H, W)` so its short side is `size`, then take a random `size` square,
-    flipped left-right half of the time."""
+def random_crop(image: torch.Tensor, size: int, generator: torch.Generator | None = None,
+                short_side: int | None = None) -> torch.Tensor:
+    """Scale `(1, 3, H, W)` so its short side is `short_side` (default and minimum: `size`),
+    then take a random `size` square, flipped left-right half of the time."""
     h, w = image.shape[-2:]
-    scale = size / min(h, w)
+    scale = max(size, short_side or size) / min(h, w)
     image = resize(image, (max(size, round(h * scale)), max(size, round(w * scale))))
     h, w = image.shape[-2:]
     top = int(torch.randint(0, h - size + 1, (1,), generator=generator))
@@ -52,11 +54,13 @@ def random_crop(image: torch.Tensor, size: int, generator: torch.Generator | Non
 
 
 class PhotoFolder(Dataset):
-    """Square crops `(3, size, size)` of `files`; an unreadable file gives None (and a warning)."""
+    """Square crops `(3, size, size)` of `files`, taken after scaling the short side to
+    `short_side`; an unreadable file gives None (and a warning)."""
 
-    def __init__(self, files: list[Path], crop_size: int) -> None:
+    def __init__(self, files: list[Path], crop_size: int, short_side: int | None = None) -> None:
         self.files = files
         self.crop_size = crop_size
+        self.short_side = max(crop_size, short_side or crop_size)
         self.warned: set[Path] = set()
 
     def __len__(self) -> int:
@@ -65,13 +69,13 @@ class PhotoFolder(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor | None:
         path = self.files[index]
         try:
-            image = read_image(path, max_size=4 * self.crop_size)
+            image = read_image(path, max_size=4 * self.short_side)
         except ImageError as e:
             if path not in self.warned:
                 self.warned.add(path)
                 log.warning("skipping unreadable training image %s", e)
             return None
-        return random_crop(image, self.crop_size)[0]
+        return random_crop(image, self.crop_size, short_side=self.short_side)[0]
 
 
 def collate_readable(items: list[torch.Tensor | None]) -> tuple[torch.Tensor, int]:
@@ -84,22 +88,31 @@ def collate_readable(items: list[torch.Tensor | None]) -> tuple[torch.Tensor, in
 class PhotoDataModule(pl.LightningDataModule):
     """Batches of random crops from every image under `root`.
 
-    crop_size: side of the square crops (pixels); batch_size: crops per step; workers: loader
-    processes (0 loads in the training process).
+    crop_size: side of the square crops (pixels); short_side: photos are scaled to this short
+    side before cropping (null: crop_size, i.e. crops span the photo's short side); batch_size:
+    crops per step; workers: loader processes (0 loads in the training process). val: a folder
+    of validation photos (null: the first training photos); val_count: how many; val_size: their
+    long side (pixels).
     """
 
-    def __init__(self, root: str | os.PathLike[str], crop_size: int = 256, batch_size: int = 4,
-                 workers: int = 2) -> None:
+    def __init__(self, root: str | os.PathLike[str] | None, crop_size: int = 256,
+                 short_side: int | None = None, batch_size: int = 4, workers: int = 2,
+                 val: str | os.PathLike[str] | None = None, val_count: int = 4,
+                 val_size: int = 256) -> None:
         super().__init__()
-        self.root = Path(root).expanduser()
+        self.root = None if root is None else Path(root).expanduser()
         self.crop_size = crop_size
+        self.short_side = short_side
         self.batch_size = batch_size
         self.workers = workers
+        self.val = val
+        self.val_count = val_count
+        self.val_size = val_size
         self.train_set: PhotoFolder | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
-            self.train_set = PhotoFolder(find_images(self.root), self.crop_size)
+            self.train_set = PhotoFolder(find_images(self.root), self.crop_size, self.short_side)
             log.info("training on %d images under %s", len(self.train_set), self.root)
 
     def train_dataloader(self) -> DataLoader:
@@ -108,3 +121,20 @@ class PhotoDataModule(pl.LightningDataModule):
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True,
                           drop_last=True, num_workers=self.workers,
                           persistent_workers=self.workers > 0, collate_fn=collate_readable)
+
+    def val_images(self) -> list[tuple[Path, torch.Tensor]]:
+        """The fixed validation photos: `(path, (1, 3, H, W))` pairs, long side `val_size`.
+
+        Taken from `val` when set, else the first training photos; unreadable ones are skipped.
+        """
+        files = find_images(self.val) if self.val is not None else find_images(self.root)
+        photos: list[tuple[Path, torch.Tensor]] = []
+        for path in files:
+            if len(photos) == self.val_count:
+                break
+            try:
+                photos.append((path, resize_long_side(read_image(path, max_size=self.val_size),
+                                                      self.val_size)))
+            except ImageError as e:
+                log.warning("skipping unreadable validation image %s", e)
+        return photos

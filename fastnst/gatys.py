@@ -173,7 +173,7 @@ def run(cfg: DictConfig) -> Path:
     import hydra
 
     from fastnst.device import resolve_device
-    from fastnst.style_images import find_style_image, load_style_image
+    from fastnst.style_images import load_style_image, read_style_image
 
     if not cfg.content:
         raise ValueError("no content image: give content=PHOTO")
@@ -183,8 +183,7 @@ def run(cfg: DictConfig) -> Path:
     output = Path(cfg.output or f"{content_path.stem}_{cfg.style.name}.png")
     content = read_image(content_path, max_size=cfg.size)  # the result's size: decode no more
     style_max = max(16, round(cfg.size * cfg.style_scale))
-    main_style = find_style_image(cfg.style.image, cfg.style.get("url"), cfg.style.get("md5"))
-    styles = [read_image(main_style, max_size=style_max)]
+    styles = [read_style_image(cfg.style, max_size=style_max)]
     weights = [1.0]
     for spec, weight in (cfg.blend or {}).items():
         styles.append(load_style_image(str(spec), max_size=style_max))

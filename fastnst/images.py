@@ -182,3 +182,18 @@ def to_pil(image: torch.Tensor) -> Image.Image:
         raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(image.shape)}")
     arr = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
     return Image.fromarray(arr.permute(1, 2, 0).cpu().numpy())
+
+
+def grid(rows: list[list[torch.Tensor]], cell: int, gap: int = 4) -> torch.Tensor:
+    """Tile images `(1, 3, h, w)` (each at most `cell` pixels a side) into one `(1, 3, H, W)`
+    image: row by row, each centred in a `cell` square, `gap` white pixels between cells."""
+    columns = max(len(row) for row in rows)
+    out = torch.ones(1, 3, len(rows) * (cell + gap) - gap, columns * (cell + gap) - gap)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            h, w = image.shape[-2:]
+            if h > cell or w > cell:
+                raise ValueError(f"grid cell is {cell} px, image is {w}x{h}")
+            top, left = r * (cell + gap) + (cell - h) // 2, c * (cell + gap) + (cell - w) // 2
+            out[..., top:top + h, left:left + w] = image.detach().float().cpu()
+    return out

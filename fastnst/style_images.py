@@ -70,8 +70,13 @@ def load_style_image(spec: str, max_size: int | None = None) -> torch.Tensor:
     """`spec` is a style name or an image path -> `(1, 3, H, W)` in [0, 1]."""
     if is_image_path(spec):
         return read_image(find_style_image(spec), max_size=max_size)
-    cfg = style_config(spec)
-    path = find_style_image(cfg.image, cfg.get("url"), cfg.get("md5"))
+    return read_style_image(style_config(spec), max_size=max_size)
+
+
+def read_style_image(style: DictConfig, max_size: int | None = None) -> torch.Tensor:
+    """The image of a style config (`image`, `url`, `md5` keys) -> `(1, 3, H, W)` in [0, 1],
+    its long side at most `max_size` pixels."""
+    path = find_style_image(style.image, style.get("url"), style.get("md5"))
     return read_image(path, max_size=max_size)
 
 

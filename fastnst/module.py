@@ -1,0 +1,148 @@
+"""The LightningModule that trains a TransformerNet against the perceptual loss of one style.
+
+Logs the weighted loss terms and images/s every step, and every `sample_every` steps stylizes the
+fixed validation photos: their losses are logged as `val/*`, and a grid (photos above, results
+below) goes to TensorBoard and to `<sample_dir>/step_NNNNNN.jpg`. The VGG loss network is never
+written into checkpoints: it is fixed, big (80 MB), and rebuilt from its weights file.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.utilities import grad_norm
+
+from fastnst.images import grid, write_image
+from fastnst.losses import PerceptualLoss
+from fastnst.transformer import TransformerConfig, TransformerNet
+
+LOSS_PREFIX = "loss."  # state-dict keys of the loss network, left out of checkpoints
+
+
+def lr_factor(step: int, warmup: int, total: int, final: float) -> float:
+    """Learning-rate multiplier: linear warm-up over `warmup` steps, then cosine decay to `final`
+    at step `total` (total <= 0: no decay)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if total <= warmup:
+        return 1.0
+    t = min(1.0, (step - warmup) / (total - warmup))
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+class StyleTransferModule(pl.LightningModule):
+    """Johnson et al.'s training: a TransformerNet minimising `loss` against `style_image`.
+
+    lr: Adam's peak learning rate; warmup_steps: linear warm-up; final_lr: the learning rate's
+    factor at the last step (cosine decay over the trainer's max_steps); val_photos: fixed
+    `(1, 3, H, W)` photos stylized every `sample_every` steps (0: never); sample_dir: where their
+    grids go.
+    """
+
+    def __init__(self, config: TransformerConfig, loss: PerceptualLoss, style_image: torch.Tensor,
+                 lr: float = 1e-3, warmup_steps: int = 100, final_lr: float = 0.1,
+                 val_photos: Sequence[torch.Tensor] = (), sample_every: int = 100,
+                 sample_dir: str | Path | None = None) -> None:
+        super().__init__()
+        self.net = TransformerNet(config)
+        self.loss = loss
+        self.style_image = style_image  # a plain attribute: not in checkpoints
+        self.lr, self.warmup_steps, self.final_lr = lr, warmup_steps, final_lr
+        self.val_photos = list(val_photos)
+        self.sample_every = sample_every
+        self.sample_dir = None if sample_dir is None else Path(sample_dir)
+        self.strict_loading = False  # checkpoints hold no loss-network weights
+        self.skipped_images = 0
+        self.recent: deque[dict[str, float]] = deque(maxlen=50)
+        self._last_batch_end: float | None = None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def on_fit_start(self) -> None:
+        self.loss.set_style([self.style_image.to(self.device)])
+
+    def training_step(self, batch: tuple[torch.Tensor, int], batch_idx: int) -> torch.Tensor | None:
+        images, skipped = batch
+        self.skipped_images += int(skipped)
+        if images.numel() == 0:
+            return None  # every photo of this batch was unreadable: skip the step
+        terms = self.loss(self.net(images), content=images)
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True)
+        self.log("loss", terms["total"].detach(), prog_bar=True, logger=False)
+        self.log("train/skipped_images", float(self.skipped_images), on_step=True)
+        self.recent.append({k: v.item() for k, v in terms.items()})
+        return terms["total"]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Before clipping: shows how often `gradient_clip_val` bites. (No gradients when a
+        # whole batch was unreadable.)
+        norm = grad_norm(self.net, norm_type=2).get("grad_2.0_norm_total")
+        if norm is not None:
+            self.log("train/grad_norm", norm, on_step=True)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        now = time.perf_counter()
+        if self._last_batch_end is not None:
+            images = batch[0].shape[0] * self.trainer.world_size
+            self.log("train/images_per_s", images / (now - self._last_batch_end), on_step=True,
+                     prog_bar=True)
+        self._last_batch_end = now
+        if self.sample_every and self.global_step % self.sample_every == 0:
+            self.write_samples()
+
+    def on_train_end(self) -> None:
+        if self.sample_every and self.global_step % self.sample_every:  # else already written
+            self.write_samples(log=False)  # Lightning allows no logging here
+
+    @torch.no_grad()
+    def write_samples(self, log: bool = True) -> None:
+        """Stylize the validation photos; log their losses and write their grid (rank 0 only)."""
+        if not self.val_photos or not self.trainer.is_global_zero:
+            return
+        outs, totals = [], []
+        for photo in self.val_photos:
+            photo = photo.to(self.device)
+            out = self.net(photo)
+            outs.append(out.float().cpu())
+            totals.append({k: v.item() for k, v in self.loss(out, content=photo).items()})
+        means = {f"val/{k}": sum(t[k] for t in totals) / len(totals) for k in totals[0]}
+        for logger in self.loggers if log else ():
+            logger.log_metrics(means, step=self.global_step)  # exactly this step, rank 0 only
+        cell = max(max(p.shape[-2:]) for p in self.val_photos)
+        image = grid([[p.cpu() for p in self.val_photos], outs], cell)
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples", image[0], self.global_step)
+        if self.sample_dir is not None:
+            write_image(image, self.sample_dir / f"step_{self.global_step:06d}.jpg")
+
+    def final_losses(self) -> dict[str, float]:
+        """Mean weighted loss terms over the last (up to 50) training steps."""
+        if not self.recent:
+            return {}
+        return {k: sum(r[k] for r in self.recent) / len(self.recent) for k in self.recent[0]}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        total, warmup, final = self.trainer.max_steps, self.warmup_steps, self.final_lr
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda step: lr_factor(step, warmup, total, final))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith(LOSS_PREFIX)]:
+            del state[key]
+        checkpoint["fastnst"] = {"skipped_images": self.skipped_images}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_images = int(checkpoint.get("fastnst", {}).get("skipped_images", 0))

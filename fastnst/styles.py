@@ -1,0 +1,82 @@
+"""Style models: a trained TransformerNet as `<style>.safetensors` with its metadata.
+
+The file holds the network's tensors and string metadata: `format` (always MODEL_FORMAT), `style`
+(its name), `architecture` (JSON of TransformerConfig), `io` (the input/output convention), and
+whatever else training records (`training`, `steps`, `losses`, as JSON). Loading never unpickles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from fastnst.files import atomic_path
+from fastnst.transformer import TransformerConfig, TransformerNet
+
+MODEL_FORMAT = "fastnst-transformer-v1"
+IO_CONVENTION = "input and output (N, 3, H, W) RGB float in [0, 1], any H and W"
+
+
+class ModelFileError(ValueError):
+    """A style model file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
+def save_model(net: TransformerNet, path: str | os.PathLike[str], style: str,
+               extra: Mapping[str, Any] | None = None) -> Path:
+    """Write `net` to `path` (atomically) with metadata; `extra` values are stored as JSON."""
+    metadata = {"format": MODEL_FORMAT, "style": style, "io": IO_CONVENTION,
+                "architecture": json.dumps(dataclasses.asdict(net.config))}
+    metadata.update({k: json.dumps(v) for k, v in (extra or {}).items()})
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return path
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a model file: `format`, `style`, `io` as strings, the rest decoded JSON."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except FileNotFoundError:
+        raise ModelFileError(path, "no such file") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelFileError(path, f"not a safetensors model ({e})") from None
+    if raw.get("format") != MODEL_FORMAT:
+        raise ModelFileError(path, f"not a fastnst style model (format {raw.get('format')!r},"
+                                   f" expected {MODEL_FORMAT!r})")
+    try:
+        return {k: v if k in ("format", "style", "io") else json.loads(v) for k, v in raw.items()}
+    except json.JSONDecodeError as e:
+        raise ModelFileError(path, f"malformed metadata ({e})") from None
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
+               ) -> tuple[TransformerNet, dict[str, Any]]:
+    """Read a style model: the network (eval mode, on `device`) and its metadata."""
+    metadata = read_metadata(path)
+    try:
+        config = TransformerConfig(**metadata["architecture"])
+    except (KeyError, TypeError) as e:
+        raise ModelFileError(path, f"bad architecture metadata ({e})") from None
+    net = TransformerNet(config)
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except (RuntimeError, SafetensorError) as e:
+        detail = " ".join(str(e).split())[:300]
+        raise ModelFileError(path, f"weights do not fit architecture {config}: {detail}") from None
+    return net.eval().to(device), metadata

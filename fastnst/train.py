@@ -1,0 +1,185 @@
+"""Train one fast style network: `python -m fastnst.train style=starry_night data.root=PHOTOS`.
+
+Each run writes to its own folder (`outputs/train/<style>/<date_time>/`): the resolved config
+(`.hydra/`), `train.log`, logs (`tensorboard/`, `csv/metrics.csv`), sample grids (`samples/`),
+Lightning checkpoints (`checkpoints/`, every `checkpoint_every` steps and at the end; `last.ckpt`
+the newest) and, at the end, the deployable model `<style>.safetensors`. `resume=true` continues
+the newest run of the same style from its `last.ckpt`, at the same step, learning rate and
+optimizer state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+from fastnst.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+LAST = "last.ckpt"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written to a temporary file and renamed: never half-written."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike[str],
+                        storage_options: Any | None = None) -> None:
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+class CheckpointOnInterrupt(pl.Callback):
+    """On Ctrl-C, write `last.ckpt` (rank 0, no collective calls) and say how to resume.
+
+    Lightning then ends the process with exit status 1."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                     exception: BaseException) -> None:
+        if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
+            return
+        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, self.path)
+        print(f"fastnst-train: interrupted at step {trainer.global_step}; checkpoint {self.path};"
+              " continue with resume=true", file=sys.stderr)
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """Lightning precision for `auto`: bf16-mixed where bf16 is fast (CUDA with bf16, AMX CPUs),
+    16-mixed on other GPUs, else 32-true. Other values are returned as given."""
+    from fastnst.device import bf16_is_fast
+
+    if str(precision) != "auto":
+        return str(precision)
+    cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if bf16_is_fast(torch.device("cuda" if cuda else "cpu")):
+        return "bf16-mixed"
+    return "16-mixed" if cuda else "32-true"
+
+
+def resume_checkpoint(resume: bool | str | None, run_dir: Path) -> Path | None:
+    """The checkpoint to resume from: None (resume false), the given path, or for `true` the
+    newest `last.ckpt` among the other runs beside `run_dir`."""
+    if resume in (None, False, "false", ""):
+        return None
+    if resume is True or str(resume).lower() == "true":
+        found = [p for p in run_dir.parent.glob(f"*/{CHECKPOINTS}/{LAST}")
+                 if p.parents[1] != run_dir]
+        if not found:
+            raise FileNotFoundError(f"resume=true: no {CHECKPOINTS}/{LAST} under"
+                                    f" {run_dir.parent}/*; nothing to resume")
+        return max(found, key=lambda p: p.stat().st_mtime)
+    path = Path(str(resume)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint to resume from not found")
+    return path
+
+
+def run(cfg: DictConfig) -> Path | None:
+    """Train as configured by `conf/train.yaml`; return the model file (None on ranks > 0)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+    from fastnst.images import resize_long_side
+    from fastnst.module import StyleTransferModule
+    from fastnst.style_images import read_style_image
+    from fastnst.styles import save_model
+
+    # The VGG loss network is frozen in eval mode on purpose.
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    ckpt_path = resume_checkpoint(cfg.resume, run_dir)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = instantiate(cfg.data)
+    data.setup()  # a missing or empty folder fails here, before anything heavy
+    val = data.val_images()
+    style_image = resize_long_side(read_style_image(cfg.style), cfg.style_size)
+    module = StyleTransferModule(
+        instantiate(cfg.model), instantiate(cfg.loss), style_image, lr=cfg.optim.lr,
+        warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
+        val_photos=[photo for _, photo in val], sample_every=cfg.sample_every,
+        sample_dir=run_dir / "samples")
+    trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(trainer_args, dict)
+    trainer_args["precision"] = resolve_precision(trainer_args.get("precision", "auto"),
+                                                  str(trainer_args.get("accelerator", "auto")))
+    checkpoints = ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename="step{step:06d}",
+                                  auto_insert_metric_name=False, save_top_k=-1, save_last=True,
+                                  every_n_train_steps=cfg.checkpoint_every)
+    trainer = pl.Trainer(**trainer_args, default_root_dir=run_dir,
+                         callbacks=[checkpoints, LearningRateMonitor("step"),
+                                    CheckpointOnInterrupt(run_dir / CHECKPOINTS / LAST)],
+                         logger=[TensorBoardLogger(run_dir, name="tensorboard", version=""),
+                                 CSVLogger(run_dir, name="csv", version="")],
+                         plugins=[AtomicCheckpointIO()], enable_model_summary=False)
+    if trainer.is_global_zero:
+        log.info("run folder %s; %s, %s precision, style %s at %d px%s", run_dir,
+                 trainer_args.get("accelerator"), trainer_args["precision"], cfg.style.name,
+                 cfg.style_size, f"; resuming from {ckpt_path}" if ckpt_path else "")
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    seconds = time.perf_counter() - start
+    trainer.save_checkpoint(run_dir / CHECKPOINTS / LAST, weights_only=False)
+    if not trainer.is_global_zero:
+        return None
+    losses = module.final_losses()
+    config = OmegaConf.to_container(  # without the `hydra` node that tests compose in
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    path = save_model(module.net, run_dir / f"{cfg.style.name}.safetensors", cfg.style.name,
+                      extra={"training": config, "steps": trainer.global_step,
+                             "losses": losses, "seconds": round(seconds, 1),
+                             "skipped_images": module.skipped_images,
+                             "processes": trainer.world_size})
+    if cfg.output:
+        out = Path(cfg.output)
+        out = out / path.name if out.is_dir() else out
+        with atomic_path(out) as tmp:
+            shutil.copyfile(path, tmp)
+    print(f"wrote {path} after {trainer.global_step} steps in {seconds / 60:.1f} min;"
+          f" loss {losses.get('total', float('nan')):.4g} (mean of the last steps);"
+          f" {module.skipped_images} unreadable images skipped")
+    return path
+
+
+def main() -> None:
+    """Console entry point: `fastnst-train` / `python -m fastnst.train` (Hydra overrides)."""
+    import hydra
+
+    from fastnst.data import DataError
+    from fastnst.images import ImageError
+    from fastnst.style_images import StyleError, expand_style_path
+    from fastnst.vgg import VGGWeightsError
+
+    sys.argv = [sys.argv[0], *expand_style_path(sys.argv[1:])]
+
+    @hydra.main(version_base="1.3", config_path="pkg://fastnst.conf", config_name="train")
+    def _main(cfg: DictConfig) -> None:
+        try:
+            run(cfg)
+        except (DataError, ImageError, StyleError, VGGWeightsError, FileNotFoundError,
+                ValueError) as e:
+            print(f"fastnst-train: error: {e}", file=sys.stderr)
+            sys.exit(1)
+
+    _main()
+
+
+if __name__ == "__main__":
+    main()

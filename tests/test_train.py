@@ -1,0 +1,186 @@
+"""Training: the loss drops, runs resume where they stopped, DDP runs, corrupt photos are skipped,
+and the final model file reloads. Tiny photos and few steps; needs the VGG19 weights."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import smooth_image, stripes
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+
+from fastnst.images import write_image
+from fastnst.module import StyleTransferModule, lr_factor
+from fastnst.style_images import expand_style_path
+from fastnst.styles import load_model, read_metadata
+from fastnst.train import resolve_precision, resume_checkpoint, run
+
+
+@pytest.fixture
+def photos(tmp_path) -> Path:
+    """Eight small photos in nested folders."""
+    root = tmp_path / "photos"
+    for i in range(8):
+        write_image(smooth_image(40 + i, 52, seed=i), root / f"set{i % 2}" / f"p{i}.jpg")
+    return root
+
+
+@pytest.fixture
+def style_image(tmp_path) -> Path:
+    return write_image(stripes(48, 48), tmp_path / "stripes.png")
+
+
+def _overrides(photos: Path, style_image: Path, steps: int, *extra: str) -> list[str]:
+    return [*expand_style_path([f"style={style_image}"]), f"data.root={photos}",
+            "data.crop_size=32", "data.short_side=40", "data.batch_size=2", "data.workers=0",
+            "data.val_count=2", "data.val_size=32", "style_size=48", "sample_every=2",
+            "checkpoint_every=2", "optim.warmup_steps=2", "optim.lr=0.01",
+            f"trainer.max_steps={steps}", "trainer.enable_progress_bar=false",
+            "trainer.log_every_n_steps=1", *extra]
+
+
+def _train(run_dir: Path, overrides: list[str]) -> Path | None:
+    """Run `fastnst.train` in this process, writing to `run_dir`."""
+    with initialize_config_module("fastnst.conf", version_base="1.3"):
+        cfg = compose("train", return_hydra_config=True,
+                      overrides=[*overrides, f"hydra.run.dir={run_dir}",
+                                 f"hydra.runtime.output_dir={run_dir}"])
+    HydraConfig.instance().set_config(cfg)
+    return run(cfg)
+
+
+def _metrics(run_dir: Path, key: str) -> dict[int, float]:
+    """Logged values of `key` by step, from the run's CSV log."""
+    with open(run_dir / "csv" / "metrics.csv") as f:
+        return {int(r["step"]): float(r[key]) for r in csv.DictReader(f) if r.get(key)}
+
+
+def test_lr_warms_up_then_decays_to_its_final_factor():
+    assert lr_factor(0, 10, 100, 0.1) == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100, 0.1) == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100, 0.1) == pytest.approx(0.55)
+    assert lr_factor(100, 10, 100, 0.1) == pytest.approx(0.1)
+    assert lr_factor(5000, 10, -1, 0.1) == 1.0  # no max_steps: constant after warm-up
+
+
+def test_precision_auto_is_fp32_on_cpus_without_fast_bf16(monkeypatch):
+    monkeypatch.setattr("fastnst.device.bf16_is_fast", lambda device: False)
+    assert resolve_precision("auto", "cpu") == "32-true"
+    monkeypatch.setattr("fastnst.device.bf16_is_fast", lambda device: True)
+    assert resolve_precision("auto", "cpu") == "bf16-mixed"
+    assert resolve_precision("16-mixed", "gpu") == "16-mixed"
+
+
+def test_resume_true_finds_the_newest_other_run(tmp_path):
+    runs = tmp_path / "starry"
+    old, new, current = (runs / n / "checkpoints" / "last.ckpt" for n in ("a", "b", "c"))
+    for i, p in enumerate((old, new, current)):
+        p.parent.mkdir(parents=True)
+        p.write_bytes(b"x")
+        os.utime(p, (1000 + i, 1000 + i))
+    assert resume_checkpoint(True, runs / "c") == new
+    assert resume_checkpoint(False, runs / "c") is None
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        resume_checkpoint(True, tmp_path / "elsewhere" / "run")
+    with pytest.raises(FileNotFoundError, match=r"nope\.ckpt"):
+        resume_checkpoint(str(tmp_path / "nope.ckpt"), runs / "c")
+
+
+def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style_image,
+                                                      tmp_path):
+    run_dir = tmp_path / "runs" / "one"
+    model = _train(run_dir, _overrides(photos, style_image, 30))
+    total = _metrics(run_dir, "train/total")
+    assert sorted(total) == list(range(30))
+    first, last = (sum(total[s] for s in steps) / 5 for steps in (range(5), range(25, 30)))
+    assert last < 0.85 * first
+    val = _metrics(run_dir, "val/total")  # the same validation photos every 2 steps
+    assert sorted(val) == list(range(2, 31, 2))
+    assert val[30] < 0.85 * val[2]
+    assert (run_dir / "samples" / "step_000030.jpg").is_file()
+    assert {"step000002.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
+    # The checkpoints leave the 80 MB VGG out.
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    assert state and all(k.startswith("net.") for k in state)
+
+    assert model == run_dir / "stripes.safetensors"
+    net, meta = load_model(model)
+    assert meta["style"] == "stripes" and meta["steps"] == 30
+    assert meta["training"]["model"]["channels"] == 32 and meta["processes"] == 1
+    assert meta["losses"]["total"] < first
+    photo = smooth_image(33, 47)
+    with torch.no_grad():
+        out = net(photo)
+    assert out.shape == photo.shape and 0 <= float(out.min()) <= float(out.max()) <= 1
+
+
+def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
+        vgg_weights, photos, style_image, tmp_path, monkeypatch, capsys):
+    original = StyleTransferModule.on_train_batch_end
+
+    def interrupt_at_step_5(self, *args):
+        original(self, *args)
+        if self.global_step == 5:
+            raise KeyboardInterrupt  # what Ctrl-C does mid-run
+
+    monkeypatch.setattr(StyleTransferModule, "on_train_batch_end", interrupt_at_step_5)
+    runs = tmp_path / "runs"
+    overrides = _overrides(photos, style_image, 10, "optim.final_lr=0.5")
+    with pytest.raises(SystemExit):  # Lightning exits after a Ctrl-C
+        _train(runs / "first", overrides)
+    assert "interrupted at step 5" in capsys.readouterr().err
+    assert not list((runs / "first").glob("*.safetensors"))
+    last = runs / "first" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 5
+
+    monkeypatch.setattr(StyleTransferModule, "on_train_batch_end", original)
+    model = _train(runs / "second", [*overrides, "resume=true"])
+    assert model is not None and read_metadata(model)["steps"] == 10
+    steps = _metrics(runs / "second", "train/total")
+    assert sorted(steps) == list(range(5, 10))  # continued at step 5, not from 0
+    lrs = _metrics(runs / "second", "lr-Adam")
+    assert lrs[5] == pytest.approx(0.01 * lr_factor(5, 2, 10, 0.5))
+    opt = torch.load(runs / "second" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert opt["optimizer_states"][0]["state"][0]["step"] == 10  # Adam's moments carried over
+
+
+def test_corrupt_photos_are_skipped_and_counted(vgg_weights, photos, style_image, tmp_path,
+                                                 caplog):
+    (photos / "empty.jpg").write_bytes(b"")
+    (photos / "set0" / "text.png").write_text("not an image")
+    model = _train(tmp_path / "runs" / "c", _overrides(photos, style_image, 5))
+    assert model is not None
+    meta = read_metadata(model)
+    assert meta["steps"] == 5 and meta["skipped_images"] >= 2  # 10 files, 5 batches of 2
+    warnings = [r.message for r in caplog.records if "unreadable" in r.message]
+    assert any("empty.jpg" in w for w in warnings) and any("text.png" in w for w in warnings)
+
+
+def test_cli_reports_a_missing_folder_in_one_line(tmp_path):
+    env = {**os.environ, "FASTNST_TRAIN_DIR": str(tmp_path / "missing")}
+    proc = subprocess.run([sys.executable, "-m", "fastnst.train", f"hydra.run.dir={tmp_path}/r"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"fastnst-train: error: {tmp_path / 'missing'}: training folder not found"
+        " (set data.root or FASTNST_TRAIN_DIR)")
+
+
+def test_ddp_with_two_cpu_processes(vgg_weights, photos, style_image, tmp_path):
+    run_dir = tmp_path / "ddp"
+    args = _overrides(photos, style_image, 4, "trainer=ddp", "trainer.accelerator=cpu",
+                      "trainer.devices=2", f"hydra.run.dir={run_dir}")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "fastnst.train", *args], capture_output=True,
+                          text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    meta = read_metadata(run_dir / "stripes.safetensors")
+    assert meta["processes"] == 2 and meta["steps"] == 4
+    assert math.isfinite(meta["losses"]["total"])
