@@ -2,7 +2,7 @@
 
 Logs the weighted loss terms and images/s every step, and every `sample_every` steps stylizes the
 fixed validation photos: their losses are logged as `val/*`, and a grid (photos above, results
-below) goes to TensorBoard and to `<sample_dir>/step_NNNNNN.jpg`. The VGG loss network is never
+below) goes to TensorBoard and to `<sample_dir>/step_NNNNNN.png`. The VGG loss network is never
 written into checkpoints: it is fixed, big (80 MB), and rebuilt from its weights file.
 """
 
@@ -123,7 +123,7 @@ class StyleTransferModule(pl.LightningModule):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", image[0], self.global_step)
         if self.sample_dir is not None:
-            write_image(image, self.sample_dir / f"step_{self.global_step:06d}.jpg")
+            write_image(image, self.sample_dir / f"step_{self.global_step:06d}.png")
 
     def final_losses(self) -> dict[str, float]:
         """Mean weighted loss terms over the last (up to 50) training steps."""

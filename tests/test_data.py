@@ -74,3 +74,32 @@ def test_loader_trains_on_the_readable_rest(tmp_path):
         good += batch.shape[0]
         skipped += n_skipped
     assert (good, skipped) == (6, 2)  # 8 files, 2 batches of 4, corrupt ones dropped
+
+
+def test_short_side_crops_a_part_of_the_photo_at_that_scale():
+    # A horizontal ramp: a crop of the photo scaled to short side 64 spans half its width, so
+    # its left-right range of values is about half the ramp's.
+    ramp = torch.linspace(0, 1, 64).expand(1, 3, 32, 64).clone()
+    whole = random_crop(ramp, 16, torch.Generator().manual_seed(0))
+    part = random_crop(ramp, 16, torch.Generator().manual_seed(0), short_side=64)
+    assert part.shape == whole.shape == (1, 3, 16, 16)
+    assert _row_span(part) < 0.6 * _row_span(whole)
+
+
+def _row_span(crop: torch.Tensor) -> float:
+    return float(crop[0, 0, 8].max() - crop[0, 0, 8].min())
+
+
+def test_validation_photos_are_the_first_readable_ones_at_their_size(tmp_path, caplog):
+    root = _folder(tmp_path, good=6, corrupt=2)
+    data = PhotoDataModule(root, val_count=3, val_size=48)
+    with caplog.at_level(logging.WARNING):
+        photos = data.val_images()
+    assert [p.name for p, _ in photos] == ["p0.png", "p2.jpg", "p4.jpg"]  # broken*.jpg skipped
+    assert all(max(image.shape[-2:]) == 48 for _, image in photos)
+    assert sum("broken" in r.message for r in caplog.records) == 2
+
+
+def test_no_training_folder_configured_is_a_clear_error():
+    with pytest.raises(DataError, match=r"set data\.root=PHOTOS or FASTNST_TRAIN_DIR"):
+        PhotoDataModule(None).setup()

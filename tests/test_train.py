@@ -104,7 +104,7 @@ def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style
     val = _metrics(run_dir, "val/total")  # the same validation photos every 2 steps
     assert sorted(val) == list(range(2, 31, 2))
     assert val[30] < 0.85 * val[2]
-    assert (run_dir / "samples" / "step_000030.jpg").is_file()
+    assert (run_dir / "samples" / "step_000030.png").is_file()
     assert {"step000002.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
     # The checkpoints leave the 80 MB VGG out.
     state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

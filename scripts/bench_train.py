@@ -1,0 +1,98 @@
+"""Benchmark training: images/s of a full training step, and the VGG loss network's share of it.
+
+    python scripts/bench_train.py   # reads ../shared, or FASTNST_VGG19 and FASTNST_STYLE_DIR
+
+A step is what fastnst.train does: network forward, perceptual loss (VGG19 on the photo and on the
+result), backward, Adam. The VGG share is 1 - (a step with a trivial loss) / (a full step).
+Prints a Markdown table; CUDA rows are added when a GPU is present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+from fastnst.device import bf16_is_fast
+from fastnst.style_images import read_style_image
+from fastnst.transformer import TransformerNet
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def seconds_per_step(step: Callable[[], None], device: torch.device, repeats: int) -> float:
+    """Median wall time of `step` over `repeats` runs, after two warm-up runs."""
+    times = []
+    for i in range(repeats + 2):
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def train_step(net: TransformerNet, loss: torch.nn.Module, opt: torch.optim.Optimizer,
+               x: torch.Tensor, precision: str, full: bool = True) -> None:
+    """One training step on the batch `x`; `full=False` swaps the VGG loss for a trivial one."""
+    opt.zero_grad(set_to_none=True)
+    autocast = (torch.autocast(x.device.type, dtype=torch.bfloat16) if precision == "bf16"
+                else contextlib.nullcontext())
+    with autocast:
+        out = net(x)
+        total = loss(out, content=x)["total"] if full else out.float().mean()
+    total.backward()
+    opt.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["johnson", "johnson_slim"])
+    parser.add_argument("--crops", type=int, nargs="+", default=[256, 128])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    os.environ.setdefault("FASTNST_VGG19", str(SHARED / "weights" /
+                                               "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"))
+    os.environ.setdefault("FASTNST_STYLE_DIR", str(SHARED / "data" / "styles"))
+
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}; CPU: {cpu}"
+          + (f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    print("\n| device | precision | model | crop | batch | s / step | images / s | VGG share |")
+    print("|---|---|---|---|---|---|---|---|")
+    for device in devices:
+        precisions = ["fp32"] + (["bf16"] if bf16_is_fast(device) else [])
+        for model in args.models:
+            with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
+                cfg = compose(config_name="train", overrides=[f"model={model}"])
+            loss = instantiate(cfg.loss).to(device)
+            loss.set_style([read_style_image(cfg.style, max_size=cfg.style_size).to(device)])
+            net = TransformerNet(instantiate(cfg.model)).to(device)
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+            for precision in precisions:
+                for crop in args.crops:
+                    x = torch.rand(args.batch, 3, crop, crop, device=device)
+                    run = functools.partial(train_step, net, loss, opt, x, precision)
+                    full = seconds_per_step(run, device, args.repeats)
+                    net_only = seconds_per_step(functools.partial(run, full=False), device,
+                                                args.repeats)
+                    print(f"| {device.type} | {precision} | {model} | {crop} | {args.batch} |"
+                          f" {full:.3f} | {args.batch / full:.2f} |"
+                          f" {1 - net_only / full:.0%} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
