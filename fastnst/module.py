@@ -61,7 +61,7 @@ class StyleTransferModule(pl.LightningModule):
         self.sample_dir = None if sample_dir is None else Path(sample_dir)
         self.strict_loading = False  # checkpoints hold no loss-network weights
         self.skipped_images = 0
-        self.recent: deque[dict[str, float]] = deque(maxlen=50)
+        self.recent: deque[dict[str, torch.Tensor]] = deque(maxlen=50)
         self._last_batch_end: float | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -79,7 +79,7 @@ class StyleTransferModule(pl.LightningModule):
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True)
         self.log("loss", terms["total"].detach(), prog_bar=True, logger=False)
         self.log("train/skipped_images", float(self.skipped_images), on_step=True)
-        self.recent.append({k: v.item() for k, v in terms.items()})
+        self.recent.append({k: v.detach() for k, v in terms.items()})  # no GPU sync per step
         return terms["total"]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -95,9 +95,9 @@ class StyleTransferModule(pl.LightningModule):
             images = batch[0].shape[0] * self.trainer.world_size
             self.log("train/images_per_s", images / (now - self._last_batch_end), on_step=True,
                      prog_bar=True)
-        self._last_batch_end = now
         if self.sample_every and self.global_step % self.sample_every == 0:
             self.write_samples()
+        self._last_batch_end = time.perf_counter()  # images/s leaves the samples out
 
     def on_train_end(self) -> None:
         if self.sample_every and self.global_step % self.sample_every:  # else already written
@@ -129,7 +129,8 @@ class StyleTransferModule(pl.LightningModule):
         """Mean weighted loss terms over the last (up to 50) training steps."""
         if not self.recent:
             return {}
-        return {k: sum(r[k] for r in self.recent) / len(self.recent) for k in self.recent[0]}
+        return {k: float(sum(r[k].item() for r in self.recent) / len(self.recent))
+                for k in self.recent[0]}
 
     def configure_optimizers(self) -> dict[str, Any]:
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)

@@ -129,6 +129,9 @@ def run(cfg: DictConfig) -> Path | None:
                          logger=[TensorBoardLogger(run_dir, name="tensorboard", version=""),
                                  CSVLogger(run_dir, name="csv", version="")],
                          plugins=[AtomicCheckpointIO()], enable_model_summary=False)
+    if trainer.is_global_zero and trainer_args.get("accelerator") == "cpu" \
+            and torch.cuda.is_available():
+        log.warning("a GPU is available: trainer=gpu trains at Johnson et al.'s full schedule")
     if trainer.is_global_zero:
         log.info("run folder %s; %s, %s precision, style %s at %d px%s", run_dir,
                  trainer_args.get("accelerator"), trainer_args["precision"], cfg.style.name,

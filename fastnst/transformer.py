@@ -16,8 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 # The network works on at least this many pixels a side: a reflection pad must be smaller than
-# its input (the 9x9 convs pad 4 at full size, the 3x3 convs pad 1 at quarter size).
-MIN_SIDE = 16
+# its input (the 9x9 convs pad 4 at full size; 5 px is still 2 px at quarter size, where the 3x3
+# convs pad 1).
+MIN_SIDE = 5
 
 
 @dataclass(frozen=True)
@@ -51,10 +52,16 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
-def _upsample(c_in: int, c_out: int) -> nn.Sequential:
-    """Nearest-neighbour x2 resize, then conv + instance norm + ReLU."""
-    return nn.Sequential(nn.Upsample(scale_factor=2.0, mode="nearest"),
+class _ResizeConv(nn.Sequential):
+    """Nearest-neighbour resize (x2, or to a given size), then conv + instance norm + ReLU."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__(nn.Upsample(scale_factor=2.0, mode="nearest"),
                          _conv_norm_relu(c_in, c_out, 3))
+
+    def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        x = self[0](x) if size is None else F.interpolate(x, size=size, mode="nearest")
+        return self[1](x)
 
 
 class TransformerNet(nn.Module):
@@ -67,16 +74,22 @@ class TransformerNet(nn.Module):
         self.encoder = nn.Sequential(_conv_norm_relu(3, c, 9), _conv_norm_relu(c, 2 * c, 3, 2),
                                      _conv_norm_relu(2 * c, 4 * c, 3, 2))
         self.residuals = nn.Sequential(*(ResidualBlock(4 * c) for _ in range(self.config.blocks)))
-        self.decoder = nn.Sequential(_upsample(4 * c, 2 * c), _upsample(2 * c, c),
+        self.decoder = nn.Sequential(_ResizeConv(4 * c, 2 * c), _ResizeConv(2 * c, c),
                                      _conv(c, 3, 9))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
-        # Two stride-2 stages: pad to a multiple of 4, and to at least MIN_SIDE so that every
-        # reflection pad has room (replicate works even for 1-pixel images); then crop back, so
-        # the output always has the input's size.
-        pad_h, pad_w = max(MIN_SIDE, h + (-h) % 4) - h, max(MIN_SIDE, w + (-w) % 4) - w
-        x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else image
-        x = self.decoder(self.residuals(self.encoder(x)))
+        # Each upsampling stage resizes to the exact size of the matching encoder stage, so any
+        # H and W come back unchanged, with no size-dependent Python in the graph (the ONNX
+        # export stays dynamic). Images under MIN_SIDE pixels a side are replicate-padded first
+        # (reflection pads need room), then cropped back.
+        if h < MIN_SIDE or w < MIN_SIDE:
+            image = F.pad(image, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)),
+                          mode="replicate")
+        full = self.encoder[0](image)
+        half = self.encoder[1](full)
+        x = self.residuals(self.encoder[2](half))
+        x = self.decoder[0](x, size=half.shape[-2:])
+        x = self.decoder[1](x, size=full.shape[-2:])
         # A sigmoid keeps the output in [0, 1] with gradients everywhere (no dead clamp).
-        return torch.sigmoid(x[..., :h, :w])
+        return torch.sigmoid(self.decoder[2](x)[..., :h, :w])
