@@ -22,6 +22,8 @@ from fastnst.files import atomic_path
 from fastnst.transformer import TransformerConfig, TransformerNet
 
 MODEL_FORMAT = "fastnst-transformer-v1"
+SHIPPED_PACKAGE = "fastnst.checkpoints"  # the repository's checkpoints/ folder, installed
+MODEL_SUFFIXES = (".safetensors", ".onnx")
 IO_CONVENTION = "input and output (N, 3, H, W) RGB float in [0, 1], any H and W"
 
 
@@ -80,3 +82,30 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         detail = " ".join(str(e).split())[:300]
         raise ModelFileError(path, f"weights do not fit architecture {config}: {detail}") from None
     return net.eval().to(device), metadata
+
+
+def shipped_models(suffix: str = ".safetensors") -> dict[str, Path]:
+    """The style models installed with fastnst: `{style name: file}` with that suffix."""
+    from importlib import resources
+
+    try:
+        folder = resources.files(SHIPPED_PACKAGE)
+    except ModuleNotFoundError:
+        return {}
+    return {p.name.removesuffix(suffix): Path(str(p)) for p in folder.iterdir()
+            if p.name.endswith(suffix)}
+
+
+def find_model(spec: str, suffix: str = ".safetensors") -> Path:
+    """`spec` is a model file path, or the name of a shipped style (its `suffix` file)."""
+    path = Path(spec).expanduser()
+    if path.suffix.lower() in MODEL_SUFFIXES or path.exists() or os.sep in spec:
+        if not path.is_file():
+            raise ModelFileError(path, "no such file")
+        return path
+    shipped = shipped_models(suffix)
+    if spec not in shipped:
+        names = ", ".join(sorted(shipped)) or "none yet"
+        raise ModelFileError(spec, f"unknown style; shipped styles: {names}; or give a"
+                                   f" {' or '.join(MODEL_SUFFIXES)} file")
+    return shipped[spec]

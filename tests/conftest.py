@@ -61,3 +61,17 @@ def stripes(h: int, w: int) -> torch.Tensor:
     phase = ((xx + yy) // 4) % 3
     colours = torch.tensor([[0.9, 0.2, 0.1], [0.1, 0.3, 0.9], [0.95, 0.9, 0.2]])
     return colours[phase].permute(2, 0, 1).unsqueeze(0).float()
+
+
+def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0):
+    """Write a small TransformerNet with perturbed (trained-looking) weights as a style model
+    file named `path` (style name: its stem); return the path."""
+    from fastnst.styles import save_model
+    from fastnst.transformer import TransformerConfig, TransformerNet
+
+    torch.manual_seed(seed)
+    net = TransformerNet(TransformerConfig(channels=channels, blocks=blocks))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return save_model(net, path, Path(path).stem)

@@ -1,0 +1,279 @@
+"""fastnst-infer: stylize photos, folders, globs and video files with a trained style.
+
+    fastnst-infer photo.jpg holiday/ 'scans/*.png' --style starry_night -o stylized/
+    fastnst-infer clip.mp4 --style mosaic -o clip_mosaic.mp4 --smooth 0.6
+
+Outputs are named `<stem>_<style>.<ext>` (inside `-o` when it is a folder, else in the current
+folder; a folder input keeps its subfolders). Existing outputs are kept unless `--overwrite`.
+A bad input is reported in one line and the others still run; the exit status is 0 when all
+succeeded, 1 when any failed, 2 for a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from fastnst.images import IMAGE_SUFFIXES, WRITE_FORMATS, ImageError, read_image, write_image
+from fastnst.styles import ModelFileError
+from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
+
+
+@dataclass
+class Job:
+    """One input file and where its result goes."""
+
+    source: Path
+    output: Path
+
+
+@dataclass
+class Report:
+    written: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)  # existing outputs not overwritten
+    failed: list[str] = field(default_factory=list)  # one line each: "path: problem"
+
+
+def expand_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """Files, folders (recursive) and globs -> `(file, folder it came from)` pairs, and errors
+    for specs that match nothing."""
+    found: list[tuple[Path, Path | None]] = []
+    errors: list[str] = []
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes
+                           and p.is_file() and not p.name.startswith("."))
+            if not files:
+                errors.append(f"{path}: no images or videos in this folder")
+            found += [(f, path) for f in files]
+        elif path.exists() or path.is_symlink() or not glob.has_magic(spec):
+            found.append((path, None))  # a missing file is reported when it is read
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
+            if not matches:
+                errors.append(f"{spec}: no file matches this pattern")
+            found += [(m, None) for m in matches if not m.is_dir()]
+    return found, errors
+
+
+def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, style: str
+         ) -> list[Job]:
+    """Where each input's result goes (see the module docstring)."""
+    single_file = output is not None and output.suffix.lower() in (
+        set(WRITE_FORMATS) | VIDEO_SUFFIXES) and not output.is_dir()
+    if single_file and len(inputs) != 1:
+        raise ValueError(f"-o {output} is a file, but there are {len(inputs)} inputs;"
+                         " give a folder")
+    jobs = []
+    for source, root in inputs:
+        if single_file:
+            assert output is not None
+            jobs.append(Job(source, output))
+            continue
+        suffix = source.suffix.lower()
+        ext = suffix if suffix in WRITE_FORMATS or suffix in VIDEO_SUFFIXES else ".png"
+        if suffix in VIDEO_SUFFIXES:
+            ext = ".mp4"
+        folder = output or Path.cwd()
+        if root is not None:
+            folder = folder / source.parent.relative_to(root)
+        jobs.append(Job(source, folder / f"{source.stem}_{style}{ext}"))
+    return jobs
+
+
+def stylize_file(backend: Backend, job: Job, args: argparse.Namespace) -> None:
+    """Read, stylize and write one image (raises ImageError)."""
+    image = read_image(job.source, max_size=args.max_size)
+    out = stylize(backend, image, tile=args.tile, overlap=args.overlap,
+                  preserve_color=args.preserve_color, strength=args.strength)
+    write_image(out, job.output)
+
+
+def _frames(capture) -> Iterator[torch.Tensor]:
+    """Frames of an OpenCV capture as `(1, 3, H, W)` RGB in [0, 1]."""
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        yield torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _to_bgr(image: torch.Tensor):
+    return (image[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()[..., ::-1].copy()
+
+
+class FlickerFilter:
+    """Motion-aware temporal smoothing of stylized frames.
+
+    Where the photo did not change since the last frame, the result is blended with the last
+    result (weight `strength`, 0..1); where it changed, the weight falls off, so moving things do
+    not ghost. Stylization networks flicker because small input changes move their strokes.
+    """
+
+    def __init__(self, strength: float, motion_scale: float = 0.04) -> None:
+        self.strength = strength
+        self.motion_scale = motion_scale  # mean abs change (0..1) at which the weight is 1/e
+        self.last_input: torch.Tensor | None = None
+        self.last_output: torch.Tensor | None = None
+
+    def __call__(self, frame: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
+        if self.strength > 0 and self.last_output is not None and self.last_input is not None:
+            change = (frame - self.last_input).abs().mean(1, keepdim=True)
+            change = torch.nn.functional.avg_pool2d(change, 9, stride=1, padding=4)
+            weight = self.strength * torch.exp(-change / self.motion_scale)
+            stylized = weight * self.last_output + (1 - weight) * stylized
+        self.last_input, self.last_output = frame, stylized
+        return stylized
+
+
+def stylize_video(backend: Backend, job: Job, args: argparse.Namespace,
+                  progress: bool = True) -> int:
+    """Stylize a video file frame by frame into an MP4 of the same size and frame rate.
+
+    Returns the number of frames. Raises ImageError for an unreadable video."""
+    import cv2
+    from tqdm import tqdm
+
+    from fastnst.files import atomic_path
+
+    if not job.source.is_file():
+        raise ImageError(job.source, "no such file")
+    capture = cv2.VideoCapture(str(job.source))
+    try:
+        if not capture.isOpened():
+            raise ImageError(job.source, "not a video, or a format OpenCV cannot read")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        smoother = FlickerFilter(args.smooth)
+        count = 0
+        with atomic_path(job.output) as tmp:
+            writer = None
+            try:
+                for frame in tqdm(_frames(capture), total=total, unit="frame",
+                                  desc=job.source.name, disable=not progress, leave=False):
+                    out = smoother(frame, stylize(backend, frame, tile=args.tile,
+                                                  overlap=args.overlap,
+                                                  preserve_color=args.preserve_color,
+                                                  strength=args.strength))
+                    if writer is None:
+                        h, w = out.shape[-2:]
+                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                                 (w, h))
+                        if not writer.isOpened():
+                            raise ImageError(job.output, "cannot write an MP4 video here")
+                    writer.write(_to_bgr(out))
+                    count += 1
+            finally:
+                if writer is not None:
+                    writer.release()
+            if count == 0:
+                raise ImageError(job.source, "no frames could be decoded")
+        return count
+    finally:
+        capture.release()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="fastnst-infer", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("inputs", nargs="*", help="image or video files, folders, globs")
+    parser.add_argument("-s", "--style", help="a shipped style name, a .safetensors or .onnx file")
+    parser.add_argument("-o", "--output", type=Path, help="output file (one input) or folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    parser.add_argument("--half", action="store_true", help="float16 on CUDA")
+    parser.add_argument("--max-size", type=int, help="shrink inputs to this long side (pixels)")
+    parser.add_argument("--preserve-color", action="store_true",
+                        help="keep the photo's colours, take luminance from the result")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="0..1: blend of the result over the photo (default 1)")
+    parser.add_argument("--tile", type=int, default=1024,
+                        help="stylize larger images in tiles of this size (0: never)")
+    parser.add_argument("--overlap", type=int, default=128, help="pixels shared by tiles")
+    parser.add_argument("--smooth", type=float, default=0.0,
+                        help="video: 0..1, reduce flicker between frames (default 0: off)")
+    parser.add_argument("--list-styles", action="store_true", help="list shipped styles, exit")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if not args.list_styles:
+        if not args.style:
+            parser.error("--style is required")
+        if not args.inputs:
+            parser.error("give at least one input")
+    if not 0 <= args.strength <= 1:
+        parser.error("--strength must be in [0, 1]")
+    if not 0 <= args.smooth < 1:
+        parser.error("--smooth must be in [0, 1)")
+    if args.tile and args.overlap * 2 > args.tile:
+        parser.error("--overlap must be at most half of --tile")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point; returns the exit status."""
+    from tqdm import tqdm
+
+    from fastnst.styles import shipped_models
+
+    args = parse_args(argv)
+    if args.list_styles:
+        names = sorted(shipped_models())
+        print("\n".join(names) if names else "no styles shipped yet")
+        return 0
+    try:
+        backend = load_backend(args.style, args.backend, args.device, args.half)
+        inputs, report_errors = expand_inputs(args.inputs)
+        jobs = plan(inputs, args.output, backend.style)
+    except (ModelFileError, RuntimeError) as e:
+        print(f"fastnst-infer: error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:  # inputs and -o that do not fit together
+        print(f"fastnst-infer: error: {e}", file=sys.stderr)
+        return 2
+    report = Report(failed=list(report_errors))
+    start = time.perf_counter()
+    bar = tqdm(jobs, unit="file", disable=args.quiet or len(jobs) < 2)
+    try:
+        for job in bar:
+            if job.output.exists() and not args.overwrite:
+                report.kept.append(job.output)
+                continue
+            try:
+                if job.source.suffix.lower() in VIDEO_SUFFIXES:
+                    stylize_video(backend, job, args, progress=not args.quiet)
+                else:
+                    stylize_file(backend, job, args)
+                report.written.append(job.output)
+            except ImageError as e:
+                report.failed.append(str(e))
+                tqdm.write(f"fastnst-infer: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"fastnst-infer: interrupted; {len(report.written)} outputs finished"
+              + (f", the last in {report.written[-1].parent}" if report.written else ""),
+              file=sys.stderr)
+        return 130
+    seconds = time.perf_counter() - start
+    print(f"{len(report.written)} written, {len(report.kept)} kept (exist; --overwrite to"
+          f" replace), {len(report.failed)} failed, in {seconds:.1f} s"
+          + (f"; outputs in {report.written[0].parent}" if report.written else ""))
+    for line in report.failed:
+        print(f"  failed: {line}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,206 @@
+"""Run a style model on images: PyTorch or ONNX Runtime, tiles for large images, colour
+preservation and strength.
+
+Images are `(1, 3, H, W)` float32 RGB in [0, 1] on the CPU, in and out; backends move them to
+their device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastnst.color import keep_colors
+from fastnst.device import resolve_device
+from fastnst.images import resize_long_side
+from fastnst.styles import MODEL_FORMAT, ModelFileError, find_model, load_model
+from fastnst.transformer import MIN_SIDE, TransformerNet
+
+BACKENDS = ("torch", "onnx")
+
+
+class Backend(Protocol):
+    """A loaded style model: `backend(image)` stylizes one `(1, 3, H, W)` image."""
+
+    style: str
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
+
+
+class TorchBackend:
+    """A TransformerNet on `device`; `half` runs it in float16 (CUDA only: CPUs gain nothing)."""
+
+    def __init__(self, net: TransformerNet, style: str, device: torch.device,
+                 half: bool = False) -> None:
+        self.style = style
+        self.device = device
+        self.dtype = torch.float16 if half and device.type == "cuda" else torch.float32
+        self.net = net.to(device=device, dtype=self.dtype).eval()
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.net(image.to(self.device, self.dtype))
+        return out.float().cpu()
+
+
+class OnnxBackend:
+    """An exported `.onnx` style model run by ONNX Runtime (CUDA provider when asked for)."""
+
+    def __init__(self, path: str | os.PathLike[str], device: torch.device) -> None:
+        import onnxruntime as ort
+
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda":
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as e:  # ORT raises its own exception types for bad files
+            raise ModelFileError(path, f"not a loadable ONNX model ({e})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != MODEL_FORMAT:
+            raise ModelFileError(path, f"not a fastnst style model (format"
+                                       f" {meta.get('format')!r}, expected {MODEL_FORMAT!r})")
+        self.style = meta.get("style", Path(path).stem)
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        x = image.float()
+        if h < MIN_SIDE or w < MIN_SIDE:  # the graph needs MIN_SIDE pixels a side
+            x = F.pad(x, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
+        out = self.session.run(["stylized"], {"image": np.ascontiguousarray(x.numpy())})[0]
+        return torch.from_numpy(out[..., :h, :w].copy())
+
+
+def load_backend(style: str, backend: str = "torch", device: str = "auto",
+                 half: bool = False) -> Backend:
+    """A shipped style name, a `.safetensors` or an `.onnx` file -> a ready backend.
+
+    An `.onnx` file always runs on ONNX Runtime; a name with `backend="onnx"` loads the shipped
+    `.onnx` file of that style.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
+    dev = resolve_device(device)
+    if style.lower().endswith(".onnx") or backend == "onnx":
+        return OnnxBackend(find_model(style, suffix=".onnx"), dev)
+    net, meta = load_model(find_model(style))
+    return TorchBackend(net, meta["style"], dev, half=half)
+
+
+def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
+    """1-D blending weights: rising over `overlap` pixels where a tile has a neighbour."""
+    w = torch.ones(length)
+    ramp = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+    if not at_start:
+        w[:overlap] = ramp
+    if not at_end:
+        w[-overlap:] = torch.minimum(w[-overlap:], ramp.flip(0))
+    return w
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Tile start offsets covering `length` with tiles of `tile` overlapping by >= `overlap`."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, tile - overlap))
+    return [*starts, length - tile]
+
+
+@contextlib.contextmanager
+def shared_norm_statistics(net: nn.Module, reference: torch.Tensor) -> Iterator[None]:
+    """Within the block, every InstanceNorm2d of `net` normalises with the mean and variance it
+    saw on `reference` `(1, 3, h, w)`, whatever its input.
+
+    Tiles then share the whole image's statistics; normalising each tile by its own makes its
+    tone differ from its neighbours' (a visible patchwork, however well the overlaps blend).
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.InstanceNorm2d)]
+    stats: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def capture(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        x = args[0]
+        stats[module] = (x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True,
+                                                             unbiased=False))
+
+    def normalise(module: nn.InstanceNorm2d, args: tuple[torch.Tensor, ...],
+                  output: torch.Tensor) -> torch.Tensor:
+        mean, var = stats[module]
+        y = (args[0] - mean) * torch.rsqrt(var + module.eps)
+        if module.affine:
+            y = y * module.weight[:, None, None] + module.bias[:, None, None]
+        return y
+
+    handles = [m.register_forward_pre_hook(capture) for m in norms]
+    try:
+        with torch.no_grad():
+            net(reference)
+    finally:
+        for h in handles:
+            h.remove()
+    handles = [m.register_forward_hook(normalise) for m in norms]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def run_tiled(backend: Backend, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+    """Stylize `image` tile by tile (`tile` pixels a side, `overlap` shared between neighbours),
+    cross-fading the overlaps linearly, so memory is bounded by the tile, not the image."""
+    if overlap * 2 > tile:
+        raise ValueError(f"overlap ({overlap}) must be at most half the tile ({tile})")
+    h, w = image.shape[-2:]
+    out = torch.zeros(1, 3, h, w)
+    weight = torch.zeros(1, 1, h, w)
+    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    for y in ys:
+        for x in xs:
+            th, tw = min(tile, h - y), min(tile, w - x)
+            part = backend(image[..., y:y + th, x:x + tw])
+            wy = _ramp(th, overlap, y == 0, y + th >= h)
+            wx = _ramp(tw, overlap, x == 0, x + tw >= w)
+            mask = wy[:, None] * wx[None, :]
+            out[..., y:y + th, x:x + tw] += part * mask
+            weight[..., y:y + th, x:x + tw] += mask
+    return out / weight
+
+
+def stylize(backend: Backend, image: torch.Tensor, *, tile: int = 0, overlap: int = 64,
+            stats_size: int = 1024, preserve_color: bool = False, strength: float = 1.0
+            ) -> torch.Tensor:
+    """Stylize `image` `(1, 3, H, W)` in [0, 1].
+
+    tile: if > 0 and the image is larger, run in tiles of this many pixels a side; overlap:
+    pixels shared by neighbouring tiles (blended); stats_size: with the PyTorch backend, tiles
+    are normalised with statistics of the whole image shrunk to this long side (pixels);
+    preserve_color: keep the photo's colours and take only luminance from the result;
+    strength: 0..1, blend of the result over the photo.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], not {strength}")
+    image = image.float()
+    if tile and max(image.shape[-2:]) > tile:
+        if isinstance(backend, TorchBackend):
+            # Statistics from the whole image, shrunk to at most stats_size pixels a side.
+            reference = resize_long_side(image, min(stats_size, max(image.shape[-2:])))
+            with shared_norm_statistics(backend.net, reference.to(backend.device,
+                                                                  backend.dtype)):
+                out = run_tiled(backend, image, tile, overlap)
+        else:
+            out = run_tiled(backend, image, tile, overlap)  # ONNX: each tile its own statistics
+    else:
+        out = backend(image)
+    if preserve_color:
+        out = keep_colors(image, out)
+    if strength < 1.0:
+        out = strength * out + (1.0 - strength) * image
+    return out.clamp(0.0, 1.0)

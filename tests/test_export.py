@@ -1,0 +1,62 @@
+"""ONNX export: dynamic sizes, metadata, checker, verification against PyTorch; nothing written
+when verification fails."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from conftest import tiny_model
+
+from fastnst import export
+from fastnst.export import ExportError, export_onnx
+from fastnst.styles import MODEL_FORMAT, load_model
+
+
+@pytest.fixture
+def model(tmp_path):
+    return tiny_model(tmp_path / "tiny.safetensors")
+
+
+def test_export_matches_pytorch_at_full_hd_and_odd_sizes(model, tmp_path):
+    net, _ = load_model(model)
+    report = export_onnx(net, tmp_path / "tiny.onnx", "tiny")
+    assert set(report.max_abs_diff) == {(256, 256), (1080, 1920), (333, 517)}
+    assert max(report.max_abs_diff.values()) <= 1e-3
+    onnx.checker.check_model(str(tmp_path / "tiny.onnx"))
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "tiny.onnx")).metadata_props}
+    assert meta["format"] == MODEL_FORMAT and meta["style"] == "tiny"
+    assert meta["architecture"] == '{"channels": 8, "blocks": 2}' and meta["min_side"] == "5"
+    # Batch, height and width are all dynamic.
+    session = ort.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.rand(2, 3, 41, 7)
+    with torch.no_grad():
+        expected = net(x).numpy()
+    got = session.run(None, {"image": x.numpy()})[0]
+    assert got.shape == (2, 3, 41, 7) and np.abs(got - expected).max() <= 1e-3
+
+
+def test_fp16_export_is_smaller_and_close(model, tmp_path):
+    net, _ = load_model(model)
+    report = export_onnx(net, tmp_path / "half.onnx", "tiny", fp16=True,
+                         verify_sizes=[(64, 64), (37, 53)])
+    export_onnx(net, tmp_path / "full.onnx", "tiny", verify_sizes=[(64, 64)])
+    assert max(report.max_abs_diff.values()) <= 2e-2
+    assert (tmp_path / "half.onnx").stat().st_size < 0.7 * (tmp_path / "full.onnx").stat().st_size
+
+
+def test_failed_verification_writes_nothing(model, tmp_path, monkeypatch):
+    net, _ = load_model(model)
+    monkeypatch.setattr(export, "TOLERANCE", {False: -1.0, True: -1.0})  # nothing can pass
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_onnx(net, tmp_path / "bad.onnx", "tiny", verify_sizes=[(32, 32)])
+    assert list(tmp_path.iterdir()) == [model]
+
+
+def test_cli_exports_and_reports_unknown_styles(model, tmp_path, capsys):
+    assert export.main(["--style", str(model), "-o", str(tmp_path / "m.onnx")]) == 0
+    assert "wrote" in capsys.readouterr().out and (tmp_path / "m.onnx").is_file()
+    assert export.main(["--style", "no_such_style"]) == 1
+    assert "no_such_style: unknown style" in capsys.readouterr().err

@@ -1,0 +1,116 @@
+"""fastnst-infer: inputs, output naming, overwrite, bad inputs, video and flicker reduction."""
+
+from __future__ import annotations
+
+import itertools
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import smooth_image, tiny_model
+
+from fastnst.images import read_image, write_image
+from fastnst.infer import FlickerFilter, main
+
+
+@pytest.fixture
+def model(tmp_path):
+    return tiny_model(tmp_path / "models" / "tiny.safetensors")
+
+
+@pytest.fixture
+def photos(tmp_path):
+    root = tmp_path / "in"
+    write_image(smooth_image(40, 56, seed=1), root / "a.jpg")
+    write_image(smooth_image(33, 21, seed=2), root / "nested" / "b.png")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    return root
+
+
+def test_folder_with_a_corrupt_file_writes_all_the_others(model, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = main([str(photos), "--style", str(model), "-o", str(out), "-q"])
+    assert status == 1  # a partial failure
+    assert (out / "a_tiny.jpg").is_file() and (out / "nested" / "b_tiny.png").is_file()
+    assert read_image(out / "nested" / "b_tiny.png").shape == (1, 3, 33, 21)
+    captured = capsys.readouterr()
+    assert "2 written" in captured.out and "1 failed" in captured.out
+    assert f"failed: {photos / 'broken.jpg'}: " in captured.err
+
+
+def test_single_output_file_globs_and_overwrite(model, photos, tmp_path, capsys):
+    target = tmp_path / "result.webp"
+    assert main([str(photos / "a.jpg"), "--style", str(model), "-o", str(target), "-q"]) == 0
+    first = target.stat().st_mtime_ns
+    assert main([str(photos / "a.jpg"), "--style", str(model), "-o", str(target), "-q"]) == 0
+    assert target.stat().st_mtime_ns == first and "1 kept" in capsys.readouterr().out
+    assert main([str(photos / "a.jpg"), "--style", str(model), "-o", str(target), "-q",
+                 "--overwrite", "--strength", "0"]) == 0
+    assert target.stat().st_mtime_ns != first
+    # A file output with several inputs is a usage error; a glob that matches nothing fails.
+    assert main([str(photos / "*.jpg"), str(photos / "nested"), "--style", str(model),
+                 "-o", str(target)]) == 2
+    assert main([str(photos / "*.tif"), "--style", str(model), "-o", str(tmp_path)]) == 1
+
+
+def test_unknown_style_and_missing_model_are_one_line_errors(photos, tmp_path, capsys):
+    assert main([str(photos), "--style", "no_such_style"]) == 1
+    assert main([str(photos), "--style", str(tmp_path / "gone.safetensors")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fastnst-infer: error: no_such_style: unknown style; shipped styles: none"
+                   " yet; or give a .safetensors or .onnx file",
+                   f"fastnst-infer: error: {tmp_path / 'gone.safetensors'}: no such file"]
+
+
+def _write_video(path, frames: list[np.ndarray], fps: float = 12.0) -> None:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def _read_video(path) -> tuple[list[np.ndarray], float]:
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames, fps
+
+
+def test_video_keeps_size_frame_rate_and_frame_count(model, tmp_path):
+    still = (smooth_image(48, 64)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    _write_video(tmp_path / "clip.mp4", [np.roll(still, 2 * i, axis=1) for i in range(9)])
+    out = tmp_path / "clip_out.mp4"
+    assert main([str(tmp_path / "clip.mp4"), "--style", str(model), "-o", str(out), "-q"]) == 0
+    frames, fps = _read_video(out)
+    assert len(frames) == 9 and frames[0].shape == (48, 64, 3) and fps == pytest.approx(12.0)
+    (tmp_path / "not_a_video.mp4").write_bytes(b"nothing")
+    assert main([str(tmp_path / "not_a_video.mp4"), "--style", str(model), "-o",
+                 str(tmp_path / "x.mp4"), "-q"]) == 1
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_flicker_filter_steadies_still_scenes_and_follows_motion():
+    torch.manual_seed(0)
+    frame = smooth_image(32, 32)
+    filt, plain = FlickerFilter(0.7), []
+    smoothed = []
+    for _ in range(8):  # a still scene whose stylization jitters from frame to frame
+        jitter = (frame + 0.1 * torch.randn_like(frame)).clamp(0, 1)
+        plain.append(jitter)
+        smoothed.append(filt(frame, jitter))
+    assert _change(smoothed[2:]) < 0.5 * _change(plain[2:])
+    cut = torch.rand_like(frame)  # a new scene passes through (almost) unblended
+    assert (filt(cut, cut) - cut).abs().mean() < 0.01
+
+
+def _change(frames: list[torch.Tensor]) -> float:
+    """Mean absolute change between consecutive frames."""
+    return float(np.mean([(a - b).abs().mean() for a, b in itertools.pairwise(frames)]))
