@@ -2,6 +2,7 @@
 
     fastnst-infer photo.jpg holiday/ 'scans/*.png' --style starry_night -o stylized/
     fastnst-infer clip.mp4 --style mosaic -o clip_mosaic.mp4 --smooth 0.6
+    fastnst-infer --webcam 0 --style starry_night --style mosaic
 
 Outputs are named `<stem>_<style>.<ext>` (inside `-o` when it is a folder, else in the current
 folder; a folder input keeps its subfolders). Existing outputs are kept unless `--overwrite`.
@@ -190,7 +191,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("inputs", nargs="*", help="image or video files, folders, globs")
-    parser.add_argument("-s", "--style", help="a shipped style name, a .safetensors or .onnx file")
+    parser.add_argument("-s", "--style", action="append", default=[],
+                        help="a shipped style name, a .safetensors or .onnx file; repeat for"
+                             " several (each input gets each style; the webcam cycles)")
     parser.add_argument("-o", "--output", type=Path, help="output file (one input) or folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
@@ -206,10 +209,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--overlap", type=int, default=128, help="pixels shared by tiles")
     parser.add_argument("--smooth", type=float, default=0.0,
                         help="video: 0..1, reduce flicker between frames (default 0: off)")
+    parser.add_argument("--webcam", type=int, metavar="INDEX",
+                        help="live view of camera INDEX (keys: n next style, q quit)")
     parser.add_argument("--list-styles", action="store_true", help="list shipped styles, exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if not args.list_styles:
+    if args.webcam is not None and args.inputs:
+        parser.error("--webcam takes no input files")
+    if not args.list_styles and args.webcam is None:
         if not args.style:
             parser.error("--style is required")
         if not args.inputs:
@@ -221,6 +228,28 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.tile and args.overlap * 2 > args.tile:
         parser.error("--overlap must be at most half of --tile")
     return args
+
+
+def live(args: argparse.Namespace) -> int:
+    """The webcam view: every --style (default: all shipped styles), cycled with keys."""
+    from fastnst.styles import shipped_models
+    from fastnst.webcam import TkWindow, open_camera, run_webcam
+
+    styles = args.style or sorted(shipped_models())
+    if not styles:
+        raise ModelFileError("--style", "no style given and none shipped")
+    backends = [load_backend(s, args.backend, args.device, args.half) for s in styles]
+    capture = open_camera(args.webcam)
+    try:
+        window = TkWindow()
+    except BaseException:
+        capture.release()
+        raise
+    frames = run_webcam(capture, window, backends, lambda b, image: stylize(
+        b, image, preserve_color=args.preserve_color, strength=args.strength),
+        max_size=args.max_size)
+    print(f"showed {frames} frames")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,9 +264,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(names) if names else "no styles shipped yet")
         return 0
     try:
-        backend = load_backend(args.style, args.backend, args.device, args.half)
+        if args.webcam is not None:
+            return live(args)
+        backends = [load_backend(s, args.backend, args.device, args.half) for s in args.style]
         inputs, report_errors = expand_inputs(args.inputs)
-        jobs = plan(inputs, args.output, backend.style)
+        jobs = [(b, job) for b in backends for job in plan(inputs, args.output, b.style)]
     except (ModelFileError, RuntimeError) as e:
         print(f"fastnst-infer: error: {e}", file=sys.stderr)
         return 1
@@ -248,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     bar = tqdm(jobs, unit="file", disable=args.quiet or len(jobs) < 2)
     try:
-        for job in bar:
+        for backend, job in bar:
             if job.output.exists() and not args.overwrite:
                 report.kept.append(job.output)
                 continue

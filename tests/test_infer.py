@@ -114,3 +114,67 @@ def test_flicker_filter_steadies_still_scenes_and_follows_motion():
 def _change(frames: list[torch.Tensor]) -> float:
     """Mean absolute change between consecutive frames."""
     return float(np.mean([(a - b).abs().mean() for a, b in itertools.pairwise(frames)]))
+
+
+class FakeCamera:
+    """Frames from a list, as cv2.VideoCapture.read gives them (BGR uint8)."""
+
+    def __init__(self, frames: int) -> None:
+        still = (smooth_image(24, 32)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        self.frames = [np.roll(still, i, axis=1)[..., ::-1] for i in range(frames)]
+        self.released = False
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def release(self):
+        self.released = True
+
+
+class FakeWindow:
+    """Records what is shown; presses the scripted keys before the given frame numbers."""
+
+    def __init__(self, script: dict[int, list[str]]) -> None:
+        self.script, self.shown, self.closed = script, [], False
+
+    def show(self, rgb, title):
+        self.shown.append((rgb.shape, title))
+
+    def pressed_keys(self):
+        return self.script.get(len(self.shown), [])
+
+    def close(self):
+        self.closed = True
+
+
+def test_webcam_loop_cycles_styles_and_quits_on_q(tmp_path):
+    from fastnst.stylizer import load_backend, stylize
+    from fastnst.webcam import run_webcam
+
+    backends = [load_backend(str(tiny_model(tmp_path / f"{name}.safetensors", seed=i)))
+                for i, name in enumerate(("first", "second"))]
+    camera, window = FakeCamera(20), FakeWindow({2: ["n"], 4: ["n"], 5: ["p"], 6: ["q"]})
+    shown = run_webcam(camera, window, backends, stylize)
+    assert shown == 6
+    assert [title for _, title in window.shown] == [
+        "fastnst - first", "fastnst - first", "fastnst - second", "fastnst - second",
+        "fastnst - first", "fastnst - second"]
+    assert window.shown[0][0] == (24, 32, 3)
+    assert camera.released and window.closed
+    # The camera running out of frames also ends the loop cleanly.
+    assert run_webcam(FakeCamera(3), FakeWindow({}), backends, stylize) == 3
+
+
+def test_no_camera_is_a_clear_error(model, monkeypatch, capsys):
+    class Closed:
+        def isOpened(self):
+            return False
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", lambda index: Closed())
+    assert main(["--webcam", "3", "--style", str(model)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "fastnst-infer: error: webcam 3: cannot open the camera (none connected, no permission,"
+        " or in use by another program)")
