@@ -3,15 +3,20 @@ when verification fails."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import smooth_image, tiny_model
 
 from fastnst import export
 from fastnst.export import ExportError, export_onnx
+from fastnst.images import read_image, write_image
 from fastnst.styles import MODEL_FORMAT, load_model
 
 
@@ -60,3 +65,27 @@ def test_cli_exports_and_reports_unknown_styles(model, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out and (tmp_path / "m.onnx").is_file()
     assert export.main(["--style", "no_such_style"]) == 1
     assert "no_such_style: unknown style" in capsys.readouterr().err
+
+
+def test_demo_stylizes_with_only_numpy_pillow_and_onnxruntime(model, tmp_path):
+    net, _ = load_model(model)
+    export_onnx(net, tmp_path / "m.onnx", "tiny", verify_sizes=[(32, 32)])
+    write_image(smooth_image(30, 44), tmp_path / "photo.png")
+    demo = Path(__file__).resolve().parents[1] / "scripts" / "onnx_demo.py"
+    # torch and fastnst made unimportable: the demo must not need them.
+    argv = ["demo", str(tmp_path / "m.onnx"), str(tmp_path / "photo.png"),
+            str(tmp_path / "out.png")]
+    code = ("import runpy, sys; sys.modules['torch'] = sys.modules['fastnst'] = None;"
+            f" sys.argv = {argv!r}; runpy.run_path({str(demo)!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ours = stylize_photo(net, read_image(tmp_path / "photo.png"))
+    theirs = read_image(tmp_path / "out.png")
+    assert theirs.shape == (1, 3, 30, 44)
+    assert (theirs - ours).abs().max() <= 1.5 / 255  # the same, up to 8-bit rounding
+
+
+def stylize_photo(net, photo):
+    with torch.no_grad():
+        return (net(photo) * 255).round() / 255

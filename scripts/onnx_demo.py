@@ -1,0 +1,42 @@
+"""Stylize a photo with an exported fastnst model, using only numpy, Pillow and ONNX Runtime.
+
+    python scripts/onnx_demo.py starry_night.onnx photo.jpg stylized.png [--max-size 1024]
+
+This is all a product needs: no fastnst, no PyTorch. The model takes `image` (N, 3, H, W) float32
+RGB in [0, 1] and returns `stylized`, the same; H and W at least the model's `min_side`.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image, ImageOps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("photo")
+    parser.add_argument("output")
+    parser.add_argument("--max-size", type=int, default=1024, help="long side, pixels")
+    args = parser.parse_args()
+
+    session = ort.InferenceSession(args.model, providers=ort.get_available_providers())
+    meta = session.get_modelmeta().custom_metadata_map
+    photo = ImageOps.exif_transpose(Image.open(args.photo)).convert("RGB")
+    photo.thumbnail((args.max_size, args.max_size), Image.Resampling.LANCZOS)
+    x = np.asarray(photo, dtype=np.float32).transpose(2, 0, 1)[None] / 255.0
+    h, w = x.shape[-2:]
+    side = int(meta.get("min_side", 1))
+    x = np.pad(x, ((0, 0), (0, 0), (0, max(0, side - h)), (0, max(0, side - w))), mode="edge")
+    y = session.run(["stylized"], {"image": x})[0][..., :h, :w]
+    pixels = (y[0].transpose(1, 2, 0).clip(0, 1) * 255).round().astype(np.uint8)
+    Image.fromarray(pixels).save(args.output)
+    print(f"wrote {args.output} ({w}x{h}, style {meta.get('style', '?')},"
+          f" {session.get_providers()[0]})")
+
+
+if __name__ == "__main__":
+    main()
