@@ -8,19 +8,17 @@ Prints two Markdown tables. The loss uses each style's own config (conf/style/<n
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 from pathlib import Path
 
 import torch
+from common import SHARED, machine, use_shared_data
+from common import devices as available_devices
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 from fastnst.gatys import stylize
 from fastnst.images import read_image
 from fastnst.style_images import load_style_image
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def build_loss(style: str, device: torch.device):
@@ -41,14 +39,10 @@ def main() -> None:
     parser.add_argument("--after", type=int, nargs="+", default=[50, 100, 300, 500])
     parser.add_argument("--init", default="content", choices=["content", "noise"])
     args = parser.parse_args()
-    os.environ.setdefault("FASTNST_VGG19", str(SHARED / "weights" /
-                                               "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"))
-    os.environ.setdefault("FASTNST_STYLE_DIR", str(SHARED / "data" / "styles"))
+    use_shared_data()
 
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}; CPU: {cpu}"
-          + (f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    devices = available_devices()
+    print(machine())
 
     photo = read_image(args.eval_dir / args.photos[0])
     style_image = load_style_image(args.styles[0])

@@ -10,13 +10,14 @@ rows are added when a GPU is present.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import devices as available_devices
+from common import machine
 
 from fastnst.export import export_onnx
 from fastnst.stylizer import OnnxBackend, TorchBackend
@@ -43,9 +44,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    print(f"torch {torch.__version__}; CPU: {platform.machine()}, {torch.get_num_threads()}"
-          " threads" + (f"; GPU: {torch.cuda.get_device_name()}" if len(devices) > 1 else ""))
+    devices = available_devices()
+    print(machine())
     print("\n| device | model | backend | " + " | ".join(f"{w}x{h} ms" for w, h in sizes) + " |")
     print("|---|---|---|" + "---|" * len(sizes))
     with tempfile.TemporaryDirectory() as tmp:

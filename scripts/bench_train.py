@@ -12,22 +12,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
+from common import devices as available_devices
+from common import machine, use_shared_data
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 from fastnst.device import bf16_is_fast
 from fastnst.style_images import read_style_image
 from fastnst.transformer import TransformerNet
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def seconds_per_step(step: Callable[[], None], device: torch.device, repeats: int) -> float:
@@ -63,14 +60,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    os.environ.setdefault("FASTNST_VGG19", str(SHARED / "weights" /
-                                               "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"))
-    os.environ.setdefault("FASTNST_STYLE_DIR", str(SHARED / "data" / "styles"))
+    use_shared_data()
 
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}; CPU: {cpu}"
-          + (f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    devices = available_devices()
+    print(machine())
     print("\n| device | precision | model | crop | batch | s / step | images / s | VGG share |")
     print("|---|---|---|---|---|---|---|---|")
     for device in devices:

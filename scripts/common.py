@@ -1,0 +1,35 @@
+"""What the benchmark scripts share: the ../shared data beside the repository, and the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def use_shared_data() -> None:
+    """Point FASTNST_VGG19 and FASTNST_STYLE_DIR at ../shared unless they are set."""
+    os.environ.setdefault("FASTNST_VGG19", str(SHARED / "weights" /
+                                               "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"))
+    os.environ.setdefault("FASTNST_STYLE_DIR", str(SHARED / "data" / "styles"))
+
+
+def devices() -> list[torch.device]:
+    """The CPU, and CUDA when present."""
+    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+
+
+def machine() -> str:
+    """One line: PyTorch version, CPU model and threads, GPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"torch {torch.__version__}; CPU: {cpu}, {torch.get_num_threads()} threads{gpu}"
