@@ -34,7 +34,9 @@ def photos(tmp_path) -> Path:
 
 @pytest.fixture
 def style_image(tmp_path) -> Path:
-    return write_image(stripes(48, 48), tmp_path / "stripes.png")
+    # Muted stripes: fully saturated ones drive the output sigmoid to its flat ends, where a
+    # few steps learn little and the test would hinge on floating-point noise.
+    return write_image(0.3 + 0.4 * stripes(48, 48), tmp_path / "stripes.png")
 
 
 def _overrides(photos: Path, style_image: Path, steps: int, *extra: str) -> list[str]:
@@ -100,10 +102,10 @@ def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style
     total = _metrics(run_dir, "train/total")
     assert sorted(total) == list(range(30))
     first, last = (sum(total[s] for s in steps) / 5 for steps in (range(5), range(25, 30)))
-    assert last < 0.85 * first
+    assert last < 0.5 * first  # measured: 0.18-0.20, with 1 or 2 threads
     val = _metrics(run_dir, "val/total")  # the same validation photos every 2 steps
     assert sorted(val) == list(range(2, 31, 2))
-    assert val[30] < 0.85 * val[2]
+    assert val[30] < 0.5 * val[2]  # measured: 0.13-0.14
     assert (run_dir / "samples" / "step_000030.png").is_file()
     assert {"step000002.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
     # The checkpoints leave the 80 MB VGG out.
