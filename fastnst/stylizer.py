@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -195,8 +196,11 @@ def stylize(backend: Backend, image: torch.Tensor, *, tile: int = 0, overlap: in
             with shared_norm_statistics(backend.net, reference.to(backend.device,
                                                                   backend.dtype)):
                 out = run_tiled(backend, image, tile, overlap)
-        else:
-            out = run_tiled(backend, image, tile, overlap)  # ONNX: each tile its own statistics
+        else:  # an ONNX graph normalises each tile by its own statistics
+            warnings.warn("ONNX Runtime tiles are normalised separately, so their tone can"
+                          " differ; the torch backend shares the whole image's statistics",
+                          stacklevel=2)
+            out = run_tiled(backend, image, tile, overlap)
     else:
         out = backend(image)
     if preserve_color:
