@@ -78,3 +78,15 @@ def test_weights_that_do_not_fit_the_architecture_are_a_clear_error(tmp_path):
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(ModelFileError, match="weights do not fit architecture"):
         load_model(path)
+
+
+def test_shipped_style_names_resolve_to_their_files(tmp_path, monkeypatch):
+    from fastnst import styles
+
+    model = save_model(TransformerNet(TransformerConfig(channels=8, blocks=1)),
+                       tmp_path / "ink.safetensors", "ink")
+    monkeypatch.setattr(styles, "shipped_models", lambda suffix=".safetensors": {"ink": model})
+    assert styles.find_model("ink") == model
+    assert styles.find_model(str(model)) == model  # a path is taken as it is
+    with pytest.raises(ModelFileError, match="shipped styles: ink"):
+        styles.find_model("oil")
