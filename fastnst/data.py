@@ -23,13 +23,16 @@ class DataError(ValueError):
     """A training folder that cannot be used; the message names it."""
 
 
-def find_images(root: str | os.PathLike[str] | None) -> list[Path]:
-    """All image files under `root` (recursive, by suffix, hidden files skipped), sorted."""
+def find_images(root: str | os.PathLike[str] | None, kind: str = "training",
+                hint: str = "set data.root or FASTNST_TRAIN_DIR") -> list[Path]:
+    """All image files under `root` (recursive, by suffix, hidden files skipped), sorted.
+
+    `kind` and `hint` word the error for a missing folder."""
     if root is None:
         raise DataError("no training folder: set data.root=PHOTOS or FASTNST_TRAIN_DIR")
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(f"{root}: training folder not found (set data.root or FASTNST_TRAIN_DIR)")
+        raise DataError(f"{root}: {kind} folder not found ({hint})")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
                    and not p.name.startswith(".") and p.is_file())
     if not files:
@@ -127,7 +130,8 @@ class PhotoDataModule(pl.LightningDataModule):
 
         Taken from `val` when set, else the first training photos; unreadable ones are skipped.
         """
-        files = find_images(self.val) if self.val is not None else find_images(self.root)
+        files = (find_images(self.val, "validation", "set data.val, or null for training photos")
+                 if self.val is not None else find_images(self.root))
         photos: list[tuple[Path, torch.Tensor]] = []
         for path in files:
             if len(photos) == self.val_count:

@@ -269,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         backends = [load_backend(s, args.backend, args.device, args.half) for s in args.style]
         inputs, report_errors = expand_inputs(args.inputs)
         jobs = [(b, job) for b in backends for job in plan(inputs, args.output, b.style)]
+        if len({job.output for _, job in jobs}) < len(jobs):
+            raise ValueError("several results would be written to the same file; give -o a"
+                             " folder, or inputs with different names")
     except (ModelFileError, RuntimeError) as e:
         print(f"fastnst-infer: error: {e}", file=sys.stderr)
         return 1
@@ -292,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             except ImageError as e:
                 report.failed.append(str(e))
                 tqdm.write(f"fastnst-infer: {e}", file=sys.stderr)
+            except (OSError, RuntimeError, MemoryError) as e:  # writing, or out of memory
+                line = f"{job.source}: {type(e).__name__}: {e}"
+                report.failed.append(line)
+                tqdm.write(f"fastnst-infer: {line}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"fastnst-infer: interrupted; {len(report.written)} outputs finished"
               + (f", the last in {report.written[-1].parent}" if report.written else ""),

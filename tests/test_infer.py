@@ -52,6 +52,9 @@ def test_single_output_file_globs_and_overwrite(model, photos, tmp_path, capsys)
     assert main([str(photos / "*.jpg"), str(photos / "nested"), "--style", str(model),
                  "-o", str(target)]) == 2
     assert main([str(photos / "*.tif"), "--style", str(model), "-o", str(tmp_path)]) == 1
+    # Two styles into one file would overwrite each other.
+    assert main([str(photos / "a.jpg"), "--style", str(model), "--style", str(model), "-o",
+                 str(target)]) == 2
 
 
 def test_unknown_style_and_missing_model_are_one_line_errors(photos, tmp_path, capsys):
