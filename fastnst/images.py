@@ -184,16 +184,23 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(arr.permute(1, 2, 0).cpu().numpy())
 
 
-def grid(rows: list[list[torch.Tensor]], cell: int, gap: int = 4) -> torch.Tensor:
-    """Tile images `(1, 3, h, w)` (each at most `cell` pixels a side) into one `(1, 3, H, W)`
-    image: row by row, each centred in a `cell` square, `gap` white pixels between cells."""
+def grid(rows: list[list[torch.Tensor]], gap: int = 4) -> torch.Tensor:
+    """Tile images `(1, 3, h, w)` into one `(1, 3, H, W)` image, row by row on white: each row
+    as tall as its tallest image, each column as wide as its widest, every image centred in its
+    cell, `gap` pixels between cells."""
     columns = max(len(row) for row in rows)
-    out = torch.ones(1, 3, len(rows) * (cell + gap) - gap, columns * (cell + gap) - gap)
+    heights = [max(int(im.shape[-2]) for im in row) for row in rows]
+    widths = [max((int(row[c].shape[-1]) for row in rows if c < len(row)), default=0)
+              for c in range(columns)]
+    out = torch.ones(1, 3, sum(heights) + gap * (len(rows) - 1),
+                     sum(widths) + gap * (columns - 1))
+    top = 0
     for r, row in enumerate(rows):
+        left = 0
         for c, image in enumerate(row):
             h, w = image.shape[-2:]
-            if h > cell or w > cell:
-                raise ValueError(f"grid cell is {cell} px, image is {w}x{h}")
-            top, left = r * (cell + gap) + (cell - h) // 2, c * (cell + gap) + (cell - w) // 2
-            out[..., top:top + h, left:left + w] = image.detach().float().cpu()
+            y, x = top + (heights[r] - h) // 2, left + (widths[c] - w) // 2
+            out[..., y:y + h, x:x + w] = image.detach().float().cpu()
+            left += widths[c] + gap
+        top += heights[r] + gap
     return out

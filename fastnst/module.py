@@ -117,8 +117,7 @@ class StyleTransferModule(pl.LightningModule):
         means = {f"val/{k}": sum(t[k] for t in totals) / len(totals) for k in totals[0]}
         for logger in self.loggers if log else ():
             logger.log_metrics(means, step=self.global_step)  # exactly this step, rank 0 only
-        cell = max(max(p.shape[-2:]) for p in self.val_photos)
-        image = grid([[p.cpu() for p in self.val_photos], outs], cell)
+        image = grid([[p.cpu() for p in self.val_photos], outs])
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", image[0], self.global_step)

@@ -10,21 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-from common import SHARED, machine, use_shared_data
+from common import SHARED, build_loss, machine, use_shared_data
 from common import devices as available_devices
-from hydra import compose, initialize_config_module
-from hydra.utils import instantiate
 
 from fastnst.gatys import stylize
 from fastnst.images import read_image
 from fastnst.style_images import load_style_image
-
-
-def build_loss(style: str, device: torch.device):
-    with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
-        cfg = compose(config_name="gatys", overrides=[f"style={style}"])
-    return instantiate(cfg.loss).to(device)
 
 
 def main() -> None:

@@ -7,6 +7,10 @@ import platform
 from pathlib import Path
 
 import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+
+from fastnst.losses import PerceptualLoss
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
@@ -33,3 +37,10 @@ def machine() -> str:
         pass
     gpu = f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return f"torch {torch.__version__}; CPU: {cpu}, {torch.get_num_threads()} threads{gpu}"
+
+
+def build_loss(style: str, device: torch.device) -> PerceptualLoss:
+    """The perceptual loss of a style's own config (`conf/style/<style>.yaml`), on `device`."""
+    with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
+        cfg = compose(config_name="gatys", overrides=[f"style={style}"])
+    return instantiate(cfg.loss).to(device)

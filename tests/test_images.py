@@ -261,3 +261,14 @@ def test_random_valid_images_read_back_exactly(tmp_path, width, height, mode, su
     assert x.shape == (1, 3, height, width)
     got = (x[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     np.testing.assert_array_equal(got, expected)
+
+
+def test_grid_sizes_rows_and_columns_to_their_largest_image():
+    from fastnst.images import grid
+
+    a, b, c = torch.zeros(1, 3, 10, 20), torch.zeros(1, 3, 6, 8), torch.zeros(1, 3, 12, 4)
+    out = grid([[a, b], [c]], gap=2)
+    assert out.shape == (1, 3, 10 + 2 + 12, 20 + 2 + 8)
+    assert out[..., 0:10, 0:20].max() == 0  # a fills its cell
+    assert out[..., 12:24, 8:12].max() == 0 and out[..., 12:24, 0:8].min() == 1  # c centred
+    assert out[..., 10:12, :].min() == 1  # the gap is white

@@ -1,0 +1,93 @@
+"""How many Gatys L-BFGS iterations is a style network worth? Measured on the evaluation photos.
+
+    python scripts/eval_quality.py [--models a.safetensors ...] [--photos chicago.jpg ...]
+                                   [--size 512] [--after 50 100 300]
+
+For each style model (default: the shipped ones) and photo, at `--size` px long side: the
+network's total loss under its style's own loss config (conf/style/<style>.yaml, style image at
+the same long side), and the loss the Gatys baseline reaches with that config after N iterations
+from noise and from the photo. "Worth" is the first iteration at which Gatys gets below the
+network (">N" when it never does within the run). Johnson et al. report their networks match 50
+to 100 iterations. Prints Markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from common import SHARED, build_loss, devices, machine, use_shared_data
+
+from fastnst.gatys import stylize as gatys
+from fastnst.images import read_image, resize_long_side
+from fastnst.style_images import load_style_image
+from fastnst.styles import load_model, shipped_models
+
+
+def worth(curve: list[float], target: float) -> str:
+    """First iteration whose loss is at or below `target`, as text ('>N' if none)."""
+    hit = next((i for i, value in enumerate(curve) if value <= target), None)
+    return f">{len(curve) - 1}" if hit is None else str(hit)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", type=Path,
+                        help="style model files (default: the shipped styles)")
+    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
+    parser.add_argument("--photos", nargs="+", help="file names in --eval-dir (default: all)")
+    parser.add_argument("--size", type=int, default=512, help="long side, pixels")
+    parser.add_argument("--after", type=int, nargs="+", default=[50, 100, 300])
+    parser.add_argument("--inits", nargs="+", default=["noise", "content"])
+    args = parser.parse_args()
+    use_shared_data()
+    device = devices()[-1]
+    models = args.models or sorted(shipped_models().values())
+    if not models:
+        parser.error("no shipped styles: give --models")
+    names = args.photos or sorted(p.name for p in args.eval_dir.iterdir()
+                                  if p.suffix.lower() in (".jpg", ".png"))
+    after = sorted(args.after)
+    print(machine())
+    print(f"\n{args.size} px long side, {len(names)} photos, device {device.type}\n")
+    header = " | ".join(f"{init} {n}" for init in args.inits for n in after)
+    print(f"| style | photo | network | {header} | worth ({', '.join(args.inits)}) |")
+    print("|---|---|---|" + "---|" * (len(after) * len(args.inits)) + "---|")
+    summary: dict[str, list[str]] = {}
+    for model in models:
+        net, meta = load_model(model, device)
+        style = meta["style"]
+        loss = build_loss(style, device)
+        style_image = load_style_image(style, max_size=args.size)
+        for name in names:
+            photo = resize_long_side(read_image(args.eval_dir / name), args.size).to(device)
+            loss.set_style([resize_long_side(style_image, args.size).to(device)])
+            with torch.no_grad():
+                network = loss(net(photo), content=photo)["total"].item()
+            cells, worths = [], []
+            for init in args.inits:
+                start = time.perf_counter()
+                result = gatys(photo.cpu(), [style_image], loss, size=args.size,
+                               iterations=after[-1], init=init, progress=False)
+                curve = [h["total"] for h in result.losses[0]]
+                cells += [f"{curve[n]:.3g}" for n in after]
+                worths.append(worth(curve, network))
+                print(f"  ({style}, {name}, init {init}: {time.perf_counter() - start:.0f} s)",
+                      flush=True)
+            summary.setdefault(style, []).extend(worths)
+            print(f"| {style} | {name} | {network:.3g} | {' | '.join(cells)} |"
+                  f" {', '.join(worths)} |", flush=True)
+    print("\n| style | Gatys iterations the network is worth (median over photos and inits) |")
+    print("|---|---|")
+    for style, values in summary.items():
+        numeric = [int(v.lstrip(">")) for v in values]
+        print(f"| {style} | {statistics.median(numeric):.0f}"
+              f"{' (some runs never reached it)' if any(v.startswith('>') for v in values) else ''}"
+              " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""A gallery image: evaluation photos (rows) stylized by each style model (columns), and beside
+them the Gatys baseline's result for the first photo with both timings.
+
+    python scripts/make_gallery.py [--models a.safetensors ...] [--photos chicago.jpg ...]
+                                   [--size 384] [--gatys-iterations 300] -o docs/gallery.jpg
+
+Only results are drawn (the photos and paintings themselves are not ours to republish); each
+column is labelled with its style and the seconds per photo it took on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from common import SHARED, build_loss, machine, use_shared_data
+
+from fastnst.gatys import stylize as gatys
+from fastnst.images import grid, read_image, resize_long_side, write_image
+from fastnst.style_images import load_style_image
+from fastnst.styles import shipped_models
+from fastnst.stylizer import load_backend, stylize
+
+LABEL_HEIGHT = 28  # pixels of the caption row
+
+
+def caption(text: str, width: int) -> torch.Tensor:
+    """A white `(1, 3, LABEL_HEIGHT, width)` strip holding `text`."""
+    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
+    cv2.putText(strip, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return torch.from_numpy(strip).permute(2, 0, 1)[None].float() / 255.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", type=Path, help="default: the shipped styles")
+    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
+    parser.add_argument("--photos", nargs="+",
+                        default=["chicago.jpg", "golden_gate.jpg", "kodim23.jpg", "amber.jpg"])
+    parser.add_argument("--size", type=int, default=384, help="long side of each cell, pixels")
+    parser.add_argument("--gatys-iterations", type=int, default=300)
+    parser.add_argument("-o", "--output", type=Path, default=Path("docs/gallery.jpg"))
+    args = parser.parse_args()
+    use_shared_data()
+    models = args.models or sorted(shipped_models().values())
+    if not models:
+        parser.error("no shipped styles: give --models")
+    print(machine())
+    photos = [resize_long_side(read_image(args.eval_dir / n), args.size) for n in args.photos]
+    columns: list[list[torch.Tensor]] = []
+    for model in models:
+        backend = load_backend(str(model), device="cpu")
+        start = time.perf_counter()
+        outs = [stylize(backend, p) for p in photos]
+        seconds = (time.perf_counter() - start) / len(photos)
+        print(f"{backend.style}: {seconds:.2f} s a photo")
+        columns.append([caption(f"{backend.style}, {seconds:.1f} s", args.size), *outs])
+    style = load_backend(str(models[0]), device="cpu").style
+    result = gatys(photos[0], [load_style_image(style, max_size=args.size)],
+                   build_loss(style, torch.device("cpu")), size=args.size,
+                   iterations=args.gatys_iterations, progress=True)
+    print(f"Gatys {style}, {args.gatys_iterations} L-BFGS iterations: {result.seconds:.0f} s")
+    columns.append([caption(f"Gatys {style}, {result.seconds:.0f} s", args.size),
+                    result.image])
+    rows = [[col[r] if r < len(col) else torch.ones(1, 3, 1, 1) for col in columns]
+            for r in range(len(photos) + 1)]
+    image = grid(rows)
+    write_image(image, args.output, quality=90)
+    print(f"wrote {args.output} ({image.shape[-1]}x{image.shape[-2]})")
+
+
+if __name__ == "__main__":
+    main()
