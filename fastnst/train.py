@@ -149,7 +149,8 @@ def run(cfg: DictConfig) -> Path | None:
                       extra={"training": config, "steps": trainer.global_step,
                              "losses": losses, "seconds": round(seconds, 1),
                              "skipped_images": module.skipped_images,
-                             "processes": trainer.world_size})
+                             "processes": trainer.world_size,
+                             "precision": trainer_args["precision"]})
     if cfg.output:
         out = Path(cfg.output)
         out = out / path.name if out.is_dir() else out
