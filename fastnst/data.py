@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -94,13 +95,13 @@ class PhotoDataModule(pl.LightningDataModule):
     crop_size: side of the square crops (pixels); short_side: photos are scaled to this short
     side before cropping (null: crop_size, i.e. crops span the photo's short side); batch_size:
     crops per step; workers: loader processes (0 loads in the training process). val: a folder
-    of validation photos (null: the first training photos); val_count: how many; val_size: their
-    long side (pixels).
+    or a list of validation photos (null: the first training photos); val_count: how many at
+    most; val_size: their long side (pixels).
     """
 
     def __init__(self, root: str | os.PathLike[str] | None, crop_size: int = 256,
                  short_side: int | None = None, batch_size: int = 4, workers: int = 2,
-                 val: str | os.PathLike[str] | None = None, val_count: int = 4,
+                 val: str | os.PathLike[str] | Sequence[str] | None = None, val_count: int = 4,
                  val_size: int = 256) -> None:
         super().__init__()
         self.root = None if root is None else Path(root).expanduser()
@@ -128,10 +129,15 @@ class PhotoDataModule(pl.LightningDataModule):
     def val_images(self) -> list[tuple[Path, torch.Tensor]]:
         """The fixed validation photos: `(path, (1, 3, H, W))` pairs, long side `val_size`.
 
-        Taken from `val` when set, else the first training photos; unreadable ones are skipped.
+        Taken from `val` (a folder, or a list of files) when set, else the first training photos;
+        unreadable ones are skipped with a warning.
         """
-        files = (find_images(self.val, "validation", "set data.val, or null for training photos")
-                 if self.val is not None else find_images(self.root))
+        if self.val is None:
+            files = find_images(self.root)
+        elif isinstance(self.val, (str, os.PathLike)):
+            files = find_images(self.val, "validation", "set data.val, or null for training photos")
+        else:  # a list of photo files
+            files = [Path(p).expanduser() for p in self.val]
         photos: list[tuple[Path, torch.Tensor]] = []
         for path in files:
             if len(photos) == self.val_count:

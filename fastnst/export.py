@@ -12,6 +12,7 @@ Runtime matches PyTorch at every verification size.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -77,10 +78,7 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
     import onnx
 
     net = net.float().eval().cpu()
-    module: nn.Module = _Float32IO(TransformerNet(net.config)) if fp16 else net
-    if fp16:
-        module.net.load_state_dict(net.state_dict())
-        module.eval()
+    module: nn.Module = _Float32IO(copy.deepcopy(net)).eval() if fp16 else net
     path = Path(path)
     with atomic_path(path) as tmp:
         # The TorchScript-based exporter: TransformerNet has no size-dependent Python on the

@@ -172,6 +172,17 @@ def write_image(image: torch.Tensor, path: str | os.PathLike[str], quality: int 
     return path
 
 
+def from_bgr(frame: np.ndarray) -> torch.Tensor:
+    """An OpenCV frame, `(H, W, 3)` BGR uint8 -> `(1, 3, H, W)` RGB float in [0, 1]."""
+    return torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def to_bgr(image: torch.Tensor) -> np.ndarray:
+    """`(1, 3, H, W)` RGB in [0, 1] -> an OpenCV frame, `(H, W, 3)` BGR uint8."""
+    rgb = (image[0].detach().float().permute(1, 2, 0).clamp(0, 1) * 255).round().byte()
+    return np.ascontiguousarray(rgb.cpu().numpy()[..., ::-1])
+
+
 def to_pil(image: torch.Tensor) -> Image.Image:
     """`(1, 3, H, W)` or `(3, H, W)` float in [0, 1] -> 8-bit RGB Pillow image."""
     if image.dim() == 4:

@@ -22,7 +22,15 @@ from pathlib import Path
 
 import torch
 
-from fastnst.images import IMAGE_SUFFIXES, WRITE_FORMATS, ImageError, read_image, write_image
+from fastnst.images import (
+    IMAGE_SUFFIXES,
+    WRITE_FORMATS,
+    ImageError,
+    from_bgr,
+    read_image,
+    to_bgr,
+    write_image,
+)
 from fastnst.styles import ModelFileError
 from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize
 
@@ -83,9 +91,7 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, style: str
             jobs.append(Job(source, output))
             continue
         suffix = source.suffix.lower()
-        ext = suffix if suffix in WRITE_FORMATS or suffix in VIDEO_SUFFIXES else ".png"
-        if suffix in VIDEO_SUFFIXES:
-            ext = ".mp4"
+        ext = ".mp4" if suffix in VIDEO_SUFFIXES else suffix if suffix in WRITE_FORMATS else ".png"
         folder = output or Path.cwd()
         if root is not None:
             folder = folder / source.parent.relative_to(root)
@@ -107,11 +113,7 @@ def _frames(capture) -> Iterator[torch.Tensor]:
         ok, frame = capture.read()
         if not ok:
             return
-        yield torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255.0
-
-
-def _to_bgr(image: torch.Tensor):
-    return (image[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()[..., ::-1].copy()
+        yield from_bgr(frame)
 
 
 class FlickerFilter:
@@ -173,7 +175,7 @@ def stylize_video(backend: Backend, job: Job, args: argparse.Namespace,
                                                  (w, h))
                         if not writer.isOpened():
                             raise ImageError(job.output, "cannot write an MP4 video here")
-                    writer.write(_to_bgr(out))
+                    writer.write(to_bgr(out))
                     count += 1
             finally:
                 if writer is not None:

@@ -16,14 +16,13 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from fastnst.color import keep_colors
 from fastnst.device import resolve_device
 from fastnst.images import resize_long_side
 from fastnst.styles import MODEL_FORMAT, ModelFileError, find_model, load_model
-from fastnst.transformer import MIN_SIDE, TransformerNet
+from fastnst.transformer import TransformerNet, pad_to_min_side
 
 BACKENDS = ("torch", "onnx")
 
@@ -73,9 +72,7 @@ class OnnxBackend:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
-        x = image.float()
-        if h < MIN_SIDE or w < MIN_SIDE:  # the graph needs MIN_SIDE pixels a side
-            x = F.pad(x, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
+        x = pad_to_min_side(image.float())  # the graph needs MIN_SIDE pixels a side
         out = self.session.run(["stylized"], {"image": np.ascontiguousarray(x.numpy())})[0]
         return torch.from_numpy(out[..., :h, :w].copy())
 

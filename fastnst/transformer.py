@@ -64,6 +64,14 @@ class _ResizeConv(nn.Sequential):
         return self[1](x)
 
 
+def pad_to_min_side(image: torch.Tensor) -> torch.Tensor:
+    """Replicate-pad `(N, 3, H, W)` at the bottom and right to at least MIN_SIDE a side."""
+    h, w = image.shape[-2:]
+    if h >= MIN_SIDE and w >= MIN_SIDE:
+        return image
+    return F.pad(image, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
+
+
 class TransformerNet(nn.Module):
     """Johnson et al.'s image transformation network; see the module docstring."""
 
@@ -83,10 +91,7 @@ class TransformerNet(nn.Module):
         # H and W come back unchanged, with no size-dependent Python in the graph (the ONNX
         # export stays dynamic). Images under MIN_SIDE pixels a side are replicate-padded first
         # (reflection pads need room), then cropped back.
-        if h < MIN_SIDE or w < MIN_SIDE:
-            image = F.pad(image, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)),
-                          mode="replicate")
-        full = self.encoder[0](image)
+        full = self.encoder[0](pad_to_min_side(image))
         half = self.encoder[1](full)
         x = self.residuals(self.encoder[2](half))
         x = self.decoder[0](x, size=half.shape[-2:])

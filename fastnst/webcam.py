@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from fastnst.images import resize_long_side
+from fastnst.images import from_bgr, resize_long_side, to_bgr
 from fastnst.stylizer import Backend
 
 NEXT_KEYS = frozenset({"n", "space", "Right"})
@@ -121,11 +121,10 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
             ok, frame = capture.read()
             if not ok:
                 return shown
-            image = torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)[None] / 255.0
+            image = from_bgr(frame)
             if max_size and max(image.shape[-2:]) > max_size:
                 image = resize_long_side(image, max_size)
-            out = stylize(backends[current], image.float())
-            rgb = (out[0].permute(1, 2, 0) * 255).round().byte().numpy()
+            rgb = to_bgr(stylize(backends[current], image))[..., ::-1]
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if shown else 1 / max(now - last, 1e-6)
             last = now

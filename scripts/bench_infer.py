@@ -10,6 +10,7 @@ rows are added when a GPU is present.
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
@@ -57,9 +58,8 @@ def main() -> None:
                 backends = {"torch fp32": TorchBackend(net, name, device),
                             "onnxruntime fp32": OnnxBackend(onnx_path, device)}
                 if device.type == "cuda":
-                    backends["torch fp16"] = TorchBackend(TransformerNet(net.config).eval(),
-                                                          name, device, half=True)
-                    backends["torch fp16"].net.load_state_dict(net.state_dict())
+                    backends["torch fp16"] = TorchBackend(copy.deepcopy(net), name, device,
+                                                          half=True)
                 for label, backend in backends.items():
                     cells = [ms_per_frame(backend, torch.rand(1, 3, h, w), args.repeats)
                              for w, h in sizes]

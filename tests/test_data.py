@@ -103,3 +103,10 @@ def test_validation_photos_are_the_first_readable_ones_at_their_size(tmp_path, c
 def test_no_training_folder_configured_is_a_clear_error():
     with pytest.raises(DataError, match=r"set data\.root=PHOTOS or FASTNST_TRAIN_DIR"):
         PhotoDataModule(None).setup()
+
+
+def test_validation_photos_can_be_a_list_of_files(tmp_path):
+    root = _folder(tmp_path, good=6, corrupt=1)
+    chosen = [root / "sub" / "p3.png", root / "broken0.jpg", root / "p0.png"]
+    photos = PhotoDataModule(root, val=[str(p) for p in chosen], val_size=32).val_images()
+    assert [p for p, _ in photos] == [chosen[0], chosen[2]]  # in the given order, broken skipped
