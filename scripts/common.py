@@ -39,8 +39,16 @@ def machine() -> str:
     return f"torch {torch.__version__}; CPU: {cpu}, {torch.get_num_threads()} threads{gpu}"
 
 
-def build_loss(style: str, device: torch.device) -> PerceptualLoss:
-    """The perceptual loss of a style's own config (`conf/style/<style>.yaml`), on `device`."""
+def build_loss(style: str, device: torch.device, meta: dict | None = None) -> PerceptualLoss:
+    """The perceptual loss a style network was trained with, on `device`.
+
+    `meta` is the model's metadata (fastnst.styles.read_metadata): its recorded training loss
+    config wins, so a model is judged by the weights it was trained under even after the style's
+    config changes. Without it: the style's own config, `conf/style/<style>.yaml`.
+    """
+    trained = (meta or {}).get("training", {}).get("loss")
+    if trained:
+        return instantiate(trained).to(device)
     with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
         cfg = compose(config_name="gatys", overrides=[f"style={style}"])
     return instantiate(cfg.loss).to(device)

@@ -60,7 +60,7 @@ def main() -> None:
     for model in models:
         net, meta = load_model(model, device)
         style = meta["style"]
-        loss = build_loss(style, device)
+        loss = build_loss(style, device, meta)
         style_image = load_style_image(style, max_size=args.size)
         for name in names:
             photo = resize_long_side(read_image(args.eval_dir / name), args.size).to(device)

@@ -35,6 +35,7 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None) -> str:
     train = meta.get("training", {})
     trainer, data, optim = train.get("trainer", {}), train.get("data", {}), train.get("optim", {})
     losses = meta.get("losses", {})
+    loss = train.get("loss", {})  # what the network was trained with; the config may change
     checks = ", ".join(f"{w}x{h} {d:.1e}" for (h, w), d in onnx_report.max_abs_diff.items())
     lines = [
         f"# {style}: {cfg.title} ({cfg.artist})",
@@ -44,8 +45,11 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None) -> str:
         "- **Architecture:** TransformerNet (Johnson et al. 2016),"
         f" {json.dumps(meta['architecture'])}, reflection padding, instance norm,"
         " resize-convolution upsampling; input and output RGB in [0, 1], any size.",
-        f"- **Loss:** VGG19 content (relu4_2) + Gram style (relu1_1..relu5_1), content weight"
-        f" {cfg.content_weight}, style weight {cfg.style_weight}, TV weight {cfg.tv_weight}.",
+        f"- **Loss:** VGG19 content ({', '.join(loss.get('content_layers', ['relu4_2']))}) +"
+        f" Gram style ({', '.join(loss.get('style_layers', ['relu1_1..relu5_1']))}), content"
+        f" weight {loss.get('content_weight', cfg.content_weight)}, style weight"
+        f" {loss.get('style_weight', cfg.style_weight)}, TV weight"
+        f" {loss.get('tv_weight', cfg.tv_weight)}.",
         f"- **Training:** {meta.get('steps', '?')} steps of {data.get('batch_size', '?')} crops"
         f" of {data.get('crop_size', '?')} px (photos scaled to a"
         f" {data.get('short_side') or data.get('crop_size', '?')} px short side), Adam lr"
