@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from fastnst.files import files_under
 from fastnst.images import IMAGE_SUFFIXES, ImageError, read_image, resize, resize_long_side
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,7 @@ def find_images(root: str | os.PathLike[str] | None, kind: str = "training",
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"{root}: {kind} folder not found ({hint})")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                   and not p.name.startswith(".") and p.is_file())
+    files = files_under(root, IMAGE_SUFFIXES)
     if not files:
         raise DataError(f"{root}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files

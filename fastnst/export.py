@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fastnst.console import tolerate_undecodable_names
 from fastnst.files import atomic_path
 from fastnst.styles import IO_CONVENTION, MODEL_FORMAT, ModelFileError, load_model
 from fastnst.transformer import MIN_SIDE, TransformerNet
@@ -130,6 +131,7 @@ def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`fastnst-export`: a style model to a verified ONNX file."""
+    tolerate_undecodable_names()
     from fastnst.styles import find_model
 
     parser = argparse.ArgumentParser(prog="fastnst-export", description=__doc__.splitlines()[0])

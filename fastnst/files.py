@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 
@@ -42,3 +42,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def files_under(root: Path, suffixes: Collection[str]) -> list[Path]:
+    """Everything under the folder `root` (recursive, sorted) whose lower-case suffix is in
+    `suffixes`; hidden names are skipped. Entries that cannot be opened (broken or looping
+    links, no permission) are kept, so that reading them reports the problem by name instead
+    of dropping the file without a word; folders named like files are only searched."""
+    return sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes
+                  and not p.name.startswith(".") and not p.is_dir())

@@ -17,8 +17,10 @@ import torch
 from omegaconf import DictConfig
 
 from fastnst.color import keep_colors, luminance, match_luminance
+from fastnst.console import tolerate_undecodable_names
 from fastnst.images import ImageError, read_image, resize, resize_long_side, write_image
 from fastnst.losses import PerceptualLoss
+from fastnst.vgg import MIN_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +184,12 @@ def run(cfg: DictConfig) -> Path:
     content_path = Path(cfg.content)
     output = Path(cfg.output or f"{content_path.stem}_{cfg.style.name}.png")
     content = read_image(content_path, max_size=cfg.size)  # the result's size: decode no more
+    h, w = content.shape[-2:]
+    smallest = round(min(h, w) * level_sizes(cfg.size, cfg.levels)[0] / max(h, w))
+    if smallest < MIN_SIDE:
+        raise ImageError(content_path, f"{w}x{h} px is too small: at size={cfg.size} and"
+                                       f" levels={cfg.levels} its short side would be {smallest}"
+                                       f" px, and the VGG19 loss needs at least {MIN_SIDE}")
     style_max = max(16, round(cfg.size * cfg.style_scale))
     styles = [read_style_image(cfg.style, max_size=style_max)]
     weights = [1.0]
@@ -216,6 +224,7 @@ def run(cfg: DictConfig) -> Path:
 
 def main() -> None:
     """Console entry point: `fastnst-gatys` / `python -m fastnst.gatys` (Hydra overrides)."""
+    tolerate_undecodable_names()
     import hydra
 
     from fastnst.style_images import StyleError, expand_style_path

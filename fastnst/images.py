@@ -84,6 +84,9 @@ def _decode(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
                                    f" over the {max_pixels / 1e6:.0f} MP limit")
         if width == 0 or height == 0:
             raise ImageError(path, f"image has no pixels ({width}x{height})")
+        if img.format == "PNG":
+            with Image.open(path) as check:
+                check.verify()  # chunk checksums: Pillow's load() does not look at them
         if max_size is not None and img.format == "JPEG":
             # Decode at a reduced scale (1/2, 1/4, 1/8): fast and light on memory.
             img.draft(None, (max_size, max_size))

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from fastnst.console import tolerate_undecodable_names
+from fastnst.files import files_under
 from fastnst.images import (
     IMAGE_SUFFIXES,
     WRITE_FORMATS,
@@ -61,8 +63,7 @@ def expand_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, Path | None]],
     for spec in specs:
         path = Path(spec).expanduser()
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in suffixes
-                           and p.is_file() and not p.name.startswith("."))
+            files = files_under(path, suffixes)
             if not files:
                 errors.append(f"{path}: no images or videos in this folder")
             found += [(f, path) for f in files]
@@ -256,6 +257,7 @@ def live(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
+    tolerate_undecodable_names()
     from tqdm import tqdm
 
     from fastnst.styles import shipped_models

@@ -24,6 +24,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from fastnst.console import tolerate_undecodable_names
 from fastnst.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ def run(cfg: DictConfig) -> Path | None:
 
 def main() -> None:
     """Console entry point: `fastnst-train` / `python -m fastnst.train` (Hydra overrides)."""
+    tolerate_undecodable_names()
     import hydra
 
     from fastnst.data import DataError

@@ -7,6 +7,7 @@ import logging
 import pytest
 import torch
 from conftest import smooth_image
+from hostile import make_corpus
 
 from fastnst.data import DataError, PhotoDataModule, PhotoFolder, find_images, random_crop
 from fastnst.images import write_image
@@ -110,3 +111,21 @@ def test_validation_photos_can_be_a_list_of_files(tmp_path):
     chosen = [root / "sub" / "p3.png", root / "broken0.jpg", root / "p0.png"]
     photos = PhotoDataModule(root, val=[str(p) for p in chosen], val_size=32).val_images()
     assert [p for p, _ in photos] == [chosen[0], chosen[2]]  # in the given order, broken skipped
+
+
+def test_hostile_corpus_trains_on_every_valid_image_and_skips_the_rest(tmp_path, caplog):
+    cases = {c.path: c for c in make_corpus(tmp_path / "corpus")}
+    files = find_images(tmp_path / "corpus")
+    # Every file is listed, also those that cannot be opened; a folder named .jpg is not.
+    assert set(files) == {p for p in cases if not p.is_dir()}
+    dataset = PhotoFolder(files, 16, short_side=24)
+    with caplog.at_level(logging.WARNING):
+        for i, path in enumerate(files):
+            crop = dataset[i]
+            if cases[path].valid:
+                assert crop is not None and crop.shape == (3, 16, 16), cases[path].name
+            else:
+                assert crop is None, cases[path].name
+    warned = "\n".join(r.getMessage() for r in caplog.records)
+    for path, case in cases.items():
+        assert (str(path) in warned) == (not case.valid and not path.is_dir()), case.name

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 from conftest import smooth_image, stripes
+from hostile import make_corpus, missing
 
 from fastnst.color import rgb_to_yiq
 from fastnst.gatys import level_sizes, style_weight_factor, stylize
@@ -158,3 +159,29 @@ def test_cli_errors_are_one_line_with_non_zero_exit(vgg_weights, tmp_path, args,
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_hostile_corpus_through_the_baseline(vgg_weights, tmp_path):
+    from hydra import compose, initialize_config_module
+
+    from fastnst.gatys import run
+    from fastnst.images import ImageError
+    from fastnst.style_images import expand_style_path
+
+    style = tmp_path / "painting.png"
+    write_image(stripes(32, 32), style)
+    with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
+        cfg = compose(config_name="gatys", overrides=expand_style_path(
+            [f"style={style}", "size=32", "iterations=1", "progress=false"]))
+    too_small = {"sliver_2x300.png"}  # 1 px high at size=32: VGG19 needs 16 (1x1 is enlarged)
+    for case in [*make_corpus(tmp_path / "corpus"), missing(tmp_path)]:
+        cfg.content, cfg.output = str(case.path), str(tmp_path / "out" / f"{case.path.stem}.png")
+        if case.valid and case.path.name not in too_small:
+            assert read_image(run(cfg)).shape[:2] == (1, 3), case.name
+            continue
+        with pytest.raises(ImageError) as info:
+            run(cfg)
+        assert str(info.value).startswith(f"{os.fsdecode(case.path)}: "), case.name
+        assert "\n" not in str(info.value)
+        if case.path.name in too_small:
+            assert "too small" in str(info.value)
