@@ -47,6 +47,16 @@ def save_model(net: TransformerNet, path: str | os.PathLike[str], style: str,
     return path
 
 
+def _looks_pickled(path: str | os.PathLike[str]) -> bool:
+    """True for files that start like torch.save output (zip) or a raw pickle (protocol 2-5)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return False
+    return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The metadata of a model file: `format`, `style`, `io` as strings, the rest decoded JSON."""
     from safetensors import safe_open
@@ -57,6 +67,10 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     except FileNotFoundError:
         raise ModelFileError(path, "no such file") from None
     except (SafetensorError, OSError, ValueError) as e:
+        if _looks_pickled(path):
+            raise ModelFileError(path, "a PyTorch (pickle) file, refused: pickles can run code,"
+                                       " so models load only from .safetensors (training writes"
+                                       " <style>.safetensors beside its checkpoints)") from None
         raise ModelFileError(path, f"not a safetensors model ({e})") from None
     if raw.get("format") != MODEL_FORMAT:
         raise ModelFileError(path, f"not a fastnst style model (format {raw.get('format')!r},"

@@ -225,3 +225,32 @@ def test_hostile_corpus_writes_every_valid_image_and_names_every_bad_one(model, 
             assert f"failed: {shown}: " in err, case.name
     assert f"failed: {gone.path}: no such file" in err
     assert not written  # nothing else was written, no temporary files left behind
+
+
+class _Payload:
+    """Unpickling this creates the file `marker`: proof that a pickle was executed."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".ckpt", ".pth"])
+def test_pickled_checkpoints_are_refused_by_infer_and_export_without_running(tmp_path, capsys,
+                                                                             suffix):
+    from fastnst.export import main as export_main
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / f"evil{suffix}"
+    torch.save({"state_dict": _Payload(marker)}, evil)  # a real PyTorch file, pickle inside
+    write_image(smooth_image(16, 16), tmp_path / "p.png")
+    assert main([str(tmp_path / "p.png"), "--style", str(evil), "-o", str(tmp_path / "o.png"),
+                 "-q"]) != 0
+    assert export_main(["--style", str(evil), "-o", str(tmp_path / "e.onnx")]) != 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 2 and all(f"{evil}: a PyTorch (pickle) file, refused" in line
+                                 for line in err), err
+    assert not marker.exists()
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "e.onnx").exists()

@@ -50,7 +50,8 @@ def test_pickle_renamed_safetensors_is_refused_without_running_it(tmp_path):
 
     path = tmp_path / "evil.safetensors"
     path.write_bytes(pickle.dumps(Payload()))
-    with pytest.raises(ModelFileError, match=r"evil\.safetensors: not a safetensors model"):
+    with pytest.raises(ModelFileError,
+                       match=r"evil\.safetensors: a PyTorch \(pickle\) file, refused"):
         load_model(path)
     assert not marker.exists()
 
