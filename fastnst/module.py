@@ -3,7 +3,9 @@
 Logs the weighted loss terms and images/s every step, and every `sample_every` steps stylizes the
 fixed validation photos: their losses are logged as `val/*`, and a grid (photos above, results
 below) goes to TensorBoard and to `<sample_dir>/step_NNNNNN.png`. The VGG loss network is never
-written into checkpoints: it is fixed, big (80 MB), and rebuilt from its weights file.
+written into checkpoints: it is fixed, big (80 MB), and rebuilt from its weights file. A NaN or
+inf loss stops training (NonFiniteLossError) before it reaches the weights, and no checkpoint
+with non-finite weights is ever written.
 """
 
 from __future__ import annotations
@@ -38,6 +40,10 @@ def lr_factor(step: int, warmup: int, total: int, final: float) -> float:
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+class NonFiniteLossError(RuntimeError):
+    """The loss or the weights became NaN or inf; training cannot go on from here."""
+
+
 class StyleTransferModule(pl.LightningModule):
     """Johnson et al.'s training: a TransformerNet minimising `loss` against `style_image`.
 
@@ -70,12 +76,15 @@ class StyleTransferModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         self.loss.set_style([self.style_image.to(self.device)])
 
-    def training_step(self, batch: tuple[torch.Tensor, int], batch_idx: int) -> torch.Tensor | None:
+    def training_step(self, batch: tuple[torch.Tensor, int], batch_idx: int) -> torch.Tensor:
         images, skipped = batch
         self.skipped_images += int(skipped)
-        if images.numel() == 0:
-            return None  # every photo of this batch was unreadable: skip the step
         terms = self.loss(self.net(images), content=images)
+        if not torch.isfinite(terms["total"]):  # before backward: the weights are still good
+            raise NonFiniteLossError(
+                f"the loss is {terms['total'].item()} at step {self.global_step} ("
+                + ", ".join(f"{k} {v.item():.4g}" for k, v in terms.items() if k != "total")
+                + ")")
         self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True)
         self.log("loss", terms["total"].detach(), prog_bar=True, logger=False)
         self.log("train/skipped_images", float(self.skipped_images), on_step=True)
@@ -83,8 +92,7 @@ class StyleTransferModule(pl.LightningModule):
         return terms["total"]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # Before clipping: shows how often `gradient_clip_val` bites. (No gradients when a
-        # whole batch was unreadable.)
+        # Before clipping: shows how often `gradient_clip_val` bites.
         norm = grad_norm(self.net, norm_type=2).get("grad_2.0_norm_total")
         if norm is not None:
             self.log("train/grad_norm", norm, on_step=True)
@@ -142,6 +150,10 @@ class StyleTransferModule(pl.LightningModule):
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith(LOSS_PREFIX)]:
             del state[key]
+        bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+        if bad:  # never let a NaN overwrite the last good checkpoint
+            raise NonFiniteLossError(f"the weights hold NaN or inf at step {self.global_step}"
+                                     f" ({bad[0]})")
         checkpoint["fastnst"] = {"skipped_images": self.skipped_images}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -91,6 +91,16 @@ def resume_checkpoint(resume: bool | str | None, run_dir: Path) -> Path | None:
     return path
 
 
+def _last_good(run_dir: Path) -> str:
+    """Where a stopped run can go on from, in words."""
+    last = run_dir / CHECKPOINTS / LAST
+    if not last.is_file():
+        return "No checkpoint was written before it."
+    step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    return (f"The last good checkpoint is {last} (step {step}); lower optim.lr or"
+            f" optim.grad_clip and go on from it with resume={last}")
+
+
 def run(cfg: DictConfig) -> Path | None:
     """Train as configured by `conf/train.yaml`; return the model file (None on ranks > 0)."""
     from hydra.core.hydra_config import HydraConfig
@@ -99,12 +109,14 @@ def run(cfg: DictConfig) -> Path | None:
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
     from fastnst.images import resize_long_side
-    from fastnst.module import StyleTransferModule
+    from fastnst.module import NonFiniteLossError, StyleTransferModule
     from fastnst.style_images import read_style_image
     from fastnst.styles import save_model
 
-    # The VGG loss network is frozen in eval mode on purpose.
+    # The VGG loss network is frozen in eval mode on purpose, and the data resume at the
+    # checkpoint's step by construction (fastnst.data.SampleOrder).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -129,7 +141,8 @@ def run(cfg: DictConfig) -> Path | None:
                                     CheckpointOnInterrupt(run_dir / CHECKPOINTS / LAST)],
                          logger=[TensorBoardLogger(run_dir, name="tensorboard", version=""),
                                  CSVLogger(run_dir, name="csv", version="")],
-                         plugins=[AtomicCheckpointIO()], enable_model_summary=False)
+                         plugins=[AtomicCheckpointIO()], enable_model_summary=False,
+                         use_distributed_sampler=False)  # SampleOrder shards by rank itself
     if trainer.is_global_zero and trainer_args.get("accelerator") == "cpu" \
             and torch.cuda.is_available():
         log.warning("a GPU is available: trainer=gpu trains at Johnson et al.'s full schedule")
@@ -138,7 +151,10 @@ def run(cfg: DictConfig) -> Path | None:
                  trainer_args.get("accelerator"), trainer_args["precision"], cfg.style.name,
                  cfg.style_size, f"; resuming from {ckpt_path}" if ckpt_path else "")
     start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except NonFiniteLossError as e:
+        raise NonFiniteLossError(f"{e}; training stopped. {_last_good(run_dir)}") from None
     seconds = time.perf_counter() - start
     trainer.save_checkpoint(run_dir / CHECKPOINTS / LAST, weights_only=False)
     if not trainer.is_global_zero:
@@ -170,6 +186,7 @@ def main() -> None:
 
     from fastnst.data import DataError
     from fastnst.images import ImageError
+    from fastnst.module import NonFiniteLossError
     from fastnst.style_images import StyleError, expand_style_path
     from fastnst.vgg import VGGWeightsError
 
@@ -180,7 +197,7 @@ def main() -> None:
         try:
             run(cfg)
         except (DataError, ImageError, StyleError, VGGWeightsError, FileNotFoundError,
-                ValueError) as e:
+                ValueError, NonFiniteLossError) as e:
             print(f"fastnst-train: error: {e}", file=sys.stderr)
             sys.exit(1)
 

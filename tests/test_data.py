@@ -9,7 +9,14 @@ import torch
 from conftest import smooth_image
 from hostile import make_corpus
 
-from fastnst.data import DataError, PhotoDataModule, PhotoFolder, find_images, random_crop
+from fastnst.data import (
+    DataError,
+    PhotoDataModule,
+    PhotoFolder,
+    SampleOrder,
+    find_images,
+    random_crop,
+)
 from fastnst.images import write_image
 
 
@@ -61,20 +68,54 @@ def test_corrupt_file_gives_none_and_one_warning(tmp_path, caplog):
     bad.write_bytes(b"garbage")
     dataset = PhotoFolder([bad], 16)
     with caplog.at_level(logging.WARNING):
-        assert dataset[0] is None and dataset[0] is None
+        assert dataset.crop(0) is None and dataset.crop(0) is None
     warnings = [r for r in caplog.records if "bad.jpg" in r.getMessage()]
     assert len(warnings) == 1
 
 
-def test_loader_trains_on_the_readable_rest(tmp_path):
+def test_loader_replaces_unreadable_photos_with_readable_ones(tmp_path):
     data = PhotoDataModule(_folder(tmp_path), crop_size=24, batch_size=4, workers=0)
-    good = skipped = 0
-    for batch, n_skipped in data.train_dataloader():
-        assert batch.shape[1:] == (3, 24, 24)
+    batches = list(data.train_dataloader())
+    assert len(batches) == 2  # 8 files, 2 full batches of 4
+    for batch, _ in batches:
+        assert batch.shape == (4, 3, 24, 24)
         assert float(batch.min()) >= 0 and float(batch.max()) <= 1
-        good += batch.shape[0]
-        skipped += n_skipped
-    assert (good, skipped) == (6, 2)  # 8 files, 2 batches of 4, corrupt ones dropped
+    # broken0.jpg and broken1.jpg sort next to each other: drawing broken0 passes over both,
+    # drawing broken1 over one.
+    assert sum(skipped for _, skipped in batches) == 3
+
+
+def test_a_folder_with_no_readable_image_fails_before_training(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    (tmp_path / "b.png").write_text("text")
+    with pytest.raises(DataError, match="none of the 2 training images can be read"):
+        PhotoDataModule(tmp_path).setup()
+
+
+def test_sample_order_resumes_mid_run_and_shards_by_rank():
+    def order(position: int, rank: int = 0, world: int = 1) -> list[tuple[int, int]]:
+        return list(SampleOrder(5, 20, seed=3, position=lambda: position, rank=rank, world=world))
+
+    whole = order(0)
+    assert len(whole) == 20 and len({seed for _, seed in whole}) == 20
+    for start in range(0, 20, 5):  # each pass over the 5 files is a permutation of them
+        assert sorted(i for i, _ in whole[start:start + 5]) == [0, 1, 2, 3, 4]
+    assert whole[:5] != whole[5:10]  # a fresh order per pass
+    assert order(8) == whole[8:]  # resumed at sample 8: exactly the rest
+    assert order(4, rank=1, world=2) == whole[5::2]  # rank 1 of 2 takes every second sample
+    assert order(20) == [(i, s) for i, s in
+                         SampleOrder(5, 20, 3, lambda: 20)][:20]  # the next epoch goes on
+    assert order(20)[0] != whole[0] and list(SampleOrder(5, 20, 4, lambda: 0)) != whole
+
+
+def test_loader_output_does_not_depend_on_worker_processes(tmp_path):
+    root = _folder(tmp_path, good=5, corrupt=1)
+    serial, parallel = (list(PhotoDataModule(root, crop_size=16, batch_size=2, workers=w,
+                                             seed=7).train_dataloader()) for w in (0, 2))
+    assert len(serial) == 3
+    for (a, skipped_a), (b, skipped_b) in zip(serial, parallel, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        assert skipped_a == skipped_b
 
 
 def test_short_side_crops_a_part_of_the_photo_at_that_scale():
@@ -121,7 +162,7 @@ def test_hostile_corpus_trains_on_every_valid_image_and_skips_the_rest(tmp_path,
     dataset = PhotoFolder(files, 16, short_side=24)
     with caplog.at_level(logging.WARNING):
         for i, path in enumerate(files):
-            crop = dataset[i]
+            crop = dataset.crop(i)
             if cases[path].valid:
                 assert crop is not None and crop.shape == (3, 16, 16), cases[path].name
             else:

@@ -6,8 +6,11 @@ from __future__ import annotations
 import csv
 import math
 import os
+import random
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
 from fastnst.images import write_image
-from fastnst.module import StyleTransferModule, lr_factor
+from fastnst.module import NonFiniteLossError, StyleTransferModule, lr_factor
 from fastnst.style_images import expand_style_path
 from fastnst.styles import load_model, read_metadata
 from fastnst.train import resolve_precision, resume_checkpoint, run
@@ -39,11 +42,14 @@ def style_image(tmp_path) -> Path:
     return write_image(0.3 + 0.4 * stripes(48, 48), tmp_path / "stripes.png")
 
 
+LR = 0.002  # at 0.01 some seeds saturate the output in the first steps and learn nothing
+
+
 def _overrides(photos: Path, style_image: Path, steps: int, *extra: str) -> list[str]:
     return [*expand_style_path([f"style={style_image}"]), f"data.root={photos}",
             "data.crop_size=32", "data.short_side=40", "data.batch_size=2", "data.workers=0",
             "data.val_count=2", "data.val_size=32", "style_size=48", "sample_every=2",
-            "checkpoint_every=2", "optim.warmup_steps=2", "optim.lr=0.01",
+            "checkpoint_every=2", "optim.warmup_steps=2", f"optim.lr={LR}",
             f"trainer.max_steps={steps}", "trainer.enable_progress_bar=false",
             "trainer.log_every_n_steps=1", *extra]
 
@@ -102,10 +108,10 @@ def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style
     total = _metrics(run_dir, "train/total")
     assert sorted(total) == list(range(30))
     first, last = (sum(total[s] for s in steps) / 5 for steps in (range(5), range(25, 30)))
-    assert last < 0.5 * first  # measured: 0.18-0.20, with 1 or 2 threads
+    assert last < 0.8 * first  # measured: 0.45-0.68 for seeds 0-2 (noisy: random crops)
     val = _metrics(run_dir, "val/total")  # the same validation photos every 2 steps
     assert sorted(val) == list(range(2, 31, 2))
-    assert val[30] < 0.5 * val[2]  # measured: 0.13-0.14
+    assert val[30] < 0.6 * val[2]  # measured: 0.35-0.49 for seeds 0-2
     assert (run_dir / "samples" / "step_000030.png").is_file()
     assert {"step000002.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
     # The checkpoints leave the 80 MB VGG out.
@@ -148,7 +154,7 @@ def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
     steps = _metrics(runs / "second", "train/total")
     assert sorted(steps) == list(range(5, 10))  # continued at step 5, not from 0
     lrs = _metrics(runs / "second", "lr-Adam")
-    assert lrs[5] == pytest.approx(0.01 * lr_factor(5, 2, 10, 0.5))
+    assert lrs[5] == pytest.approx(LR * lr_factor(5, 2, 10, 0.5))
     opt = torch.load(runs / "second" / "checkpoints" / "last.ckpt", weights_only=True)
     assert opt["optimizer_states"][0]["state"][0]["step"] == 10  # Adam's moments carried over
 
@@ -186,3 +192,102 @@ def test_ddp_with_two_cpu_processes(vgg_weights, photos, style_image, tmp_path):
     meta = read_metadata(run_dir / "stripes.safetensors")
     assert meta["processes"] == 2 and meta["steps"] == 4
     assert math.isfinite(meta["losses"]["total"])
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
+        vgg_weights, photos, style_image, tmp_path, monkeypatch):
+    original = StyleTransferModule.training_step
+
+    def nan_photos_at_step_5(self, batch, batch_idx):
+        images, skipped = batch
+        return original(self, (images * float("nan") if self.global_step == 5 else images,
+                               skipped), batch_idx)
+
+    monkeypatch.setattr(StyleTransferModule, "training_step", nan_photos_at_step_5)
+    run_dir = tmp_path / "runs" / "nan"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    with pytest.raises(NonFiniteLossError) as stopped:
+        _train(run_dir, _overrides(photos, style_image, 10))
+    assert str(stopped.value).startswith("the loss is nan at step 5 (content nan, style nan")
+    assert f"the last good checkpoint is {last} (step 4)" in str(stopped.value).lower()
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] == 4
+    assert all(v.isfinite().all() for v in state["state_dict"].values())
+    assert not list(run_dir.glob("*.safetensors"))
+
+
+def test_a_checkpoint_with_non_finite_weights_is_never_written():
+    from fastnst.transformer import TransformerConfig
+
+    module = StyleTransferModule(TransformerConfig(channels=8, blocks=1), torch.nn.Identity(),
+                                 torch.zeros(1, 3, 8, 8))
+    good = {"state_dict": {k: v.clone() for k, v in module.state_dict().items()}}
+    module.on_save_checkpoint(good)  # finite: fine
+    with torch.no_grad():
+        module.net.decoder[2][1].weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(NonFiniteLossError, match=r"weights hold NaN or inf .*net\.decoder\.2"):
+        module.on_save_checkpoint({"state_dict": dict(module.state_dict())})
+
+
+def _start(args: list[str], run_dir: Path, *extra: str) -> subprocess.Popen:
+    """`python -m fastnst.train` in the background, on one thread (as the other runs)."""
+    return subprocess.Popen([sys.executable, "-m", "fastnst.train", *args, *extra,
+                             f"hydra.run.dir={run_dir}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=run_dir.parent,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"ended before {path.name}: {proc.communicate()[1][-2000:]}"
+        assert time.monotonic() < end, f"no {path} after {timeout} s"
+        time.sleep(0.01)
+
+
+def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
+        vgg_weights, photos, style_image, tmp_path):
+    """Ctrl-C at a random moment saves a checkpoint; SIGKILL at a random moment loses only the
+    steps since the last one; resuming twice ends with the weights of an unbroken run."""
+    seed = random.randrange(10**6)
+    rng = random.Random(seed)
+    args = _overrides(photos, style_image, 16, "data.workers=0")
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "runs").mkdir()
+    whole = _start(args, tmp_path / "whole" / "run")
+
+    first_dir = tmp_path / "runs" / "1"
+    first = _start(args, first_dir)
+    _wait_for(first_dir / "checkpoints" / f"step{rng.choice((2, 4, 6)):06d}.ckpt", first)
+    time.sleep(rng.uniform(0, 0.6))
+    first.send_signal(signal.SIGINT)
+    err = first.communicate(timeout=120)[1]
+    assert first.returncode == 1, f"seed {seed}: {err[-2000:]}"
+    stopped_at = int(err.split("interrupted at step ")[1].split(";")[0])
+    last = first_dir / "checkpoints" / "last.ckpt"
+    assert f"checkpoint {last}; continue with resume=true" in err
+    assert torch.load(last, weights_only=True)["global_step"] == stopped_at
+
+    second_dir = tmp_path / "runs" / "2"
+    second = _start(args, second_dir, "resume=true")
+    reached = stopped_at + rng.choice((1, 2))
+    reached += reached % 2  # the next checkpoint step (every 2)
+    _wait_for(second_dir / "checkpoints" / f"step{reached:06d}.ckpt", second)
+    time.sleep(rng.uniform(0, 0.6))
+    second.kill()  # SIGKILL: no handler runs
+    assert second.wait(timeout=60) == -signal.SIGKILL
+    assert not list(second_dir.glob("*.safetensors"))
+    assert min(_metrics(second_dir, "train/total")) == stopped_at  # went on at that step
+    saved = torch.load(second_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert saved >= reached  # lost only the steps after the last checkpoint
+
+    third_dir = tmp_path / "runs" / "3"
+    third = _start(args, third_dir, "resume=true")
+    assert third.wait(timeout=180) == 0, third.communicate()[1][-2000:]
+    assert min(_metrics(third_dir, "train/total")) == saved
+    assert whole.wait(timeout=180) == 0, whole.communicate()[1][-2000:]
+    resumed, _ = load_model(third_dir / "stripes.safetensors")
+    unbroken, _ = load_model(tmp_path / "whole" / "run" / "stripes.safetensors")
+    for (name, a), b in zip(resumed.state_dict().items(), unbroken.state_dict().values(),
+                            strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=f"seed {seed}: {name}")
