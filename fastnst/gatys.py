@@ -41,6 +41,21 @@ class GatysResult:
     iterations: int = 0  # iterations run, all levels
 
 
+class GatysInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the optimisation: `result.image` is the image so far, after `done` of the
+    level's iterations at `size` px; `output` is where `run` wrote it."""
+
+    def __init__(self, result: GatysResult, size: int, done: int) -> None:
+        super().__init__(f"interrupted after {done} iterations at {size} px")
+        self.result, self.size, self.done = result, size, done
+        self.output: Path | None = None
+
+
+class _Stopped(Exception):
+    def __init__(self, image: torch.Tensor, done: int) -> None:
+        self.image, self.done = image, done
+
+
 def level_sizes(size: int, levels: int) -> list[int]:
     """Long sides of the coarse-to-fine levels, halving down: (512, 3) -> [128, 256, 512]."""
     if levels < 1:
@@ -70,7 +85,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor], loss: Percept
     luminance only and keep the photo's colours; style_weight_end: the style weight's factor at
     the last iteration (linear from 1; 1 = constant); average: return the mean of the last
     `average` iterates (0 = the last iterate); on_iteration(size, iteration, image) is called
-    after every iteration.
+    after every iteration. Ctrl-C raises GatysInterrupted, which holds the result so far.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
@@ -96,21 +111,33 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor], loss: Percept
         else:
             x = resize(x, tuple(c.shape[-2:]))
         start = time.perf_counter()
-        x, history = _optimize(x, loss, targets, iterations, optimizer, lr, style_weight_end,
-                               average, desc=f"gatys {level_size}px", progress=progress,
-                               on_iteration=(lambda i, img, s=level_size: on_iteration(s, i, img))
-                               if on_iteration else None)
+        try:
+            x, history = _optimize(x, loss, targets, iterations, optimizer, lr,
+                                   style_weight_end, average, desc=f"gatys {level_size}px",
+                                   progress=progress, on_iteration=(
+                                       lambda i, img, s=level_size: on_iteration(s, i, img))
+                                   if on_iteration else None)
+        except _Stopped as stop:
+            result.seconds += time.perf_counter() - start
+            result.iterations += stop.done
+            result.image = _finish(stop.image, content, preserve_color)
+            raise GatysInterrupted(result, level_size, stop.done) from None
         if device.type == "cuda":
             torch.cuda.synchronize()
         result.seconds += time.perf_counter() - start
         result.iterations += iterations
         result.losses.append(history)
     assert x is not None
-    out = x.clamp(0, 1)
+    result.image = _finish(x, content, preserve_color)
+    return result
+
+
+def _finish(x: torch.Tensor, content: torch.Tensor, preserve_color: bool) -> torch.Tensor:
+    """The optimised pixels as the result image: clamped, with the photo's colours if asked."""
+    out = x.detach().clamp(0, 1)
     if preserve_color:
         out = keep_colors(resize(content, tuple(out.shape[-2:])), out)
-    result.image = out.detach()
-    return result
+    return out
 
 
 def _initial_image(init: str, content: torch.Tensor, style: torch.Tensor,
@@ -144,24 +171,31 @@ def _optimize(x: torch.Tensor, loss: PerceptualLoss, targets: Mapping[str, torch
     history: list[dict[str, float]] = []
     mean: torch.Tensor | None = None
     bar = tqdm(range(iterations), desc=desc, disable=not progress, leave=False, unit="it")
-    for i in bar:
-        style_weight = loss.style_weight * style_weight_factor(i, iterations, style_weight_end)
+    done = 0
+    try:
+        for i in bar:
+            style_weight = loss.style_weight * style_weight_factor(i, iterations,
+                                                                   style_weight_end)
 
-        def closure(style_weight: float = style_weight) -> torch.Tensor:
-            opt.zero_grad(set_to_none=True)
-            terms = loss(x, content_targets=targets, style_weight=style_weight)
-            terms["total"].backward()
-            history.append({k: v.item() for k, v in terms.items()})
-            return terms["total"]
+            def closure(style_weight: float = style_weight) -> torch.Tensor:
+                opt.zero_grad(set_to_none=True)
+                terms = loss(x, content_targets=targets, style_weight=style_weight)
+                terms["total"].backward()
+                history.append({k: v.item() for k, v in terms.items()})
+                return terms["total"]
 
-        opt.step(closure)
-        with torch.no_grad():
-            x.clamp_(0, 1)
-            if i >= iterations - average:
-                mean = x.detach().clone() if mean is None else mean + x.detach()
-        bar.set_postfix({k: f"{v:.3g}" for k, v in history[-1].items()})
-        if on_iteration is not None:
-            on_iteration(i + 1, x.detach())
+            opt.step(closure)
+            with torch.no_grad():
+                x.clamp_(0, 1)
+                if i >= iterations - average:
+                    mean = x.detach().clone() if mean is None else mean + x.detach()
+            done = i + 1
+            bar.set_postfix({k: f"{v:.3g}" for k, v in history[-1].items()})
+            if on_iteration is not None:
+                on_iteration(done, x.detach())
+    except KeyboardInterrupt:  # the pixels are whole after every step: keep them
+        bar.close()
+        raise _Stopped(x.detach().clone(), done) from None
     out = x.detach() if mean is None else mean / min(average, iterations)
     with torch.no_grad():
         final_weight = loss.style_weight * style_weight_factor(iterations - 1, iterations,
@@ -207,12 +241,16 @@ def run(cfg: DictConfig) -> Path:
             write_image(img, output.with_name(f"{output.stem}.{level_size}px.iter{iteration:04d}"
                                               f"{output.suffix}"))
 
-    result = stylize(content, styles, loss, blend=weights, size=cfg.size, levels=cfg.levels,
-                     iterations=cfg.iterations, optimizer=cfg.optimizer, lr=cfg.lr,
-                     init=cfg.init, style_scale=cfg.style_scale,
-                     preserve_color=cfg.preserve_color, style_weight_end=cfg.style_weight_end,
-                     average=cfg.average, seed=cfg.seed, on_iteration=save_intermediate,
-                     progress=cfg.progress)
+    try:
+        result = stylize(content, styles, loss, blend=weights, size=cfg.size, levels=cfg.levels,
+                         iterations=cfg.iterations, optimizer=cfg.optimizer, lr=cfg.lr,
+                         init=cfg.init, style_scale=cfg.style_scale,
+                         preserve_color=cfg.preserve_color,
+                         style_weight_end=cfg.style_weight_end, average=cfg.average,
+                         seed=cfg.seed, on_iteration=save_intermediate, progress=cfg.progress)
+    except GatysInterrupted as stop:  # keep the work done so far
+        stop.output = write_image(stop.result.image, output)
+        raise
     write_image(result.image, output)
     final = result.losses[-1][-1]
     h, w = result.image.shape[-2:]
@@ -240,8 +278,13 @@ def main() -> None:
         except (ImageError, StyleError, VGGWeightsError, ValueError, RuntimeError) as e:
             print(f"fastnst-gatys: error: {e}", file=sys.stderr)
             sys.exit(1)
+        except GatysInterrupted as stop:
+            print(f"fastnst-gatys: interrupted after {stop.done} of {cfg.iterations} iterations"
+                  f" at {stop.size} px; the result so far is in {stop.output}", file=sys.stderr)
+            sys.exit(130)
         except KeyboardInterrupt:
-            print("fastnst-gatys: interrupted; nothing written", file=sys.stderr)
+            print("fastnst-gatys: interrupted before the optimisation; nothing written",
+                  file=sys.stderr)
             sys.exit(130)
 
     _main()

@@ -85,16 +85,31 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                ) -> tuple[TransformerNet, dict[str, Any]]:
     """Read a style model: the network (eval mode, on `device`) and its metadata."""
     metadata = read_metadata(path)
+    if metadata.get("io") != IO_CONVENTION:
+        raise ModelFileError(path, f"unknown input/output convention {metadata.get('io')!r}"
+                                   f" (expected {IO_CONVENTION!r})")
     try:
         config = TransformerConfig(**metadata["architecture"])
-    except (KeyError, TypeError) as e:
-        raise ModelFileError(path, f"bad architecture metadata ({e})") from None
-    net = TransformerNet(config)
+        net = TransformerNet(config)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ModelFileError(path, f"bad architecture metadata ({type(e).__name__}: {e})"
+                             ) from None
     try:
-        net.load_state_dict(load_file(str(path)))
-    except (RuntimeError, SafetensorError) as e:
-        detail = " ".join(str(e).split())[:300]
-        raise ModelFileError(path, f"weights do not fit architecture {config}: {detail}") from None
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise ModelFileError(path, f"unreadable weights ({e})") from None
+    expected = net.state_dict()
+    problems = [f"{k} missing" for k in expected if k not in tensors]
+    problems += [f"{k} unexpected" for k in tensors if k not in expected]
+    problems += [f"{k} is {list(tensors[k].shape)}, the architecture needs {list(v.shape)}"
+                 for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    problems += [f"{k} holds NaN or inf" for k, v in tensors.items()
+                 if v.is_floating_point() and not v.isfinite().all()]
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ModelFileError(path, f"weights do not fit architecture {config}: "
+                                   f"{'; '.join(problems[:3])}{more}")
+    net.load_state_dict(tensors)
     return net.eval().to(device), metadata
 
 

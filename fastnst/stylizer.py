@@ -69,6 +69,28 @@ class OnnxBackend:
             raise ModelFileError(path, f"not a fastnst style model (format"
                                        f" {meta.get('format')!r}, expected {MODEL_FORMAT!r})")
         self.style = meta.get("style", Path(path).stem)
+        self._check(path)
+
+    def _check(self, path: str | os.PathLike[str]) -> None:
+        """Refuse a graph without fastnst's interface: input `image` and output `stylized`,
+        float `(N, 3, H, W)`, giving a finite image of the input's size on a small probe."""
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        found = (f"it takes {[(i.name, i.type, i.shape) for i in inputs]} and gives"
+                 f" {[(o.name, o.type, o.shape) for o in outputs]}")
+        if ([i.name for i in inputs] != ["image"] or "stylized" not in [o.name for o in outputs]
+                or inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 4):
+            raise ModelFileError(path, f"not a fastnst graph: needs input 'image' float"
+                                       f" (N, 3, H, W) and output 'stylized'; {found}")
+        probe = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+        try:
+            out = self(probe)
+        except Exception as e:  # ORT raises its own exception types for bad graphs
+            raise ModelFileError(path, f"fails on a 32x24 test image ({e})") from None
+        if out.shape != probe.shape:
+            raise ModelFileError(path, f"gives {tuple(out.shape)} for a {tuple(probe.shape)} test"
+                                       " image; a style model keeps the image's shape")
+        if not out.isfinite().all():
+            raise ModelFileError(path, "gives NaN or inf on a 32x24 test image")
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]

@@ -29,6 +29,13 @@ class TransformerConfig:
     channels: int = 32
     blocks: int = 5
 
+    def __post_init__(self) -> None:
+        # Bounds keep a hostile model file from asking for terabytes of weights.
+        for name, value, low, high in (("channels", self.channels, 1, 512),
+                                       ("blocks", self.blocks, 0, 64)):
+            if type(value) is not int or not low <= value <= high:
+                raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
+
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from conftest import smooth_image, stripes
 from hostile import make_corpus, missing
 
 from fastnst.color import rgb_to_yiq
-from fastnst.gatys import level_sizes, style_weight_factor, stylize
+from fastnst.gatys import GatysInterrupted, level_sizes, style_weight_factor, stylize
 from fastnst.images import read_image, write_image
 from fastnst.losses import PerceptualLoss
 
@@ -113,6 +115,23 @@ def test_bad_options_are_rejected(loss):
         stylize(smooth_image(8, 8), [stripes(8, 8)], loss, init="zeros")
 
 
+def test_ctrl_c_keeps_the_image_optimised_so_far(loss):
+    content = smooth_image(24, 24)
+
+    def ctrl_c_after_3(size: int, iteration: int, image: torch.Tensor) -> None:
+        if iteration == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(GatysInterrupted) as stop:
+        stylize(content, [stripes(24, 24)], loss, size=24, iterations=50, progress=False,
+                on_iteration=ctrl_c_after_3)
+    assert (stop.value.done, stop.value.size, stop.value.result.iterations) == (3, 24, 3)
+    image = stop.value.result.image
+    assert image.shape == content.shape and 0 <= float(image.min()) <= float(image.max()) <= 1
+    assert float((image - content).abs().mean()) > 0.01  # moved away from the photo
+    assert isinstance(stop.value, KeyboardInterrupt)  # callers that only know Ctrl-C still work
+
+
 def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run([sys.executable, "-m", "fastnst.gatys", *args], capture_output=True,
@@ -132,6 +151,30 @@ def test_cli_with_a_style_image_path_writes_result_and_intermediates(vgg_weights
     assert names == ["result.24px.iter0002.jpg", "result.24px.iter0004.jpg",
                      "result.48px.iter0002.jpg", "result.48px.iter0004.jpg", "result.jpg"]
     assert f"wrote {out}" in proc.stdout
+
+
+def test_cli_ctrl_c_writes_the_result_so_far_and_says_where(vgg_weights, tmp_path):
+    content, style = tmp_path / "photo.png", tmp_path / "painting.png"
+    write_image(smooth_image(40, 56), content)
+    write_image(stripes(64, 64), style)
+    out = tmp_path / "out" / "result.png"
+    proc = subprocess.Popen([sys.executable, "-m", "fastnst.gatys", f"content={content}",
+                             f"style={style}", f"output={out}", "size=48", "iterations=100000",
+                             "save_every=1", "progress=false"], stderr=subprocess.PIPE, text=True)
+    third = out.with_name("result.48px.iter0003.png")
+    end = time.monotonic() + 120
+    while not third.exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    line = err.strip().splitlines()[-1]
+    done = int(line.split("after ")[1].split(" of")[0])
+    assert line == (f"fastnst-gatys: interrupted after {done} of 100000 iterations at 48 px;"
+                    f" the result so far is in {out}")
+    assert done >= 3 and read_image(out).shape == (1, 3, 34, 48)
+    kept = {p.name for p in out.parent.iterdir()}
+    assert {"result.png", third.name} <= kept and not [n for n in kept if ".tmp" in n]
 
 
 def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path):

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import cv2
 import numpy as np
@@ -39,6 +43,28 @@ def test_folder_with_a_corrupt_file_writes_all_the_others(model, photos, tmp_pat
     captured = capsys.readouterr()
     assert "2 written" in captured.out and "1 failed" in captured.out
     assert f"failed: {photos / 'broken.jpg'}: " in captured.err
+
+
+def test_ctrl_c_keeps_the_finished_outputs_and_says_where(tmp_path):
+    model = tiny_model(tmp_path / "wide.safetensors", channels=32, blocks=5)  # ~0.1 s a photo
+    for i in range(40):
+        write_image(smooth_image(160, 200, seed=i), tmp_path / "in" / f"p{i:02d}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "fastnst.infer", str(tmp_path / "in"),
+                             "--style", str(model), "-o", str(out), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 120
+    while not (out / "p00_wide.png").exists() and proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    written = sorted(out.iterdir())
+    assert 1 <= len(written) < 40 and not [p for p in written if ".tmp" in p.name]
+    assert err.strip().splitlines()[-1] == (f"fastnst-infer: interrupted; {len(written)} outputs"
+                                            f" finished, the last in {out}")
+    for path in written:  # each one whole
+        assert read_image(path).shape == (1, 3, 160, 200)
 
 
 def test_single_output_file_globs_and_overwrite(model, photos, tmp_path, capsys):

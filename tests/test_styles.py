@@ -65,20 +65,77 @@ def test_foreign_safetensors_file_is_refused(tmp_path):
         read_metadata(path)
 
 
-def test_weights_that_do_not_fit_the_architecture_are_a_clear_error(tmp_path):
-    path = save_model(TransformerNet(TransformerConfig(channels=8, blocks=2)),
-                      tmp_path / "m.safetensors", "m")
-    # Rewrite the metadata to claim a wider network than the tensors hold.
+def _rewrite(path, tensors=None, **meta_changes) -> None:
+    """Rewrite a model file with some tensors or metadata entries replaced (None: removed)."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    meta["architecture"] = '{"channels": 16, "blocks": 2}'
-    save_file(tensors, str(path), metadata=meta)
-    with pytest.raises(ModelFileError, match="weights do not fit architecture"):
+        old = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    meta.update(meta_changes)
+    save_file(tensors(old) if tensors else old, str(path),
+              metadata={k: v for k, v in meta.items() if v is not None})
+
+
+def _truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _huge_header(path) -> None:
+    data = path.read_bytes()
+    path.write_bytes((2**62).to_bytes(8, "little") + data[8:])
+
+
+BAD_MODELS = {  # name: (how the file is spoiled, what the one-line error says)
+    "truncated": (_truncate, "not a safetensors model"),
+    "huge header": (_huge_header, "not a safetensors model"),
+    "no architecture": (lambda p: _rewrite(p, architecture=None), "bad architecture metadata"),
+    "wider architecture": (lambda p: _rewrite(p, architecture='{"channels": 16, "blocks": 2}'),
+                           r"encoder.0.0.1.weight is \[8, 3, 9, 9\], the architecture needs"
+                           r" \[16, 3, 9, 9\]"),
+    "absurd width": (lambda p: _rewrite(p, architecture='{"channels": 1000000000, "blocks": 2}'),
+                     r"channels must be an integer in \[1, 512\]"),
+    "negative blocks": (lambda p: _rewrite(p, architecture='{"channels": 8, "blocks": -1}'),
+                        "blocks must be an integer"),
+    "unknown field": (lambda p: _rewrite(p, architecture='{"width": 8}'),
+                      "bad architecture metadata.*width"),
+    "not JSON": (lambda p: _rewrite(p, steps="{oops"), "malformed metadata"),
+    "other io": (lambda p: _rewrite(p, io="BGR in [0, 255]"),
+                 "unknown input/output convention 'BGR in \\[0, 255\\]'"),
+    "missing tensor": (lambda p: _rewrite(p, lambda t: {k: v for k, v in t.items()
+                                                        if "residuals.1" not in k}),
+                       "residuals.1.body.0.0.1.weight missing"),
+    "extra tensor": (lambda p: _rewrite(p, lambda t: {**t, "backdoor": torch.zeros(3)}),
+                     "backdoor unexpected"),
+    "wrong shape": (lambda p: _rewrite(p, lambda t: {**t, "decoder.2.1.bias": torch.zeros(4)}),
+                    r"decoder.2.1.bias is \[4\], the architecture needs \[3\]"),
+    "NaN weights": (lambda p: _rewrite(p, lambda t: {**t, "decoder.2.1.bias":
+                                                     torch.tensor([0.0, float("nan"), 0.0])}),
+                    "decoder.2.1.bias holds NaN or inf"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MODELS)
+def test_a_model_file_that_does_not_fit_is_a_clear_error(case, tmp_path, capsys):
+    from fastnst import export, infer
+    from fastnst.images import write_image
+
+    spoil, message = BAD_MODELS[case]
+    net = _trained_looking_net(TransformerConfig(channels=8, blocks=2))
+    path = save_model(net, tmp_path / "m.safetensors", "m")
+    spoil(path)
+    with pytest.raises(ModelFileError, match=f"^{path}: .*{message}") as error:
         load_model(path)
+    assert "\n" not in str(error.value) and len(str(error.value)) < 600
+    # The command-line tools say the same in one line and exit 1, writing nothing.
+    photo = write_image(smooth_image(16, 16), tmp_path / "photo.png")
+    capsys.readouterr()
+    assert infer.main([str(photo), "--style", str(path), "-o", str(tmp_path / "out"), "-q"]) == 1
+    assert export.main(["--style", str(path), "-o", str(tmp_path / "m.onnx")]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"fastnst-{tool}: error: {error.value}" for tool in ("infer", "export")]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "m.onnx").exists()
 
 
 def test_shipped_style_names_resolve_to_their_files(tmp_path, monkeypatch):

@@ -84,3 +84,51 @@ def test_non_model_onnx_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelFileError, match=r"bad\.onnx: not a loadable ONNX model"):
         load_backend(str(bad))
+
+
+def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W")) -> None:
+    """An ONNX graph from `image` to `output` with fastnst's metadata, made without fastnst."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from fastnst.styles import MODEL_FORMAT
+
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                   ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(shape))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    model.metadata_props.add(key="format", value=MODEL_FORMAT)
+    onnx.save(model, str(path))
+
+
+def test_onnx_models_are_checked_before_use(model, tmp_path, capsys):
+    from onnx import helper
+
+    from fastnst import infer
+    from fastnst.images import write_image
+
+    truncated = tmp_path / "truncated.onnx"
+    export_onnx(load_model(model)[0], truncated, "tiny", verify_sizes=[(32, 32)])
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    other_names = tmp_path / "other_names.onnx"
+    _graph(other_names, [helper.make_node("Identity", ["image"], ["x"])], output="x")
+    shrinking = tmp_path / "shrinking.onnx"
+    _graph(shrinking, [helper.make_node("ReduceMean", ["image"], ["stylized"], axes=[1],
+                                        keepdims=1)], shape=("N", 1, "H", "W"))
+    infinite = tmp_path / "infinite.onnx"  # log(image - image) = -inf everywhere
+    _graph(infinite, [helper.make_node("Sub", ["image", "image"], ["zero"]),
+                      helper.make_node("Log", ["zero"], ["stylized"])])
+    cases = {truncated: "not a loadable ONNX model",
+             other_names: r"not a fastnst graph: needs input 'image' .* gives \[\('x'",
+             shrinking: r"gives \(1, 1, 24, 32\) for a \(1, 3, 24, 32\) test image",
+             infinite: "gives NaN or inf on a 32x24 test image"}
+    photo = write_image(smooth_image(16, 16), tmp_path / "photo.png")
+    for path, message in cases.items():
+        with pytest.raises(ModelFileError, match=f"^{path}: {message}") as error:
+            load_backend(str(path))
+        capsys.readouterr()
+        assert infer.main([str(photo), "--style", str(path), "-o", str(tmp_path / "out")]) == 1
+        assert capsys.readouterr().err.splitlines() == [f"fastnst-infer: error: {error.value}"]
+    assert not (tmp_path / "out").exists()
