@@ -81,6 +81,20 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelFileError(path, f"malformed metadata ({e})") from None
 
 
+def weight_problems(tensors: Mapping[str, torch.Tensor], net: TransformerNet) -> str:
+    """What keeps `tensors` from being `net`'s weights, in words ("" if nothing): misshapen,
+    missing and unexpected tensors, and NaN or inf values; the first three named."""
+    expected = net.state_dict()
+    problems = [f"{k} is {list(tensors[k].shape)}, the architecture needs {list(v.shape)}"
+                for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    problems += [f"{k} missing" for k in expected if k not in tensors]
+    problems += [f"{k} unexpected" for k in tensors if k not in expected]
+    problems += [f"{k} holds NaN or inf" for k, v in tensors.items()
+                 if v.is_floating_point() and not v.isfinite().all()]
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return "; ".join(problems[:3]) + more
+
+
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                ) -> tuple[TransformerNet, dict[str, Any]]:
     """Read a style model: the network (eval mode, on `device`) and its metadata."""
@@ -98,17 +112,9 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         tensors = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise ModelFileError(path, f"unreadable weights ({e})") from None
-    expected = net.state_dict()
-    problems = [f"{k} missing" for k in expected if k not in tensors]
-    problems += [f"{k} unexpected" for k in tensors if k not in expected]
-    problems += [f"{k} is {list(tensors[k].shape)}, the architecture needs {list(v.shape)}"
-                 for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
-    problems += [f"{k} holds NaN or inf" for k, v in tensors.items()
-                 if v.is_floating_point() and not v.isfinite().all()]
+    problems = weight_problems(tensors, net)
     if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise ModelFileError(path, f"weights do not fit architecture {config}: "
-                                   f"{'; '.join(problems[:3])}{more}")
+        raise ModelFileError(path, f"weights do not fit architecture {config}: {problems}")
     net.load_state_dict(tensors)
     return net.eval().to(device), metadata
 

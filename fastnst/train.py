@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fastnst.console import tolerate_undecodable_names
 from fastnst.files import atomic_path
+from fastnst.transformer import TransformerNet
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,34 @@ def resume_checkpoint(resume: bool | str | None, run_dir: Path) -> Path | None:
     return path
 
 
+def check_checkpoint(path: Path, net: TransformerNet) -> None:
+    """Refuse, in one line, a checkpoint that is not a Lightning checkpoint of `net`'s
+    architecture. It is read with `weights_only=True`: a pickle that would run code is refused
+    unexecuted."""
+    from pickle import UnpicklingError
+
+    from fastnst.styles import weight_problems
+
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except UnpicklingError:
+        raise ValueError(f"{path}: refused: it holds Python objects besides tensors, and"
+                         " loading them could run code") from None
+    except Exception as e:  # torch.load fails in many ways on files that are not its own
+        detail = (str(e).splitlines() or [""])[0][:200]
+        raise ValueError(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {detail})"
+                         ) from None
+    if not isinstance(checkpoint, dict) or not {"state_dict", "global_step"} <= checkpoint.keys():
+        raise ValueError(f"{path}: not a Lightning training checkpoint (no state_dict and"
+                         " global_step)")
+    prefix = "net."
+    weights = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items()
+               if k.startswith(prefix)}
+    problems = weight_problems(weights, net)
+    if problems:
+        raise ValueError(f"{path}: does not fit the configured model= ({problems})")
+
+
 def _last_good(run_dir: Path) -> str:
     """Where a stopped run can go on from, in words."""
     last = run_dir / CHECKPOINTS / LAST
@@ -119,6 +148,8 @@ def run(cfg: DictConfig) -> Path | None:
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
+    if ckpt_path:  # before anything heavy loads
+        check_checkpoint(ckpt_path, TransformerNet(instantiate(cfg.model)))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = instantiate(cfg.data)
     data.setup()  # a missing or empty folder fails here, before anything heavy

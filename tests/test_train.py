@@ -23,7 +23,8 @@ from fastnst.images import write_image
 from fastnst.module import NonFiniteLossError, StyleTransferModule, lr_factor
 from fastnst.style_images import expand_style_path
 from fastnst.styles import load_model, read_metadata
-from fastnst.train import resolve_precision, resume_checkpoint, run
+from fastnst.train import check_checkpoint, resolve_precision, resume_checkpoint, run
+from fastnst.transformer import TransformerConfig, TransformerNet
 
 
 @pytest.fixture
@@ -169,6 +170,46 @@ def test_corrupt_photos_are_skipped_and_counted(vgg_weights, photos, style_image
     assert meta["steps"] == 5 and meta["skipped_images"] >= 2  # 10 files, 5 batches of 2
     warnings = [r.message for r in caplog.records if "unreadable" in r.message]
     assert any("empty.jpg" in w for w in warnings) and any("text.png" in w for w in warnings)
+
+
+class _Payload:
+    """Unpickling this creates the file `marker`: proof that a pickle was executed."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_refuses_foreign_checkpoints_in_one_line_without_running_them(tmp_path):
+    net = TransformerNet(TransformerConfig(channels=8, blocks=1))
+    other = tmp_path / "other.ckpt"  # a Lightning checkpoint of another architecture
+    torch.save({"global_step": 3, "state_dict": {f"net.{k}": v for k, v in
+                                                 TransformerNet().state_dict().items()}}, other)
+    with pytest.raises(ValueError, match=r"other\.ckpt: does not fit the configured model= \("
+                                         r"encoder\.0\.0\.1\.weight is \[32, 3, 9, 9\], the"
+                                         r" architecture needs \[8, 3, 9, 9\]"):
+        check_checkpoint(other, net)
+    plain = tmp_path / "weights.ckpt"
+    torch.save(net.state_dict(), plain)
+    with pytest.raises(ValueError, match="not a Lightning training checkpoint"):
+        check_checkpoint(plain, net)
+    text = tmp_path / "notes.ckpt"
+    text.write_text("hello")
+    with pytest.raises(ValueError, match=r"notes\.ckpt: not a PyTorch checkpoint"):
+        check_checkpoint(text, net)
+
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"global_step": 1, "state_dict": _Payload(marker)}, evil)
+    proc = subprocess.run([sys.executable, "-m", "fastnst.train", f"resume={evil}",
+                           f"hydra.run.dir={tmp_path}/r"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 1 and not marker.exists()
+    assert proc.stderr.strip().splitlines() == [
+        f"fastnst-train: error: {evil}: refused: it holds Python objects besides tensors, and"
+        " loading them could run code"]
 
 
 def test_cli_reports_a_missing_folder_in_one_line(tmp_path):
