@@ -4,8 +4,9 @@ Each run writes to its own folder (`outputs/train/<style>/<date_time>/`): the re
 (`.hydra/`), `train.log`, logs (`tensorboard/`, `csv/metrics.csv`), sample grids (`samples/`),
 Lightning checkpoints (`checkpoints/`, every `checkpoint_every` steps and at the end; `last.ckpt`
 the newest) and, at the end, the deployable model `<style>.safetensors`. `resume=true` continues
-the newest run of the same style from its `last.ckpt`, at the same step, learning rate and
-optimizer state.
+the newest run of the same style from its `last.ckpt`, at the same step, learning rate,
+optimizer state and place in the data (fastnst.data.SampleOrder), so a killed and resumed run
+ends with an unbroken run's weights.
 """
 
 from __future__ import annotations
