@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import smooth_image, tiny_model
-from hostile import make_corpus, missing
+from hostile import PicklePayload, make_corpus, missing
 
 from fastnst.images import read_image, write_image
 from fastnst.infer import FlickerFilter, main
@@ -253,16 +253,6 @@ def test_hostile_corpus_writes_every_valid_image_and_names_every_bad_one(model, 
     assert not written  # nothing else was written, no temporary files left behind
 
 
-class _Payload:
-    """Unpickling this creates the file `marker`: proof that a pickle was executed."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 @pytest.mark.parametrize("suffix", [".pt", ".ckpt", ".pth"])
 def test_pickled_checkpoints_are_refused_by_infer_and_export_without_running(tmp_path, capsys,
                                                                              suffix):
@@ -270,7 +260,7 @@ def test_pickled_checkpoints_are_refused_by_infer_and_export_without_running(tmp
 
     marker = tmp_path / "pwned"
     evil = tmp_path / f"evil{suffix}"
-    torch.save({"state_dict": _Payload(marker)}, evil)  # a real PyTorch file, pickle inside
+    torch.save({"state_dict": PicklePayload(marker)}, evil)  # a real PyTorch file, pickle inside
     write_image(smooth_image(16, 16), tmp_path / "p.png")
     assert main([str(tmp_path / "p.png"), "--style", str(evil), "-o", str(tmp_path / "o.png"),
                  "-q"]) != 0

@@ -7,6 +7,7 @@ import pickle
 import pytest
 import torch
 from conftest import smooth_image
+from hostile import PicklePayload
 
 from fastnst.styles import MODEL_FORMAT, ModelFileError, load_model, read_metadata, save_model
 from fastnst.transformer import TransformerConfig, TransformerNet
@@ -43,13 +44,8 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 def test_pickle_renamed_safetensors_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
     path = tmp_path / "evil.safetensors"
-    path.write_bytes(pickle.dumps(Payload()))
+    path.write_bytes(pickle.dumps(PicklePayload(marker)))
     with pytest.raises(ModelFileError,
                        match=r"evil\.safetensors: a PyTorch \(pickle\) file, refused"):
         load_model(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import smooth_image, stripes
+from hostile import PicklePayload
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
@@ -172,16 +173,6 @@ def test_corrupt_photos_are_skipped_and_counted(vgg_weights, photos, style_image
     assert any("empty.jpg" in w for w in warnings) and any("text.png" in w for w in warnings)
 
 
-class _Payload:
-    """Unpickling this creates the file `marker`: proof that a pickle was executed."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
 def test_resume_refuses_foreign_checkpoints_in_one_line_without_running_them(tmp_path):
     net = TransformerNet(TransformerConfig(channels=8, blocks=1))
     other = tmp_path / "other.ckpt"  # a Lightning checkpoint of another architecture
@@ -202,7 +193,7 @@ def test_resume_refuses_foreign_checkpoints_in_one_line_without_running_them(tmp
 
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil.ckpt"
-    torch.save({"global_step": 1, "state_dict": _Payload(marker)}, evil)
+    torch.save({"global_step": 1, "state_dict": PicklePayload(marker)}, evil)
     proc = subprocess.run([sys.executable, "-m", "fastnst.train", f"resume={evil}",
                            f"hydra.run.dir={tmp_path}/r"], capture_output=True, text=True,
                           timeout=120)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from hostile import PicklePayload
 from torchvision.models import vgg19
 
 from fastnst import vgg
@@ -145,22 +145,12 @@ def test_h5_without_vgg_groups_is_rejected(tmp_path):
         VGGFeatures(["relu1_1"], weights=path)
 
 
-class _Payload:
-    """Unpickling this runs `Path.touch` on a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickle_payload_in_a_weights_file_is_never_executed(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
-        pickle.dump({"features.0.weight": _Payload(marker)}, f)
+        pickle.dump({"features.0.weight": PicklePayload(marker)}, f)
     with pytest.raises(VGGWeightsError):
         VGGFeatures(["relu1_1"], weights=path)
     assert not marker.exists()
