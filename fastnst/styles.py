@@ -105,7 +105,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     try:
         config = TransformerConfig(**metadata["architecture"])
         net = TransformerNet(config)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(path, f"bad architecture metadata ({type(e).__name__}: {e})"
                              ) from None
     try:

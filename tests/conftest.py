@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,12 @@ def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0):
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     return save_model(net, path, Path(path).stem)
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
+    """Wait until `path` exists while `proc` (stderr piped) runs; fail if it ends first."""
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"ended before {path.name}: {proc.communicate()[1][-2000:]}"
+        assert time.monotonic() < end, f"no {path} after {timeout} s"
+        time.sleep(0.005)

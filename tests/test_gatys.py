@@ -6,11 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
-from conftest import smooth_image, stripes
+from conftest import smooth_image, stripes, wait_for_file
 from hostile import make_corpus, missing
 
 from fastnst.color import rgb_to_yiq
@@ -162,9 +161,7 @@ def test_cli_ctrl_c_writes_the_result_so_far_and_says_where(vgg_weights, tmp_pat
                              f"style={style}", f"output={out}", "size=48", "iterations=100000",
                              "save_every=1", "progress=false"], stderr=subprocess.PIPE, text=True)
     third = out.with_name("result.48px.iter0003.png")
-    end = time.monotonic() + 120
-    while not third.exists() and proc.poll() is None and time.monotonic() < end:
-        time.sleep(0.01)
+    wait_for_file(third, proc)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, err

@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_image, tiny_model
+from conftest import smooth_image, tiny_model, wait_for_file
 from hostile import PicklePayload, make_corpus, missing
 
 from fastnst.images import read_image, write_image
@@ -53,9 +52,7 @@ def test_ctrl_c_keeps_the_finished_outputs_and_says_where(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fastnst.infer", str(tmp_path / "in"),
                              "--style", str(model), "-o", str(out), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    end = time.monotonic() + 120
-    while not (out / "p00_wide.png").exists() and proc.poll() is None and time.monotonic() < end:
-        time.sleep(0.005)
+    wait_for_file(out / "p00_wide.png", proc)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, err

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import smooth_image, stripes
+from conftest import smooth_image, stripes, wait_for_file
 from hostile import PicklePayload
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
@@ -269,14 +269,6 @@ def _start(args: list[str], run_dir: Path, *extra: str) -> subprocess.Popen:
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"ended before {path.name}: {proc.communicate()[1][-2000:]}"
-        assert time.monotonic() < end, f"no {path} after {timeout} s"
-        time.sleep(0.01)
-
-
 def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
         vgg_weights, photos, style_image, tmp_path):
     """Ctrl-C at a random moment saves a checkpoint; SIGKILL at a random moment loses only the
@@ -290,7 +282,7 @@ def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
 
     first_dir = tmp_path / "runs" / "1"
     first = _start(args, first_dir)
-    _wait_for(first_dir / "checkpoints" / f"step{rng.choice((2, 4, 6)):06d}.ckpt", first)
+    wait_for_file(first_dir / "checkpoints" / f"step{rng.choice((2, 4, 6)):06d}.ckpt", first)
     time.sleep(rng.uniform(0, 0.6))
     first.send_signal(signal.SIGINT)
     err = first.communicate(timeout=120)[1]
@@ -304,7 +296,7 @@ def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
     second = _start(args, second_dir, "resume=true")
     reached = stopped_at + rng.choice((1, 2))
     reached += reached % 2  # the next checkpoint step (every 2)
-    _wait_for(second_dir / "checkpoints" / f"step{reached:06d}.ckpt", second)
+    wait_for_file(second_dir / "checkpoints" / f"step{reached:06d}.ckpt", second)
     time.sleep(rng.uniform(0, 0.6))
     second.kill()  # SIGKILL: no handler runs
     assert second.wait(timeout=60) == -signal.SIGKILL
