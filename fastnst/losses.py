@@ -44,7 +44,8 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """content_weight * content + style_weight * style + tv_weight * TV, on VGG19 features.
+    """content_weight * content + style_weight * style + tv_weight * TV + pixel_weight * pixel,
+    on VGG19 features; `pixel` is the mean squared RGB difference from the content image.
 
     Call `set_style` once with the style image(s); the Gram targets are kept as buffers and
     broadcast over any batch. Images are `(N, 3, H, W)` RGB in [0, 1].
@@ -53,13 +54,14 @@ class PerceptualLoss(nn.Module):
     def __init__(self, content_layers: Mapping[str, float], style_layers: Mapping[str, float],
                  content_weight: float = 1.0, style_weight: float = 20.0,
                  tv_weight: float = 0.0, weights: str | os.PathLike[str] | None = None,
-                 pooling: str = "max") -> None:
+                 pooling: str = "max", pixel_weight: float = 0.0) -> None:
         super().__init__()
         self.content_layers = {str(k): float(v) for k, v in content_layers.items()}
         self.style_layers = {str(k): float(v) for k, v in style_layers.items()}
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
+        self.pixel_weight = float(pixel_weight)
         self.vgg = VGGFeatures([*self.content_layers, *self.style_layers], weights, pooling)
         self.style_targets: dict[str, torch.Tensor] = {}
 
@@ -72,7 +74,7 @@ class PerceptualLoss(nn.Module):
             raise ValueError("set_style needs as many positive blend weights as style images")
         targets: dict[str, torch.Tensor] = {}
         for image, weight in zip(images, blend, strict=True):
-            feats = self.vgg(image.to(self.vgg.mean.device))
+            feats = self.vgg(image.to(self.vgg.mean.device), layers=self.style_layers)
             for name in self.style_layers:
                 g = gram(feats[name]).mean(0, keepdim=True) * (weight / sum(blend))
                 targets[name] = targets[name] + g if name in targets else g
@@ -83,13 +85,13 @@ class PerceptualLoss(nn.Module):
     @torch.no_grad()
     def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
         """Content-layer features of `content`, to reuse across many evaluations."""
-        feats = self.vgg(content)
-        return {name: feats[name] for name in self.content_layers}
+        return self.vgg(content, layers=self.content_layers)
 
     def forward(self, image: torch.Tensor, content: torch.Tensor | None = None,
                 content_targets: Mapping[str, torch.Tensor] | None = None,
                 style_weight: float | None = None) -> dict[str, torch.Tensor]:
-        """Weighted loss terms `{"content", "style", "tv", "total"}` for `image`.
+        """Weighted loss terms `{"content", "style", "tv", "total"}` for `image`, and "pixel"
+        when `pixel_weight` is set (it needs `content`).
 
         Give either the `content` images (same batch) or their precomputed `content_targets`.
         `style_weight` overrides the configured one (for schedules).
@@ -108,5 +110,9 @@ class PerceptualLoss(nn.Module):
         terms = {"content": self.content_weight * c,
                  "style": (self.style_weight if style_weight is None else style_weight) * s,
                  "tv": self.tv_weight * tv_loss(image)}
-        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        if self.pixel_weight:
+            if content is None:
+                raise ValueError("pixel_weight needs the content images, not only their targets")
+            terms["pixel"] = self.pixel_weight * F.mse_loss(image.float(), content.float())
+        terms["total"] = torch.stack(list(terms.values())).sum()
         return terms

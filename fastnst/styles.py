@@ -104,7 +104,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                                    f" (expected {IO_CONVENTION!r})")
     try:
         config = TransformerConfig(**metadata["architecture"])
-        net = TransformerNet(config)
+        net = TransformerNet.skeleton(config)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(path, f"bad architecture metadata ({type(e).__name__}: {e})"
                              ) from None
@@ -115,7 +115,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     problems = weight_problems(tensors, net)
     if problems:
         raise ModelFileError(path, f"weights do not fit architecture {config}: {problems}")
-    net.load_state_dict(tensors)
+    net.load_state_dict({k: v.float() for k, v in tensors.items()}, assign=True)
     return net.eval().to(device), metadata
 
 

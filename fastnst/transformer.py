@@ -92,6 +92,13 @@ class TransformerNet(nn.Module):
         self.decoder = nn.Sequential(_ResizeConv(4 * c, 2 * c), _ResizeConv(2 * c, c),
                                      _conv(c, 3, 9))
 
+    @classmethod
+    def skeleton(cls, config: TransformerConfig | None = None) -> TransformerNet:
+        """The network without weights (on the meta device): its shapes, no memory, and no draw
+        from the global random generator. Fill it with `load_state_dict(..., assign=True)`."""
+        with torch.device("meta"):
+            return cls(config)
+
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
         # Each upsampling stage resizes to the exact size of the matching encoder stage, so any

@@ -168,10 +168,9 @@ def _check_shapes(path: Path, state: dict[str, torch.Tensor]) -> None:
 
 @functools.cache
 def _expected_shapes() -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for key, value in _build_layers("max", len(LAYERS)).state_dict().items():
-        shapes[f"features.{key}"] = tuple(value.shape)
-    return shapes
+    with torch.device("meta"):  # shapes only: no memory, no draw from the global generator
+        layers = _build_layers("max", len(LAYERS))
+    return {f"features.{k}": tuple(v.shape) for k, v in layers.state_dict().items()}
 
 
 def _load_torchvision() -> dict[str, torch.Tensor]:
@@ -211,10 +210,12 @@ class VGGFeatures(nn.Module):
         if pooling not in ("max", "avg"):
             raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
         depth = max(LAYERS.index(name) for name in self.taps) + 1
-        self.features = _build_layers(pooling, depth)
+        with torch.device("meta"):  # no random init to throw away, no global generator draw
+            self.features = _build_layers(pooling, depth)
         state, self.convention = load_state(weights)
         wanted = self.features.state_dict()
-        self.features.load_state_dict({k: state[f"features.{k}"] for k in wanted})
+        self.features.load_state_dict({k: state[f"features.{k}"].clone() for k in wanted},
+                                      assign=True)
         order, scale, mean, std = CONVENTIONS[self.convention]
         self.order = list(order)
         self.register_buffer("scale", torch.tensor(scale), persistent=False)
@@ -227,12 +228,20 @@ class VGGFeatures(nn.Module):
         """The loss network always stays in eval mode."""
         return super().train(False)
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, layers: Iterable[str] | None = None
+                ) -> dict[str, torch.Tensor]:
+        """The taps `layers` (default: all of this network's), running VGG19 only as deep as the
+        deepest of them: a photo's content pass need not reach relu5_1."""
+        taps = set(self.taps if layers is None else layers)
+        if not taps <= set(self.taps):
+            raise ValueError(f"layers {sorted(taps - set(self.taps))} are not taps of this"
+                             f" network ({', '.join(self.taps)})")
         x = (image[:, self.order] * self.scale - self.mean) / self.std
-        taps = set(self.taps)
         out: dict[str, torch.Tensor] = {}
         for name, layer in zip(LAYERS, self.features, strict=False):
             x = layer(x)
             if name in taps:
                 out[name] = x
+                if len(out) == len(taps):
+                    break
         return out

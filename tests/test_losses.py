@@ -77,6 +77,18 @@ def test_terms_add_up_and_weights_scale_them(perceptual):
     torch.testing.assert_close(perceptual(x, content_targets=targets)["total"], terms["total"])
 
 
+def test_pixel_term_is_the_weighted_rgb_mse_and_joins_the_total(perceptual):
+    x, c = smooth_image(32, 32, seed=1), smooth_image(32, 32, seed=2)
+    assert "pixel" not in perceptual(x, content=c)  # off by default
+    perceptual.pixel_weight = 1000.0
+    terms = perceptual(x, content=c)
+    torch.testing.assert_close(terms["pixel"], 1000.0 * ((x - c) ** 2).mean())
+    torch.testing.assert_close(terms["total"], terms["content"] + terms["style"] + terms["tv"]
+                               + terms["pixel"])
+    with pytest.raises(ValueError, match="pixel_weight needs the content images"):
+        perceptual(x, content_targets=perceptual.content_targets(c))
+
+
 def test_blended_targets_are_the_weighted_mean_of_grams(perceptual):
     a, b = stripes(48, 48), smooth_image(48, 48)
     perceptual.set_style([a])

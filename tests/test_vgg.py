@@ -70,6 +70,41 @@ def test_runs_only_up_to_the_deepest_requested_layer(vgg_weights):
     assert (out["conv1_1"] < 0).any()  # the pre-activation tap is not clobbered by the ReLU
 
 
+def test_a_pass_for_some_taps_stops_at_the_deepest_of_them(vgg_weights):
+    net = VGGFeatures(["relu1_1", "relu2_2", "relu5_1"])
+    reached = []
+    for name, layer in zip(LAYERS, net.features, strict=False):
+        layer.register_forward_hook(lambda *_, name=name: reached.append(name))
+    image = torch.rand(1, 3, 32, 32)
+    full = net(image)
+    assert reached[-1] == "relu5_1"
+    reached.clear()
+    part = net(image, layers=["relu2_2"])
+    assert list(part) == ["relu2_2"] and reached[-1] == "relu2_2"  # relu5_1's pass not run
+    assert torch.equal(part["relu2_2"], full["relu2_2"])
+    with pytest.raises(ValueError, match=r"relu4_2.*not taps"):
+        net(image, layers=["relu4_2"])
+
+
+def test_building_networks_draws_nothing_from_the_global_generator(vgg_weights, tmp_path):
+    """Library code must not consume torch's global generator as a side effect: a training run
+    seeds it and then builds its network, so any draw here changes the network's first weights
+    depending on what ran before (a test that only failed after other tests)."""
+    from conftest import tiny_model
+
+    from fastnst.styles import load_model
+    from fastnst.transformer import TransformerNet
+
+    model = tiny_model(tmp_path / "m.safetensors")
+    vgg._expected_shapes.cache_clear()
+    vgg._load_file.cache_clear()
+    before = torch.get_rng_state()
+    VGGFeatures(["relu5_1"])
+    load_model(model)
+    TransformerNet.skeleton()
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_network_is_frozen_but_passes_gradients_to_the_image(vgg_weights):
     net = VGGFeatures(["relu3_1"])
     net.train()
