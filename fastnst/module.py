@@ -40,6 +40,24 @@ def lr_factor(step: int, warmup: int, total: int, final: float) -> float:
     return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+TRAIN_ONLY = ("all", "norm")  # which weights train: all, or the instance-norm scales and shifts
+
+
+def trainable(net: TransformerNet, train_only: str = "all") -> list[torch.nn.Parameter]:
+    """The parameters that train under `train_only` ("all" or "norm"); the others are frozen.
+
+    "norm" is the conditional-instance-norm view of a style (Dumoulin et al. 2017, as in
+    Magenta and Turi Create): a style lives in the norms' scales and shifts (about 1% of the
+    weights), the convolutions are shared."""
+    if train_only not in TRAIN_ONLY:
+        raise ValueError(f"train_only must be one of {', '.join(TRAIN_ONLY)}, not {train_only!r}")
+    for module in net.modules():
+        is_norm = isinstance(module, torch.nn.InstanceNorm2d)
+        for p in module.parameters(recurse=False):
+            p.requires_grad_(train_only == "all" or is_norm)
+    return [p for p in net.parameters() if p.requires_grad]
+
+
 class NonFiniteLossError(RuntimeError):
     """The loss or the weights became NaN or inf; training cannot go on from here."""
 
@@ -50,15 +68,21 @@ class StyleTransferModule(pl.LightningModule):
     lr: Adam's peak learning rate; warmup_steps: linear warm-up; final_lr: the learning rate's
     factor at the last step (cosine decay over the trainer's max_steps); val_photos: fixed
     `(1, 3, H, W)` photos stylized every `sample_every` steps (0: never); sample_dir: where their
-    grids go.
+    grids go; init: weights to start from (a state dict of the same architecture; None: random);
+    train_only: "all" or "norm" (see `trainable`).
     """
 
     def __init__(self, config: TransformerConfig, loss: PerceptualLoss, style_image: torch.Tensor,
                  lr: float = 1e-3, warmup_steps: int = 100, final_lr: float = 0.1,
                  val_photos: Sequence[torch.Tensor] = (), sample_every: int = 100,
-                 sample_dir: str | Path | None = None) -> None:
+                 sample_dir: str | Path | None = None,
+                 init: dict[str, torch.Tensor] | None = None, train_only: str = "all") -> None:
         super().__init__()
         self.net = TransformerNet(config)
+        if init is not None:
+            self.net.load_state_dict(init)
+        self.train_only = train_only
+        trainable(self.net, train_only)  # fails early on a bad value
         self.loss = loss
         self.style_image = style_image  # a plain attribute: not in checkpoints
         self.lr, self.warmup_steps, self.final_lr = lr, warmup_steps, final_lr
@@ -140,7 +164,7 @@ class StyleTransferModule(pl.LightningModule):
                 for k in self.recent[0]}
 
     def configure_optimizers(self) -> dict[str, Any]:
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr)
+        opt = torch.optim.Adam(trainable(self.net, self.train_only), lr=self.lr)
         total, warmup, final = self.trainer.max_steps, self.warmup_steps, self.final_lr
         schedule = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda step: lr_factor(step, warmup, total, final))

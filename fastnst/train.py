@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fastnst.console import tolerate_undecodable_names
 from fastnst.files import atomic_path
-from fastnst.transformer import TransformerNet
+from fastnst.transformer import TransformerConfig, TransformerNet
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,21 @@ def check_checkpoint(path: Path, net: TransformerNet) -> None:
         raise ValueError(f"{path}: does not fit the configured model= ({problems})")
 
 
+def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, torch.Tensor] | None:
+    """The weights `init=` names (a shipped style or a model file), checked against the
+    configured architecture; None for random weights."""
+    from fastnst.styles import find_model, load_model
+
+    if init in (None, "", "null"):
+        return None
+    path = find_model(str(init))
+    net, _ = load_model(path)
+    if net.config != config:
+        raise ValueError(f"init={init}: {path} is a TransformerNet {net.config}, but model= is"
+                         f" {config}; pick an init of the same architecture or change model=")
+    return net.state_dict()
+
+
 def _last_good(run_dir: Path) -> str:
     """Where a stopped run can go on from, in words."""
     last = run_dir / CHECKPOINTS / LAST
@@ -148,19 +163,21 @@ def run(cfg: DictConfig) -> Path | None:
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    config = instantiate(cfg.model)
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
     if ckpt_path:  # before anything heavy loads
-        check_checkpoint(ckpt_path, TransformerNet(instantiate(cfg.model)))
+        check_checkpoint(ckpt_path, TransformerNet.skeleton(config))
+    init = initial_weights(cfg.init, config)  # a resumed run then overwrites them
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = instantiate(cfg.data)
     data.setup()  # a missing or empty folder fails here, before anything heavy
     val = data.val_images()
     style_image = resize_long_side(read_style_image(cfg.style), cfg.style_size)
     module = StyleTransferModule(
-        instantiate(cfg.model), instantiate(cfg.loss), style_image, lr=cfg.optim.lr,
+        config, instantiate(cfg.loss), style_image, lr=cfg.optim.lr,
         warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
         val_photos=[photo for _, photo in val], sample_every=cfg.sample_every,
-        sample_dir=run_dir / "samples")
+        sample_dir=run_dir / "samples", init=init, train_only=cfg.train_only)
     trainer_args = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(trainer_args, dict)
     trainer_args["precision"] = resolve_precision(trainer_args.get("precision", "auto"),
@@ -179,9 +196,10 @@ def run(cfg: DictConfig) -> Path | None:
             and torch.cuda.is_available():
         log.warning("a GPU is available: trainer=gpu trains at Johnson et al.'s full schedule")
     if trainer.is_global_zero:
-        log.info("run folder %s; %s, %s precision, style %s at %d px%s", run_dir,
+        log.info("run folder %s; %s, %s precision, style %s at %d px, from %s%s", run_dir,
                  trainer_args.get("accelerator"), trainer_args["precision"], cfg.style.name,
-                 cfg.style_size, f"; resuming from {ckpt_path}" if ckpt_path else "")
+                 cfg.style_size, f"init={cfg.init}" if init else "random weights",
+                 f"; resuming from {ckpt_path}" if ckpt_path else "")
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)

@@ -15,16 +15,22 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import smooth_image, stripes, wait_for_file
+from conftest import smooth_image, stripes, tiny_model, wait_for_file
 from hostile import PicklePayload
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
 from fastnst.images import write_image
-from fastnst.module import NonFiniteLossError, StyleTransferModule, lr_factor
+from fastnst.module import NonFiniteLossError, StyleTransferModule, lr_factor, trainable
 from fastnst.style_images import expand_style_path
 from fastnst.styles import load_model, read_metadata
-from fastnst.train import check_checkpoint, resolve_precision, resume_checkpoint, run
+from fastnst.train import (
+    check_checkpoint,
+    initial_weights,
+    resolve_precision,
+    resume_checkpoint,
+    run,
+)
 from fastnst.transformer import TransformerConfig, TransformerNet
 
 
@@ -110,10 +116,11 @@ def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style
     total = _metrics(run_dir, "train/total")
     assert sorted(total) == list(range(30))
     first, last = (sum(total[s] for s in steps) / 5 for steps in (range(5), range(25, 30)))
-    assert last < 0.8 * first  # measured: 0.45-0.68 for seeds 0-2 (noisy: random crops)
+    # Measured over seeds 0-7 in fp32 and bf16-mixed: 0.53-0.80 (noisy: random crops).
+    assert last < 0.9 * first
     val = _metrics(run_dir, "val/total")  # the same validation photos every 2 steps
     assert sorted(val) == list(range(2, 31, 2))
-    assert val[30] < 0.6 * val[2]  # measured: 0.35-0.49 for seeds 0-2
+    assert val[30] < 0.8 * val[2]  # measured over the same 16 runs: 0.43-0.67
     assert (run_dir / "samples" / "step_000030.png").is_file()
     assert {"step000002.ckpt", "last.ckpt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
     # The checkpoints leave the 80 MB VGG out.
@@ -315,3 +322,63 @@ def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
     for (name, a), b in zip(resumed.state_dict().items(), unbroken.state_dict().values(),
                             strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=f"seed {seed}: {name}")
+
+
+def test_init_starts_from_a_model_and_train_only_norm_keeps_the_convolutions(
+        vgg_weights, photos, style_image, tmp_path):
+    start = tiny_model(tmp_path / "start.safetensors", channels=8, blocks=2)
+    init, _ = load_model(start)
+    small = ("model.channels=8", "model.blocks=2", f"init={start}")
+    model = _train(tmp_path / "runs" / "norm", _overrides(photos, style_image, 4, *small,
+                                                          "train_only=norm"))
+    assert model is not None
+    net, meta = load_model(model)
+    assert meta["training"]["init"] == str(start) and meta["training"]["train_only"] == "norm"
+    changed = {k for k, v in net.state_dict().items()
+               if not torch.equal(v, init.state_dict()[k])}
+    norms = {f"{name}.{p}" for name, m in init.named_modules()
+             if isinstance(m, torch.nn.InstanceNorm2d) for p in ("weight", "bias")}
+    assert changed and changed <= norms  # only instance-norm scales and shifts moved
+    model = _train(tmp_path / "runs" / "all", _overrides(photos, style_image, 4, *small))
+    net, _ = load_model(model)
+    moved = [k for k, v in net.state_dict().items() if not torch.equal(v, init.state_dict()[k])]
+    assert set(moved) - norms  # train_only=all (the default) trains the convolutions too
+
+
+def test_init_of_another_architecture_is_refused_in_one_line_naming_both(tmp_path):
+    start = tiny_model(tmp_path / "start.safetensors", channels=8, blocks=2)
+    with pytest.raises(ValueError, match=r"init=.*start\.safetensors.*channels=8.*model= is"
+                                         r".*channels=32") as e:
+        initial_weights(str(start), TransformerConfig())
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="unknown style"):
+        initial_weights("no_such_style", TransformerConfig())
+    assert initial_weights(None, TransformerConfig()) is None
+    weights = initial_weights(str(start), TransformerConfig(channels=8, blocks=2))
+    assert weights is not None and torch.equal(
+        weights["encoder.0.0.1.weight"], load_model(start)[0].state_dict()["encoder.0.0.1.weight"])
+
+
+def test_train_only_rejects_unknown_values():
+    with pytest.raises(ValueError, match="train_only must be one of all, norm"):
+        trainable(TransformerNet(TransformerConfig(channels=4, blocks=1)), "convs")
+
+
+def test_fine_tune_a_shipped_style_on_your_own_photos(vgg_weights, style_dir, photos, tmp_path):
+    """The README's `python -m fastnst.train style=starry_night init=starry_night
+    data.root=MY_PHOTOS`, for two steps: it starts from the shipped weights and moves them."""
+    from fastnst.styles import find_model
+
+    shipped, _ = load_model(find_model("starry_night"))
+    overrides = [o for o in _overrides(photos, Path("unused.png"), 2) if not o.startswith(
+        ("style=", "+style", "style.", "style_size"))]
+    model = _train(tmp_path / "runs" / "mine", ["style=starry_night", "init=starry_night",
+                                                 *overrides])
+    net, meta = load_model(model)
+    assert meta["style"] == "starry_night" and meta["training"]["init"] == "starry_night"
+    weights, start = net.state_dict(), shipped.state_dict()
+    moved = [k for k in start if not torch.equal(weights[k], start[k])]
+    assert moved  # it trained ...
+    # ... from the shipped weights, not from scratch: two small Adam steps stay close to them.
+    drift = max(float((weights[k] - start[k]).abs().max()) for k in start)
+    assert drift < 0.05
