@@ -6,6 +6,8 @@ import os
 import platform
 from pathlib import Path
 
+import cv2
+import numpy as np
 import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
@@ -52,3 +54,13 @@ def build_loss(style: str, device: torch.device, meta: dict | None = None) -> Pe
     with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
         cfg = compose(config_name="gatys", overrides=[f"style={style}"])
     return instantiate(cfg.loss).to(device)
+
+
+LABEL_HEIGHT = 28  # pixels of a caption row
+
+
+def caption(text: str, width: int) -> torch.Tensor:
+    """A white `(1, 3, LABEL_HEIGHT, width)` strip holding `text`."""
+    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
+    cv2.putText(strip, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return torch.from_numpy(strip).permute(2, 0, 1)[None].float() / 255.0

@@ -14,25 +14,14 @@ import argparse
 import time
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
-from common import SHARED, build_loss, machine, use_shared_data
+from common import SHARED, build_loss, caption, machine, use_shared_data
 
 from fastnst.gatys import stylize as gatys
 from fastnst.images import grid, read_image, resize_long_side, write_image
 from fastnst.style_images import load_style_image
 from fastnst.styles import read_metadata, shipped_models
 from fastnst.stylizer import load_backend, stylize
-
-LABEL_HEIGHT = 28  # pixels of the caption row
-
-
-def caption(text: str, width: int) -> torch.Tensor:
-    """A white `(1, 3, LABEL_HEIGHT, width)` strip holding `text`."""
-    strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
-    cv2.putText(strip, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return torch.from_numpy(strip).permute(2, 0, 1)[None].float() / 255.0
 
 
 def main() -> None:

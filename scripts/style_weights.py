@@ -1,55 +1,56 @@
-"""Suggest a style weight per style, so that every style pulls about as hard against the content.
+"""Suggest a style weight per style, so that every style pulls as hard against the photo.
 
     python scripts/style_weights.py [--styles mosaic candy path/to/painting.jpg ...]
-                                    [--photos chicago.jpg amber.jpg] [--size 256] [--target 6.7e6]
+                                    [--photos-dir ../shared/data/train] [--count 8] [--size 256]
+                                    [--balance 2]
 
-Styles differ by more than 10x in how far a photo's VGG Gram matrices are from theirs (the
-unweighted style loss of the photo itself, S), so one style weight over-stylizes some and barely
-touches others. The suggestion is `target / S`, S averaged over the photos: the weighted style
-loss of an unchanged photo is then `target` for every style. The default target comes from
-mosaic, whose network kept the photo's structure from step 100 with weight 2 (S = 3.2e6) and lost
-it entirely with weight 5 and 20 (content loss above that of a flat grey image). Prints Markdown.
+The rule (fastnst.quality.balanced_style_weight): weight = balance x G / S, where S is the
+unweighted style loss of an unchanged photo against the painting and G the content loss of a
+flat grey image, both at `--size` px and averaged over the photos. Styles differ by more than
+10x in S, so one weight over-stylizes some and barely touches others; with this rule the style
+term of an unchanged photo is `balance` times what erasing the photo costs, for every style. A
+balance of 2 was measured best for a 3-minute the_scream network (docs/training_recipes.md): at
+13 (the old weights) the networks erased the photo, at 4 they kept only its outlines. The photos
+are training photos (every N-th file), never the evaluation set. Prints Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 from pathlib import Path
 
-import torch
 from common import SHARED, machine, use_shared_data
-from hydra import compose, initialize_config_module
-from hydra.utils import instantiate
 
+from fastnst.data import find_images
 from fastnst.images import read_image, resize_long_side
+from fastnst.quality import BALANCE, balanced_style_weight, gatys_yardstick
 from fastnst.style_images import load_style_image, style_config, style_names
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--styles", nargs="+", help="style names or image paths (default: all)")
-    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
-    parser.add_argument("--photos", nargs="+", default=["chicago.jpg", "amber.jpg"])
+    parser.add_argument("--photos-dir", type=Path, default=SHARED / "data" / "train")
+    parser.add_argument("--count", type=int, default=8, help="photos, spread over the folder")
     parser.add_argument("--size", type=int, default=256, help="long side of photo and style, px")
-    parser.add_argument("--target", type=float, default=6.7e6,
-                        help="weighted style loss of an unchanged photo")
+    parser.add_argument("--balance", type=float, default=BALANCE)
     args = parser.parse_args()
     use_shared_data()
-    with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
-        loss = instantiate(compose(config_name="gatys").loss)
-    photos = [resize_long_side(read_image(args.eval_dir / n), args.size) for n in args.photos]
+    files = find_images(args.photos_dir)
+    files = files[:: max(1, len(files) // args.count)][: args.count]
+    photos = [resize_long_side(read_image(f), args.size) for f in files]
+    loss = gatys_yardstick()
     print(machine())
-    print(f"\nphotos {', '.join(args.photos)} at {args.size} px; target {args.target:.3g}\n")
-    print("| style | S (unweighted style loss of the photo) | configured weight | suggested |")
-    print("|---|---|---|---|")
+    print(f"\n{len(photos)} photos from {args.photos_dir} at {args.size} px; balance"
+          f" {args.balance:g}\n")
+    print("| style | S (style loss of the photo) | G (content loss of grey) | configured |"
+          " suggested |")
+    print("|---|---|---|---|---|")
     for style in args.styles or style_names():
         loss.set_style([load_style_image(style, max_size=args.size)])
-        with torch.no_grad():
-            s = statistics.mean(float(loss(p, content=p, style_weight=1.0)["style"])
-                                for p in photos)
-        configured = (style_config(style).style_weight if style in style_names() else "-")
-        print(f"| {style} | {s:.3g} | {configured} | {args.target / s:.2g} |", flush=True)
+        weight, s, g = balanced_style_weight(loss, photos, args.balance)
+        configured = style_config(style).style_weight if style in style_names() else "-"
+        print(f"| {style} | {s:.3g} | {g:.3g} | {configured} | {weight:.2g} |", flush=True)
 
 
 if __name__ == "__main__":

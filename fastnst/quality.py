@@ -1,0 +1,107 @@
+"""How good is a stylized image: the Gatys yardstick and a structure figure, photo vs result.
+
+Every network, whatever loss it was trained with, is judged by the same yardstick: the Gatys
+baseline's own loss config (`conf/loss/vgg19.yaml`: content at relu4_2, Gram style at
+relu1_1..relu5_1), unweighted. The structure figure says how much of the photo's layout survives.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+from fastnst.images import resize_long_side
+from fastnst.losses import PerceptualLoss
+
+STRUCTURE_SIDE = 64  # pixels: the long side at which structure is compared (coarse shapes only)
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luminance weights of R, G, B
+# Style term of an unchanged photo / content term of a flat grey image, for the per-style weights
+# (balanced_style_weight): measured best of 2, 4 and 13 (docs/training_recipes.md).
+BALANCE = 2.0
+
+
+def gatys_yardstick() -> PerceptualLoss:
+    """The Gatys baseline's perceptual loss with content and style weight 1 and no TV: call
+    `set_style` with the painting, then `judge`."""
+    from hydra import compose, initialize_config_module
+    from hydra.utils import instantiate
+
+    with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
+        cfg = compose(config_name="gatys")
+    return instantiate(cfg.loss, content_weight=1.0, style_weight=1.0, tv_weight=0.0)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A result judged against its photo: Gatys content and style loss (lower is closer to the
+    photo and to the painting) and `structure` (in [-1, 1], higher keeps more of the photo)."""
+
+    content: float
+    style: float
+    structure: float
+
+    @staticmethod
+    def mean(scores: Sequence[Scores]) -> Scores:
+        """The mean of each figure over `scores` (at least one)."""
+        return Scores(*(statistics.mean(getattr(s, f.name) for s in scores)
+                        for f in fields(Scores)))
+
+
+@torch.no_grad()
+def judge(loss: PerceptualLoss, result: torch.Tensor, photo: torch.Tensor) -> Scores:
+    """Score `(1, 3, H, W)` `result` against `photo` and the style `loss` was set to (use
+    `gatys_yardstick()`)."""
+    terms = loss(result, content=photo)
+    return Scores(float(terms["content"]), float(terms["style"]), structure(photo, result))
+
+
+def _luminance(image: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor(_LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return (image * weights).sum(1, keepdim=True)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7, sigma: float = 1.5) -> float:
+    """Mean SSIM (Wang et al. 2004) of two `(1, 1, H, W)` images in [0, 1], Gaussian window."""
+    x = torch.arange(window, dtype=torch.float32) - window // 2
+    g = torch.exp(-x.pow(2) / (2 * sigma**2))
+    kernel = (g[:, None] * g[None, :] / g.sum() ** 2).view(1, 1, window, window)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, kernel)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a**2
+    var_b = blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(s.mean())
+
+
+@torch.no_grad()
+def structure(photo: torch.Tensor, result: torch.Tensor) -> float:
+    """Luminance SSIM of `(1, 3, H, W)` photo and result at a STRUCTURE_SIDE px long side, in
+    [-1, 1]; 1 is the same layout. A flat grey result scores about 0.3 on typical photos.
+
+    At this size strokes and texture vanish and only the shapes are compared; blur is rewarded,
+    so read it beside the pictures and the losses."""
+    small = [_luminance(resize_long_side(t.float().cpu(), STRUCTURE_SIDE)) for t in (photo, result)]
+    return ssim(*small)
+
+
+
+@torch.no_grad()
+def balanced_style_weight(loss: PerceptualLoss, photos: Sequence[torch.Tensor],
+                          balance: float = BALANCE) -> tuple[float, float, float]:
+    """The style weight under which the style term of an unchanged photo is `balance` times the
+    content term of a flat grey image: `(balance * G / S, S, G)`. S is the style loss of the
+    `(1, 3, H, W)` photos themselves, G the content loss of grey in their place, both averaged
+    over the photos; `loss` is `gatys_yardstick()` (unit weights) set to the painting."""
+    s = statistics.mean(judge(loss, p, p).style for p in photos)
+    g = statistics.mean(judge(loss, torch.full_like(p, 0.5), p).content for p in photos)
+    return balance * g / s, s, g
