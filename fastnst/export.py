@@ -110,6 +110,22 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
     return report
 
 
+def cached_onnx(model: str | os.PathLike[str]) -> Path:
+    """The verified ONNX export of the style model file `model`, made on first use and cached
+    under `<cache>/onnx/` by the SHA-256 of the model file: a changed model gets a new export,
+    and nothing from the file's metadata reaches the cached file's name."""
+    import hashlib
+
+    from fastnst.download import cache_dir
+
+    digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:32]
+    path = cache_dir() / "onnx" / f"{digest}.onnx"
+    if not path.is_file():
+        net, meta = load_model(model)
+        export_onnx(net, path, meta["style"])
+    return path
+
+
 def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
            sizes: Sequence[tuple[int, int]], tolerance: float) -> Verification:
     """Run the ONNX model with ONNX Runtime (CPU) and `net` (fp32) on the same random images."""

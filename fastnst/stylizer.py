@@ -103,14 +103,18 @@ def load_backend(style: str, backend: str = "torch", device: str = "auto",
                  half: bool = False) -> Backend:
     """A shipped style name, a `.safetensors` or an `.onnx` file -> a ready backend.
 
-    An `.onnx` file always runs on ONNX Runtime; a name with `backend="onnx"` loads the shipped
-    `.onnx` file of that style.
+    An `.onnx` file always runs on ONNX Runtime; a shipped name or a `.safetensors` file with
+    `backend="onnx"` runs its ONNX export, made on first use and cached (export.cached_onnx).
     """
+    from fastnst.export import cached_onnx
+
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     dev = resolve_device(device)
-    if style.lower().endswith(".onnx") or backend == "onnx":
+    if style.lower().endswith(".onnx"):
         return OnnxBackend(find_model(style, suffix=".onnx"), dev)
+    if backend == "onnx":
+        return OnnxBackend(cached_onnx(find_model(style)), dev)
     net, meta = load_model(find_model(style))
     return TorchBackend(net, meta["style"], dev, half=half)
 

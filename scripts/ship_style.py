@@ -1,12 +1,14 @@
-"""Ship a trained style: checkpoints/<style>.safetensors (fp16), <style>.onnx and a model card.
+"""Ship a trained style: checkpoints/<style>.safetensors (fp16) and a model card.
 
     python scripts/ship_style.py outputs/train/starry_night/<run>/starry_night.safetensors
                                  [--quality "table or sentence from eval_quality.py"]
 
 The weights are stored in float16 (half the download; the network still runs in float32) after
 checking that the outputs stay the same to the eye: the largest pixel difference on an evaluation
-photo is printed and written into the card. The ONNX file is exported and verified by
-fastnst.export. The card (checkpoints/<style>.md) is made from the model's own metadata.
+photo is printed and written into the card. The ONNX export is made and verified here too (its
+figures go into the card), but not shipped: users get it on demand, cached by content hash
+(`fastnst-infer --backend onnx`, `fastnst-export`). The card (checkpoints/<style>.md) is made
+from the model's own metadata.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import tempfile
 from pathlib import Path
 
 import torch
@@ -60,8 +63,9 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None) -> str:
         "- **Final losses** (mean of the last training steps): " + ", ".join(
             f"{k} {losses[k]:.3g}" for k in ("total", "content", "style") if k in losses) + ".",
         f"- **Files:** `{style}.safetensors` (float16 weights; largest output difference from the"
-        f" float32 network on chicago.jpg at 512 px: {fp16_diff:.4f}), `{style}.onnx` (float32;"
-        f" ONNX Runtime vs PyTorch max difference {checks}).",
+        f" float32 network on chicago.jpg at 512 px: {fp16_diff:.4f}). Its ONNX export (float32)"
+        " is made on demand by `fastnst-export --style NAME` or `fastnst-infer --backend onnx`;"
+        f" ONNX Runtime vs PyTorch max difference at shipping: {checks}.",
     ]
     if quality:
         lines.append(f"- **Quality:** {quality}")
@@ -88,10 +92,11 @@ def main() -> None:
     photo = resize_long_side(read_image(args.photo), 512)
     with torch.no_grad():
         fp16_diff = float((shipped(photo) - net(photo)).abs().max())
-    report = export_onnx(net, CHECKPOINTS / f"{style}.onnx", style)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = export_onnx(net, Path(tmp) / f"{style}.onnx", style)
     with atomic_path(CHECKPOINTS / f"{style}.md") as tmp:
         tmp.write_text(card(meta, report, fp16_diff, args.quality))
-    print(f"shipped {style}: {half}, {CHECKPOINTS / f'{style}.onnx'}, card {style}.md;"
+    print(f"shipped {style}: {half}, card {style}.md;"
           f" fp16 max difference {fp16_diff:.4f}")
 
 

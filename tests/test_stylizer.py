@@ -79,6 +79,23 @@ def test_preserve_color_keeps_the_photo_chroma_and_strength_blends(model):
         stylize(backend, photo, strength=1.5)
 
 
+def test_onnx_backend_of_a_model_file_exports_once_and_caches_by_content(model, tmp_path):
+    from fastnst.download import cache_dir
+
+    photo = smooth_image(24, 32)
+    first = stylize(load_backend(str(model), backend="onnx"), photo)
+    cached = list((cache_dir() / "onnx").iterdir())
+    assert len(cached) == 1 and cached[0].suffix == ".onnx"
+    stamp = cached[0].stat().st_mtime_ns
+    torch.testing.assert_close(first, stylize(load_backend(str(model)), photo), atol=1e-4,
+                               rtol=0)
+    load_backend(str(model), backend="onnx")
+    assert cached[0].stat().st_mtime_ns == stamp  # reused, not exported again
+    tiny_model(model, seed=1)  # other weights in the same file: a new export
+    load_backend(str(model), backend="onnx")
+    assert len(list((cache_dir() / "onnx").iterdir())) == 2
+
+
 def test_non_model_onnx_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
