@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from pathlib import Path
@@ -64,3 +65,24 @@ def caption(text: str, width: int) -> torch.Tensor:
     strip = np.full((LABEL_HEIGHT, width, 3), 255, np.uint8)
     cv2.putText(strip, text, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
     return torch.from_numpy(strip).permute(2, 0, 1)[None].float() / 255.0
+
+
+def add_model_and_photo_args(parser: argparse.ArgumentParser) -> None:
+    """--models (default: the shipped styles), --eval-dir and --photos (default: all)."""
+    parser.add_argument("--models", nargs="+", type=Path,
+                        help="style model files (default: the shipped styles)")
+    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
+    parser.add_argument("--photos", nargs="+", help="file names in --eval-dir (default: all)")
+
+
+def models_and_photos(parser: argparse.ArgumentParser, args: argparse.Namespace
+                      ) -> tuple[list[Path], list[str]]:
+    """The model files and photo names that `add_model_and_photo_args` options chose."""
+    from fastnst.styles import shipped_models
+
+    models = args.models or sorted(shipped_models().values())
+    if not models:
+        parser.error("no shipped styles: give --models")
+    names = args.photos or sorted(p.name for p in args.eval_dir.iterdir()
+                                  if p.suffix.lower() in (".jpg", ".png"))
+    return models, names

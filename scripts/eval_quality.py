@@ -16,15 +16,21 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import torch
-from common import SHARED, build_loss, devices, machine, use_shared_data
+from common import (
+    add_model_and_photo_args,
+    build_loss,
+    devices,
+    machine,
+    models_and_photos,
+    use_shared_data,
+)
 
 from fastnst.gatys import stylize as gatys
 from fastnst.images import read_image, resize_long_side
 from fastnst.style_images import load_style_image
-from fastnst.styles import load_model, shipped_models
+from fastnst.styles import load_model
 
 
 def worth(curve: list[float], target: float) -> str:
@@ -35,21 +41,14 @@ def worth(curve: list[float], target: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", type=Path,
-                        help="style model files (default: the shipped styles)")
-    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
-    parser.add_argument("--photos", nargs="+", help="file names in --eval-dir (default: all)")
+    add_model_and_photo_args(parser)
     parser.add_argument("--size", type=int, default=512, help="long side, pixels")
     parser.add_argument("--after", type=int, nargs="+", default=[50, 100, 300])
     parser.add_argument("--inits", nargs="+", default=["noise", "content"])
     args = parser.parse_args()
     use_shared_data()
     device = devices()[-1]
-    models = args.models or sorted(shipped_models().values())
-    if not models:
-        parser.error("no shipped styles: give --models")
-    names = args.photos or sorted(p.name for p in args.eval_dir.iterdir()
-                                  if p.suffix.lower() in (".jpg", ".png"))
+    models, names = models_and_photos(parser, args)
     after = sorted(args.after)
     print(machine())
     print(f"\n{args.size} px long side, {len(names)} photos, device {device.type}\n")

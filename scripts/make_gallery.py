@@ -2,10 +2,13 @@
 them the Gatys baseline's result for the first photo with both timings.
 
     python scripts/make_gallery.py [--models a.safetensors ...] [--photos chicago.jpg ...]
-                                   [--size 384] [--gatys-iterations 300] -o docs/gallery.jpg
+                                   [--size 512] [--gatys-iterations 100]
+                                   [-o outputs/gallery.jpg] [--preview docs/gallery.jpg]
 
 Only results are drawn (the photos and paintings themselves are not ours to republish); each
-column is labelled with its style and the seconds per photo it took on this machine.
+column is labelled with its style and the seconds per photo it took on this machine. The full
+gallery is regenerated, not committed; `--preview` also writes a copy with `--preview-size` px
+cells, light enough for the repository.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ def main() -> None:
     parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
     parser.add_argument("--photos", nargs="+",
                         default=["chicago.jpg", "golden_gate.jpg", "kodim23.jpg", "amber.jpg"])
-    parser.add_argument("--size", type=int, default=384, help="long side of each cell, pixels")
-    parser.add_argument("--gatys-iterations", type=int, default=300)
-    parser.add_argument("-o", "--output", type=Path, default=Path("docs/gallery.jpg"))
+    parser.add_argument("--size", type=int, default=512, help="long side of each cell, pixels")
+    parser.add_argument("--gatys-iterations", type=int, default=100)
+    parser.add_argument("-o", "--output", type=Path, default=Path("outputs/gallery.jpg"))
+    parser.add_argument("--preview", type=Path, help="also write a downscaled copy here")
+    parser.add_argument("--preview-size", type=int, default=200, help="its cell size, pixels")
     args = parser.parse_args()
     use_shared_data()
     models = args.models or sorted(shipped_models().values())
@@ -60,6 +65,11 @@ def main() -> None:
     image = grid(rows)
     write_image(image, args.output, quality=90)
     print(f"wrote {args.output} ({image.shape[-1]}x{image.shape[-2]})")
+    if args.preview:
+        small = resize_long_side(image, round(max(image.shape[-2:]) * args.preview_size
+                                              / args.size))
+        write_image(small, args.preview, quality=85)
+        print(f"wrote {args.preview} ({small.shape[-1]}x{small.shape[-2]})")
 
 
 if __name__ == "__main__":
