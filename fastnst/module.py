@@ -47,8 +47,8 @@ def trainable(net: TransformerNet, train_only: str = "all") -> list[torch.nn.Par
     """The parameters that train under `train_only` ("all" or "norm"); the others are frozen.
 
     "norm" is the conditional-instance-norm view of a style (Dumoulin et al. 2017, as in
-    Magenta and Turi Create): a style lives in the norms' scales and shifts (about 1% of the
-    weights), the convolutions are shared."""
+    Magenta and Turi Create): a style lives in the norms' scales and shifts (0.2% of the
+    johnson model's weights), the convolutions are shared."""
     if train_only not in TRAIN_ONLY:
         raise ValueError(f"train_only must be one of {', '.join(TRAIN_ONLY)}, not {train_only!r}")
     for module in net.modules():

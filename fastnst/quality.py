@@ -94,7 +94,6 @@ def structure(photo: torch.Tensor, result: torch.Tensor) -> float:
     return ssim(*small)
 
 
-
 @torch.no_grad()
 def balanced_style_weight(loss: PerceptualLoss, photos: Sequence[torch.Tensor],
                           balance: float = BALANCE) -> tuple[float, float, float]:

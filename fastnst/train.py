@@ -6,7 +6,9 @@ Lightning checkpoints (`checkpoints/`, every `checkpoint_every` steps and at the
 the newest) and, at the end, the deployable model `<style>.safetensors`. `resume=true` continues
 the newest run of the same style from its `last.ckpt`, at the same step, learning rate,
 optimizer state and place in the data (fastnst.data.SampleOrder), so a killed and resumed run
-ends with an unbroken run's weights.
+ends with an unbroken run's weights. `init=` starts from a model instead of random weights (a
+shipped style or a `.safetensors` file of the configured architecture): fine-tuning a shipped
+style on your own photos is `style=starry_night init=starry_night data.root=MY_PHOTOS`.
 """
 
 from __future__ import annotations
