@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from fastnst.images import resize_long_side
 from fastnst.losses import PerceptualLoss
 
+PAINTING_SIDE = 256  # pixels: the long side of the painting whose Grams the yardstick compares
 STRUCTURE_SIDE = 64  # pixels: the long side at which structure is compared (coarse shapes only)
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luminance weights of R, G, B
 # Style term of an unchanged photo / content term of a flat grey image, for the per-style weights
@@ -26,7 +27,7 @@ BALANCE = 2.0
 
 def gatys_yardstick() -> PerceptualLoss:
     """The Gatys baseline's perceptual loss with content and style weight 1 and no TV: call
-    `set_style` with the painting, then `judge`."""
+    `set_style` with the painting at PAINTING_SIDE px, then `judge`."""
     from hydra import compose, initialize_config_module
     from hydra.utils import instantiate
 

@@ -34,7 +34,7 @@ from common import (
 )
 
 from fastnst.images import grid, read_image, resize_long_side, write_image
-from fastnst.quality import Scores, gatys_yardstick, judge
+from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
 from fastnst.style_images import find_style_image, style_config
 from fastnst.styles import load_model
 
@@ -94,11 +94,12 @@ def main() -> None:
         net, meta = load_model(model)
         style = meta["style"]
         painting = find_style_image(style_config(style).image)
-        outs = {n: args.work / style / f"{Path(n).stem}.png" for n in names}
+        # Keyed by size: the peer's results at 256 px are no answer at 512 px.
+        outs = {n: args.work / f"{style}_{args.size}" / f"{Path(n).stem}.png" for n in names}
         for out in outs.values():
             out.parent.mkdir(parents=True, exist_ok=True)
         run_peer(args.peer_python, [(photos[n][0], painting, outs[n]) for n in names])
-        loss.set_style([resize_long_side(read_image(painting), 256)])
+        loss.set_style([resize_long_side(read_image(painting), PAINTING_SIDE)])
         ours, peer = [], []
         for name in names:
             photo = photos[name][1]
