@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -142,6 +143,12 @@ class SampleOrder(Sampler[tuple[int, int]]):
             yield int(perm[n % self.files]), _mix(self.seed, 2 * n + 1)
 
 
+def _ignore_ctrl_c(worker_id: int) -> None:
+    """Loader workers ignore Ctrl-C: the trainer stops them when it stops (a worker that died
+    on the terminal's SIGINT would fail the step the trainer is finishing)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def collate_readable(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, int]:
     """Stack the crops; also return how many unreadable files were passed over for them."""
     return torch.stack([crop for crop, _ in items]), sum(skipped for _, skipped in items)
@@ -198,7 +205,8 @@ class PhotoDataModule(pl.LightningDataModule):
                             lambda: trainer.global_step * per_step if trainer else 0, rank, world)
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=order,
                           drop_last=True, num_workers=self.workers,
-                          persistent_workers=self.workers > 0, collate_fn=collate_readable)
+                          persistent_workers=self.workers > 0, collate_fn=collate_readable,
+                          worker_init_fn=_ignore_ctrl_c)
 
     def val_images(self) -> list[tuple[Path, torch.Tensor]]:
         """The fixed validation photos: `(path, (1, 3, H, W))` pairs, long side `val_size`.

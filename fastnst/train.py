@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -46,22 +48,69 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, tmp)
 
 
-class CheckpointOnInterrupt(pl.Callback):
-    """On Ctrl-C, write `last.ckpt` (rank 0, no collective calls) and say how to resume.
+class StopRequested(KeyboardInterrupt):
+    """Raised by `StopOnCtrlC` at the end of a step, after a Ctrl-C asked for it."""
 
-    Lightning then ends the process with exit status 1."""
+
+class StopOnCtrlC(pl.Callback):
+    """Ctrl-C ends the run at the end of the current step and writes `last.ckpt` there.
+
+    The checkpoint is taken where Lightning takes its periodic ones (a step's
+    `on_train_batch_end`), never mid-step: the weights, optimizer and loop counters agree, so a
+    resumed run goes on at exactly that step. Under DDP the ranks agree on the step to stop at.
+    A second Ctrl-C stops at once and writes nothing; the newest periodic checkpoint is then the
+    one to resume from. Lightning ends the process with exit status 1 either way.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.requested = False
+        self._previous: Any = None
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        # os.write, not print: a handler that prints can interrupt a print (reentrant call)
+        os.write(2, b"\nfastnst-train: Ctrl-C: stopping at the end of this step"
+                    b" (Ctrl-C again to stop at once, without a checkpoint)\n")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._restore()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        if (batch_idx + 1) % trainer.accumulate_grad_batches:
+            return  # mid-accumulation: not a step boundary
+        stop = self.requested
+        if trainer.world_size > 1:
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
+            raise StopRequested
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
+        self._restore()
         if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
             return
-        checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, self.path)
-        print(f"fastnst-train: interrupted at step {trainer.global_step}; checkpoint {self.path};"
-              " continue with resume=true", file=sys.stderr)
+        if isinstance(exception, StopRequested):
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
+            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, self.path)
+            print(f"fastnst-train: interrupted at step {trainer.global_step}; checkpoint"
+                  f" {self.path}; continue with resume=true", file=sys.stderr)
+        else:
+            print(f"fastnst-train: stopped mid-step at step {trainer.global_step}; nothing"
+                  f" saved. {_last_good(self.path, 'continue with resume=true')}",
+                  file=sys.stderr)
 
 
 def resolve_precision(precision: str, accelerator: str) -> str:
@@ -138,14 +187,12 @@ def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, to
     return net.state_dict()
 
 
-def _last_good(run_dir: Path) -> str:
-    """Where a stopped run can go on from, in words."""
-    last = run_dir / CHECKPOINTS / LAST
+def _last_good(last: Path, advice: str) -> str:
+    """Where a stopped run can go on from, in words: the checkpoint `last`, then `advice`."""
     if not last.is_file():
         return "No checkpoint was written before it."
     step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-    return (f"The last good checkpoint is {last} (step {step}); lower optim.lr or"
-            f" optim.grad_clip and go on from it with resume={last}")
+    return f"The last good checkpoint is {last} (step {step}); {advice}"
 
 
 def run(cfg: DictConfig) -> Path | None:
@@ -189,7 +236,7 @@ def run(cfg: DictConfig) -> Path | None:
                                   every_n_train_steps=cfg.checkpoint_every)
     trainer = pl.Trainer(**trainer_args, default_root_dir=run_dir,
                          callbacks=[checkpoints, LearningRateMonitor("step"),
-                                    CheckpointOnInterrupt(run_dir / CHECKPOINTS / LAST)],
+                                    StopOnCtrlC(run_dir / CHECKPOINTS / LAST)],
                          logger=[TensorBoardLogger(run_dir, name="tensorboard", version=""),
                                  CSVLogger(run_dir, name="csv", version="")],
                          plugins=[AtomicCheckpointIO()], enable_model_summary=False,
@@ -206,7 +253,9 @@ def run(cfg: DictConfig) -> Path | None:
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     except NonFiniteLossError as e:
-        raise NonFiniteLossError(f"{e}; training stopped. {_last_good(run_dir)}") from None
+        last = run_dir / CHECKPOINTS / LAST
+        advice = f"lower optim.lr or optim.grad_clip and go on from it with resume={last}"
+        raise NonFiniteLossError(f"{e}; training stopped. {_last_good(last, advice)}") from None
     seconds = time.perf_counter() - start
     trainer.save_checkpoint(run_dir / CHECKPOINTS / LAST, weights_only=False)
     if not trainer.is_global_zero:

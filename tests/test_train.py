@@ -138,26 +138,34 @@ def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style
     assert out.shape == photo.shape and 0 <= float(out.min()) <= float(out.max()) <= 1
 
 
+def _ctrl_c_during_step(monkeypatch: pytest.MonkeyPatch, step: int, presses: int) -> None:
+    """Send this process `presses` SIGINTs while training step `step` (1-based) runs."""
+    original = StyleTransferModule.training_step
+
+    def training_step(self, *args):
+        if self.global_step == step - 1:
+            for _ in range(presses):
+                os.kill(os.getpid(), signal.SIGINT)
+        return original(self, *args)
+
+    monkeypatch.setattr(StyleTransferModule, "training_step", training_step)
+
+
 def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
-        vgg_weights, photos, style_image, tmp_path, monkeypatch, capsys):
-    original = StyleTransferModule.on_train_batch_end
-
-    def interrupt_at_step_5(self, *args):
-        original(self, *args)
-        if self.global_step == 5:
-            raise KeyboardInterrupt  # what Ctrl-C does mid-run
-
-    monkeypatch.setattr(StyleTransferModule, "on_train_batch_end", interrupt_at_step_5)
+        vgg_weights, photos, style_image, tmp_path, monkeypatch, capfd):
+    _ctrl_c_during_step(monkeypatch, 5, presses=1)
     runs = tmp_path / "runs"
     overrides = _overrides(photos, style_image, 10, "optim.final_lr=0.5")
     with pytest.raises(SystemExit):  # Lightning exits after a Ctrl-C
         _train(runs / "first", overrides)
-    assert "interrupted at step 5" in capsys.readouterr().err
+    err = capfd.readouterr().err
+    assert "stopping at the end of this step" in err
+    assert "interrupted at step 5" in err  # step 5 finished, then it stopped
     assert not list((runs / "first").glob("*.safetensors"))
     last = runs / "first" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 5
 
-    monkeypatch.setattr(StyleTransferModule, "on_train_batch_end", original)
+    monkeypatch.undo()
     model = _train(runs / "second", [*overrides, "resume=true"])
     assert model is not None and read_metadata(model)["steps"] == 10
     steps = _metrics(runs / "second", "train/total")
@@ -166,6 +174,19 @@ def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
     assert lrs[5] == pytest.approx(LR * lr_factor(5, 2, 10, 0.5))
     opt = torch.load(runs / "second" / "checkpoints" / "last.ckpt", weights_only=True)
     assert opt["optimizer_states"][0]["state"][0]["step"] == 10  # Adam's moments carried over
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_periodic_checkpoint(
+        vgg_weights, photos, style_image, tmp_path, monkeypatch, capfd):
+    _ctrl_c_during_step(monkeypatch, 4, presses=2)
+    run_dir = tmp_path / "runs" / "forced"
+    with pytest.raises(SystemExit):
+        _train(run_dir, _overrides(photos, style_image, 10))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    assert (f"stopped mid-step at step 3; nothing saved. The last good checkpoint is {last}"
+            " (step 2); continue with resume=true") in capfd.readouterr().err
+    assert torch.load(last, weights_only=True)["global_step"] == 2  # the periodic one, whole
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
 
 
 def test_corrupt_photos_are_skipped_and_counted(vgg_weights, photos, style_image, tmp_path,
@@ -301,8 +322,10 @@ def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
 
     second_dir = tmp_path / "runs" / "2"
     second = _start(args, second_dir, "resume=true")
-    reached = stopped_at + rng.choice((1, 2))
-    reached += reached % 2  # the next checkpoint step (every 2)
+    # A checkpoint (every 2 steps) at least 2 steps on: the first step's metrics are written
+    # just after the checkpoint of its end, so a kill right then would leave none to check.
+    reached = stopped_at + rng.choice((2, 3))
+    reached += reached % 2
     wait_for_file(second_dir / "checkpoints" / f"step{reached:06d}.ckpt", second)
     time.sleep(rng.uniform(0, 0.6))
     second.kill()  # SIGKILL: no handler runs
