@@ -1,12 +1,21 @@
-"""What every command-line entry point does to its console before printing anything."""
+"""What every command-line entry point does to its console: what it prints, and the signals it
+treats as Ctrl-C."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import unicodedata
+
+# Control characters (newlines, escape codes), format characters (bidirectional overrides) and
+# line or paragraph separators: what can forge lines or restyle a terminal.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
-def tolerate_undecodable_names() -> None:
-    """Print file names that are not valid UTF-8 with backslash escapes instead of crashing.
+def prepare_console() -> None:
+    """Call first in every entry point: file names that are not valid UTF-8 print with
+    backslash escapes instead of crashing, and SIGTERM acts as Ctrl-C (`sigterm_as_ctrl_c`).
 
     Python keeps the undecodable bytes of such names as surrogates, which a strict UTF-8
     stdout or stderr (the default for pipes, log files and most terminals) refuses to write.
@@ -15,3 +24,25 @@ def tolerate_undecodable_names() -> None:
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
+    sigterm_as_ctrl_c()
+
+
+def sigterm_as_ctrl_c() -> None:
+    """SIGTERM (`kill`, a closing terminal, a service manager) raises KeyboardInterrupt, so it
+    runs the same clean-up as Ctrl-C: temporary files removed, finished work reported."""
+
+    def _interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def shown(text: object) -> str:
+    """`text` (a file name, a message, metadata) made safe for one line of a terminal or log:
+    control and format characters become backslash escapes (`\\n`, `\\x1b`, `\\u202e`)."""
+    text = os.fsdecode(text) if isinstance(text, (bytes, os.PathLike)) else str(text)
+    if all(unicodedata.category(c) not in _UNPRINTABLE for c in text):
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(c) in _UNPRINTABLE else c for c in text)

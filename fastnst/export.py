@@ -27,12 +27,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from fastnst.console import tolerate_undecodable_names
-from fastnst.files import atomic_path
+from fastnst.config_checks import bounded
+from fastnst.console import prepare_console, shown
+from fastnst.files import atomic_path, check_writable
 from fastnst.styles import IO_CONVENTION, MODEL_FORMAT, ModelFileError, load_model
 from fastnst.transformer import MIN_SIDE, TransformerNet
 
 DEFAULT_OPSET = 17
+OPSETS = (11, 22)  # the opsets whose exports are verified and use only onnx_checks.ALLOWED_OPS
 # (height, width): a square, full HD and an odd size; all run at export time.
 VERIFY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (1080, 1920), (333, 517))
 # Largest |ONNX Runtime - PyTorch fp32| allowed, in [0, 1] pixel units. fp32 differs only by
@@ -147,26 +149,32 @@ def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`fastnst-export`: a style model to a verified ONNX file."""
-    tolerate_undecodable_names()
+    prepare_console()
     from fastnst.styles import find_model
 
     parser = argparse.ArgumentParser(prog="fastnst-export", description=__doc__.splitlines()[0])
     parser.add_argument("--style", required=True,
                         help="a shipped style name or a .safetensors model file")
     parser.add_argument("-o", "--output", type=Path,
-                        help="the .onnx file (default: <style>.onnx here)")
+                        help="the .onnx file, or a folder for <style>.onnx (default: here)")
     parser.add_argument("--fp16", action="store_true", help="float16 weights and arithmetic")
-    parser.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version")
+    parser.add_argument("--opset", type=bounded(*OPSETS), default=DEFAULT_OPSET,
+                        help=f"ONNX opset version, {OPSETS[0]}-{OPSETS[1]}")
     args = parser.parse_args(argv)
     try:
         net, meta = load_model(find_model(args.style))
-        output = args.output or Path(f"{meta['style']}.onnx")
+        output = args.output or Path.cwd()
+        if output.is_dir():
+            output = output / f"{meta['style']}.onnx"  # a style_label: no path in it
+        elif output.suffix.lower() != ".onnx":
+            raise ExportError(f"-o {output}: an ONNX model is written as .onnx, or give a folder")
+        check_writable(output)  # now, not after the export and its verification
         report = export_onnx(net, output, meta["style"], fp16=args.fp16, opset=args.opset)
     except (ModelFileError, ExportError, OSError) as e:
-        print(f"fastnst-export: error: {e}", file=sys.stderr)
+        print(f"fastnst-export: error: {shown(e)}", file=sys.stderr)
         return 1
     checks = ", ".join(f"{w}x{h}: {d:.1e}" for (h, w), d in report.max_abs_diff.items())
-    print(f"wrote {output}; ONNX Runtime vs PyTorch max |diff| {checks}"
+    print(f"wrote {shown(output)}; ONNX Runtime vs PyTorch max |diff| {checks}"
           f" (limit {report.tolerance:g})")
     return 0
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -18,19 +20,35 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+STALE_SECONDS = 3600  # a temporary file of ours untouched this long was left by a killed run
+
+
+class WriteError(OSError):
+    """An output that cannot be written; the message names the output, not a temporary file."""
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     The temporary file lives in the destination folder (same file system, so the rename is
     atomic) and keeps the destination's suffix so that format sniffing by extension works.
     On any exception the temporary file is removed and the destination is left untouched.
+    With `replace=False` an existing `path` is never replaced, even one that appeared while the
+    block ran (another process): FileExistsError, and the result is dropped. Temporary files of
+    an earlier write of `path` that was killed (older than STALE_SECONDS) are removed. Failures
+    of the file system raise WriteError naming `path`.
     """
     dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}",
-                                    dir=dest.parent)
-    os.close(fd)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale(dest)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}",
+                                        dir=dest.parent)
+        os.close(fd)
+    except OSError as e:
+        raise WriteError(e.errno, f"{os.fsdecode(dest)}: cannot write here ({e.strerror})"
+                         ) from None
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -38,10 +56,64 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(f.fileno())
         # mkstemp makes a private (0600) file; give the result the permissions a plain open() would.
         os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, dest)
-    except BaseException:
+        if replace:
+            os.replace(tmp, dest)
+        else:
+            _create_exclusively(tmp, dest)
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
+        # Errors naming the temporary file (a rename refused, ...) are about the output.
+        if isinstance(e, OSError) and not isinstance(e, (WriteError, FileExistsError)) \
+                and e.filename in (str(tmp), tmp, str(dest), dest):
+            raise WriteError(e.errno, f"{os.fsdecode(dest)}: cannot write"
+                                      f" ({e.strerror or e})") from None
         raise
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise WriteError unless a file could be written at `path`: not a folder, and the nearest
+    folder of it that exists can be written in. For checking outputs before long work."""
+    path = Path(path)
+    if path.is_dir():
+        raise WriteError(errno.EISDIR, f"{os.fsdecode(path)}: is a folder; give a file name")
+    folder = path.absolute().parent
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise WriteError(errno.ENOTDIR, f"{os.fsdecode(path)}: cannot write here"
+                                        f" ({os.fsdecode(folder)} is not a folder)")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WriteError(errno.EACCES, f"{os.fsdecode(path)}: cannot write here (no permission"
+                                       f" to write in {os.fsdecode(folder)})")
+
+
+def _create_exclusively(tmp: Path, dest: Path) -> None:
+    """Move `tmp` to `dest` unless `dest` exists (FileExistsError): a hard link fails
+    atomically when its name is taken, where checking first and renaming would race."""
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, f"{os.fsdecode(dest)}: exists (written by another"
+                                            " run meanwhile); kept") from None
+    except OSError:  # a file system without hard links
+        if dest.exists():
+            raise FileExistsError(errno.EEXIST, f"{os.fsdecode(dest)}: exists; kept") from None
+        os.replace(tmp, dest)
+        return
+    tmp.unlink()
+
+
+def _remove_stale(dest: Path) -> None:
+    """Remove `.<dest name>.XXXXXXXX.tmp<suffix>` files beside `dest` (atomic_path's naming)
+    untouched for STALE_SECONDS: what a killed write of `dest` left behind."""
+    import glob
+    import time
+
+    pattern = f".{glob.escape(dest.name)}.{'[a-z0-9_]' * 8}.tmp{glob.escape(dest.suffix)}"
+    for old in dest.parent.glob(pattern):
+        with contextlib.suppress(OSError):
+            if time.time() - old.lstat().st_mtime > STALE_SECONDS and old.is_file():
+                old.unlink()
 
 
 def files_under(root: Path, suffixes: Collection[str]) -> list[Path]:
@@ -51,3 +123,18 @@ def files_under(root: Path, suffixes: Collection[str]) -> list[Path]:
     of dropping the file without a word; folders named like files are only searched."""
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes
                   and not p.name.startswith(".") and not p.is_dir())
+
+
+def not_regular(path: Path) -> str | None:
+    """What `path` is when it exists and is not a regular file ("a directory", "a FIFO", "a
+    character device", ...), following links; None for a regular file or a missing path."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing, a broken link...: opening it reports that
+    for test, kind in ((stat.S_ISREG, None), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"

@@ -17,8 +17,15 @@ import torch
 from omegaconf import DictConfig
 
 from fastnst.color import keep_colors, luminance, match_luminance
-from fastnst.console import tolerate_undecodable_names
-from fastnst.images import ImageError, read_image, resize, resize_long_side, write_image
+from fastnst.console import prepare_console, shown
+from fastnst.images import (
+    ImageError,
+    check_image_output,
+    read_image,
+    resize,
+    resize_long_side,
+    write_image,
+)
 from fastnst.losses import PerceptualLoss
 from fastnst.vgg import MIN_SIDE
 
@@ -209,15 +216,22 @@ def run(cfg: DictConfig) -> Path:
     """Run the baseline as configured by `conf/gatys.yaml`; return the output path."""
     import hydra
 
+    from fastnst.config_checks import GATYS_BOUNDS, Bound, ConfigError, check_config
     from fastnst.device import resolve_device
     from fastnst.style_images import load_style_image, read_style_image
+    from fastnst.styles import style_label
 
     if not cfg.content:
         raise ValueError("no content image: give content=PHOTO")
+    check_config(cfg, GATYS_BOUNDS)
+    for spec, weight in (cfg.blend or {}).items():
+        if problem := Bound(0, None).problem(weight):
+            raise ConfigError(f"blend.{spec}={weight!r}: {problem}")
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     content_path = Path(cfg.content)
-    output = Path(cfg.output or f"{content_path.stem}_{cfg.style.name}.png")
+    output = Path(cfg.output or f"{content_path.stem}_{style_label(cfg.style.name)}.png")
+    check_image_output(output)  # before the optimisation, not after it
     content = read_image(content_path, max_size=cfg.size)  # the result's size: decode no more
     h, w = content.shape[-2:]
     smallest = round(min(h, w) * level_sizes(cfg.size, cfg.levels)[0] / max(h, w))
@@ -251,6 +265,9 @@ def run(cfg: DictConfig) -> Path:
     except GatysInterrupted as stop:  # keep the work done so far
         stop.output = write_image(stop.result.image, output)
         raise
+    if not result.image.isfinite().all():
+        raise RuntimeError(f"{output}: the optimisation diverged (NaN or inf in the image);"
+                           " nothing written; try a lower lr= or optimizer=adam")
     write_image(result.image, output)
     final = result.losses[-1][-1]
     h, w = result.image.shape[-2:]
@@ -263,7 +280,7 @@ def run(cfg: DictConfig) -> Path:
 
 def main() -> None:
     """Console entry point: `fastnst-gatys` / `python -m fastnst.gatys` (Hydra overrides)."""
-    tolerate_undecodable_names()
+    prepare_console()
     import hydra
 
     from fastnst.style_images import StyleError, expand_style_path
@@ -275,8 +292,9 @@ def main() -> None:
     def _main(cfg: DictConfig) -> None:
         try:
             run(cfg)
-        except (ImageError, StyleError, VGGWeightsError, ValueError, RuntimeError) as e:
-            print(f"fastnst-gatys: error: {e}", file=sys.stderr)
+        except (ImageError, StyleError, VGGWeightsError, ValueError, RuntimeError,
+                OSError) as e:
+            print(f"fastnst-gatys: error: {shown(e)}", file=sys.stderr)
             sys.exit(1)
         except GatysInterrupted as stop:
             print(f"fastnst-gatys: interrupted after {stop.done} of {cfg.iterations} iterations"

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps
 
-from fastnst.files import atomic_path
+from fastnst.console import shown
+from fastnst.files import atomic_path, check_writable, not_regular
 
 # Above this many pixels a file is treated as a decompression bomb (about 12,000 x 12,000).
 MAX_PIXELS = 150_000_000
@@ -27,6 +28,11 @@ WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
 
 # Suffixes treated as images when scanning folders.
 IMAGE_SUFFIXES = frozenset({*WRITE_FORMATS, ".gif"})
+
+# The only formats Pillow may decode, whatever a file's name says: plain raster formats. Others
+# run external programs (EPS: Ghostscript) or are rarely-used parsers, a risk with no use here.
+# (The JPEG opener also reads the multi-picture JPEGs of phone cameras, format "MPO".)
+READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
 
 _SRGB = ImageCms.createProfile("sRGB")
 _HIGH_BIT_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0,
@@ -40,7 +46,7 @@ class ImageError(ValueError):
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"{os.fsdecode(path)}: {problem}")
+        super().__init__(shown(f"{os.fsdecode(path)}: {problem}"))  # one line, whatever the name
 
 
 def read_image(path: str | os.PathLike[str], max_size: int | None = None,
@@ -75,9 +81,11 @@ def _open(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
 
 def _decode(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
     try:
+        if kind := not_regular(path):
+            raise ImageError(path, f"not a regular file ({kind})")
         if path.stat().st_size == 0:
             raise ImageError(path, "empty file (0 bytes)")
-        img = Image.open(path)
+        img = Image.open(path, formats=READ_FORMATS)
         width, height = img.size
         if width * height > max_pixels:
             raise ImageError(path, f"image is {width}x{height} ({width * height / 1e6:.0f} MP),"
@@ -85,7 +93,7 @@ def _decode(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
         if width == 0 or height == 0:
             raise ImageError(path, f"image has no pixels ({width}x{height})")
         if img.format == "PNG":
-            with Image.open(path) as check:
+            with Image.open(path, formats=READ_FORMATS) as check:
                 check.verify()  # chunk checksums: Pillow's load() does not look at them
         if max_size is not None and img.format == "JPEG":
             # Decode at a reduced scale (1/2, 1/4, 1/8): fast and light on memory.
@@ -99,7 +107,8 @@ def _decode(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
     except PermissionError:
         raise ImageError(path, "permission denied") from None
     except Image.UnidentifiedImageError:
-        raise ImageError(path, "not an image, or a format that cannot be read") from None
+        raise ImageError(path, "not an image, or a format that is not read (only"
+                               f" {', '.join(READ_FORMATS)})") from None
     except Image.DecompressionBombError as e:
         raise ImageError(path, f"decompression bomb: {e}") from None
     except OSError as e:
@@ -154,10 +163,22 @@ def resize(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
-def write_image(image: torch.Tensor, path: str | os.PathLike[str], quality: int = 95) -> Path:
+def check_image_output(path: str | os.PathLike[str]) -> None:
+    """Raise ImageError or WriteError now, before long work, if `write_image` could not write
+    `path`: a suffix it has no format for, a folder, or no permission."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in WRITE_FORMATS:
+        raise ImageError(path, f"unknown output format {suffix!r}; use one of"
+                               f" {', '.join(sorted(WRITE_FORMATS))}")
+    check_writable(path)
+
+
+def write_image(image: torch.Tensor, path: str | os.PathLike[str], quality: int = 95,
+                replace: bool = True) -> Path:
     """Write `(1, 3, H, W)` or `(3, H, W)` in [0, 1] atomically; the format follows the suffix.
 
-    `quality` (1..100) applies to JPEG and WebP. Raises `ImageError` for an unknown suffix.
+    `quality` (1..100) applies to JPEG and WebP. Raises `ImageError` for an unknown suffix; with
+    `replace=False`, FileExistsError if `path` exists, even if it appeared meanwhile.
     """
     path = Path(path)
     fmt = WRITE_FORMATS.get(path.suffix.lower())
@@ -170,7 +191,7 @@ def write_image(image: torch.Tensor, path: str | os.PathLike[str], quality: int 
         options["quality"] = quality
     if fmt == "JPEG" and quality >= 90:
         options["subsampling"] = 0  # keep full-resolution colour: stylized edges are colourful
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace=replace) as tmp:
         pil.save(tmp, format=fmt, **options)
     return path
 

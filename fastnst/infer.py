@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import torch
 
-from fastnst.console import tolerate_undecodable_names
-from fastnst.files import files_under
+from fastnst.config_checks import bounded
+from fastnst.console import prepare_console, shown
+from fastnst.files import WriteError, check_writable, files_under, not_regular
 from fastnst.images import (
     IMAGE_SUFFIXES,
     WRITE_FORMATS,
@@ -34,17 +36,32 @@ from fastnst.images import (
     write_image,
 )
 from fastnst.styles import ModelFileError
-from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize
+from fastnst.stylizer import BACKENDS, Backend, BadResultError, load_backend, stylize
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 
 
+VIDEO_OUTPUT = ".mp4"  # videos are written as MPEG-4 (OpenCV's mp4v)
+
+
+class UsageError(ValueError):
+    """Inputs and options that do not fit together (exit status 2, nothing done)."""
+
+
 @dataclass
 class Job:
-    """One input file and where its result goes."""
+    """One input file, the style (an index into the loaded backends) and where the result goes."""
 
     source: Path
+    style: int
     output: Path
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    notes: list[str] = field(default_factory=list)  # renamed outputs, said before the run
+    failed: list[str] = field(default_factory=list)  # inputs skipped: "path: problem"
 
 
 @dataclass
@@ -56,7 +73,7 @@ class Report:
 
 def expand_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
     """Files, folders (recursive) and globs -> `(file, folder it came from)` pairs, and errors
-    for specs that match nothing."""
+    for specs that match nothing. Taken once, before anything is written."""
     found: list[tuple[Path, Path | None]] = []
     errors: list[str] = []
     suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
@@ -77,35 +94,121 @@ def expand_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, Path | None]],
     return found, errors
 
 
-def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, style: str
-         ) -> list[Job]:
-    """Where each input's result goes (see the module docstring)."""
-    single_file = output is not None and output.suffix.lower() in (
-        set(WRITE_FORMATS) | VIDEO_SUFFIXES) and not output.is_dir()
-    if single_file and len(inputs) != 1:
-        raise ValueError(f"-o {output} is a file, but there are {len(inputs)} inputs;"
-                         " give a folder")
-    jobs = []
-    for source, root in inputs:
-        if single_file:
-            assert output is not None
-            jobs.append(Job(source, output))
-            continue
-        suffix = source.suffix.lower()
-        ext = ".mp4" if suffix in VIDEO_SUFFIXES else suffix if suffix in WRITE_FORMATS else ".png"
-        folder = output or Path.cwd()
-        if root is not None:
-            folder = folder / source.parent.relative_to(root)
-        jobs.append(Job(source, folder / f"{source.stem}_{style}{ext}"))
-    return jobs
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _output_file(output: Path | None) -> Path | None:
+    """`-o` when it names one file to write (its suffix says which kind), None for a folder;
+    UsageError for a suffix fastnst reads but cannot write (`-o out.gif`)."""
+    if output is None or output.is_dir():
+        return None
+    suffix = output.suffix.lower()
+    if suffix in WRITE_FORMATS or suffix == VIDEO_OUTPUT:
+        return output
+    if suffix in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        raise UsageError(f"-o {shown(output)}: fastnst writes images as"
+                         f" {' '.join(sorted(WRITE_FORMATS))} and videos as {VIDEO_OUTPUT};"
+                         " give one of those, or a folder")
+    return None  # a folder to create ("out", "v1.2")
+
+
+def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Sequence[str]
+         ) -> Plan:
+    """Where each input's result goes for each style (see the module docstring).
+
+    Raises UsageError when `-o` cannot hold the results. Inputs whose default output names
+    collide get their suffix in the name (`x_gif_mosaic.png`, `x_png_mosaic.png`); an output
+    that would replace one of the inputs is refused, its input skipped."""
+    file = _output_file(output)
+    sources = list(dict.fromkeys(inputs))  # the same file named twice runs once
+    if file is not None:
+        count = len(sources) * len(styles)
+        if count != 1:
+            raise UsageError(f"-o {shown(file)} is one file, but {len(sources)} inputs and"
+                             f" {len(styles)} styles make {count} results; give a folder")
+        source = sources[0][0]
+        if is_video(source) != (file.suffix.lower() == VIDEO_OUTPUT):
+            kind = "a video" if is_video(source) else "an image"
+            want = VIDEO_OUTPUT if is_video(source) else " ".join(sorted(WRITE_FORMATS))
+            raise UsageError(f"-o {shown(file)}: {shown(source)} is {kind}; its result must be"
+                             f" {want}")
+        jobs = [Job(source, 0, file)]
+    else:
+        jobs = [Job(source, i, _in_folder(output or Path.cwd(), source, root, style))
+                for i, style in enumerate(styles) for source, root in sources]
+    result = Plan(jobs)
+    _separate_collisions(result, styles)
+    inputs_at = {_resolved(source) for source, _ in sources}
+    for job in list(result.jobs):
+        if _resolved(job.output) in inputs_at:
+            result.jobs.remove(job)
+            result.failed.append(f"{shown(job.source)}: its output {shown(job.output)} is one of"
+                                 " the inputs; not replaced, skipped")
+    return result
+
+
+def _in_folder(folder: Path, source: Path, root: Path | None, style: str, tag: str = ""
+               ) -> Path:
+    """`<folder>/<subfolders under root>/<stem>_<tag><style><ext>`."""
+    suffix = source.suffix.lower()
+    ext = VIDEO_OUTPUT if is_video(source) else suffix if suffix in WRITE_FORMATS else ".png"
+    if root is not None:
+        folder = folder / source.parent.relative_to(root)
+    return folder / f"{source.stem}_{tag}{style}{ext}"
+
+
+def _separate_collisions(result: Plan, styles: Sequence[str]) -> None:
+    """Outputs named alike (`x.gif` and `x.png`, `a.JPG` and `a.jpg`, two models with one style
+    name) get the input's suffix, or the style's place on the command line, in their names; any
+    still alike are skipped, their inputs named."""
+    for attempt in ("rename", "skip"):
+        groups: dict[Path, list[Job]] = {}
+        for job in result.jobs:
+            groups.setdefault(job.output, []).append(job)
+        for output, jobs in groups.items():
+            if len(jobs) < 2:
+                continue
+            names = " and ".join(dict.fromkeys(shown(j.source) for j in jobs))
+            if attempt == "skip":
+                result.jobs = [j for j in result.jobs if j not in jobs]
+                result.failed.append(f"{names}: would all be written to {shown(output)};"
+                                     " skipped (rename one)")
+                continue
+            by_suffix = len({j.source for j in jobs}) > 1
+            by_place = len({j.style for j in jobs}) > 1
+            for job in jobs:
+                style = styles[job.style]
+                base = job.output.name.removesuffix(job.output.suffix).removesuffix(style)
+                tag = f"{job.source.suffix.lstrip('.')}_" if by_suffix else ""
+                place = f"-{job.style + 1}" if by_place else ""
+                job.output = job.output.with_name(f"{base}{tag}{style}{place}{job.output.suffix}")
+            result.notes.append(f"{names} would share the output {shown(output)}; writing "
+                                + ", ".join(shown(j.output.name) for j in jobs))
+
+
+def _resolved(path: Path) -> Path:
+    """`path` with links and `..` resolved, as far as it exists (to compare outputs with inputs)."""
+    try:
+        return path.expanduser().resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return path.absolute()
 
 
 def stylize_file(backend: Backend, job: Job, args: argparse.Namespace) -> None:
-    """Read, stylize and write one image (raises ImageError)."""
+    """Read, stylize and write one image (raises ImageError, BadResultError, WriteError, and
+    FileExistsError when the output exists and `args.overwrite` is off)."""
     image = read_image(job.source, max_size=args.max_size)
     out = stylize(backend, image, tile=args.tile, overlap=args.overlap,
                   preserve_color=args.preserve_color, strength=args.strength)
-    write_image(out, job.output)
+    write_image(out, job.output, replace=args.overwrite)
+
+
+def local_video(path: Path) -> str:
+    """The name to give OpenCV's FFmpeg for the local file `path`: FFmpeg reads names as URLs
+    (`concat:a|b`, `subfile,,start,0,end,0,,:x`, `http://...`), so `file:` and the absolute
+    path make it this file and nothing else."""
+    return "file:" + os.path.abspath(path)
 
 
 def _frames(capture) -> Iterator[torch.Tensor]:
@@ -151,9 +254,11 @@ def stylize_video(backend: Backend, job: Job, args: argparse.Namespace,
 
     from fastnst.files import atomic_path
 
+    if kind := not_regular(job.source):
+        raise ImageError(job.source, f"not a regular file ({kind})")
     if not job.source.is_file():
         raise ImageError(job.source, "no such file")
-    capture = cv2.VideoCapture(str(job.source))
+    capture = cv2.VideoCapture(local_video(job.source), cv2.CAP_FFMPEG)
     try:
         if not capture.isOpened():
             raise ImageError(job.source, "not a video, or a format OpenCV cannot read")
@@ -161,19 +266,19 @@ def stylize_video(backend: Backend, job: Job, args: argparse.Namespace,
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         smoother = FlickerFilter(args.smooth)
         count = 0
-        with atomic_path(job.output) as tmp:
+        with atomic_path(job.output, replace=args.overwrite) as tmp:
             writer = None
             try:
                 for frame in tqdm(_frames(capture), total=total, unit="frame",
-                                  desc=job.source.name, disable=not progress, leave=False):
+                                  desc=shown(job.source.name), disable=not progress, leave=False):
                     out = smoother(frame, stylize(backend, frame, tile=args.tile,
                                                   overlap=args.overlap,
                                                   preserve_color=args.preserve_color,
                                                   strength=args.strength))
                     if writer is None:
                         h, w = out.shape[-2:]
-                        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                                 (w, h))
+                        writer = cv2.VideoWriter(local_video(tmp), cv2.CAP_FFMPEG,
+                                                 cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                         if not writer.isOpened():
                             raise ImageError(job.output, "cannot write an MP4 video here")
                     writer.write(to_bgr(out))
@@ -202,17 +307,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--half", action="store_true", help="float16 on CUDA")
-    parser.add_argument("--max-size", type=int, help="shrink inputs to this long side (pixels)")
+    parser.add_argument("--max-size", type=bounded(16, 65536),
+                        help="shrink inputs to this long side (pixels, 16-65536)")
     parser.add_argument("--preserve-color", action="store_true",
                         help="keep the photo's colours, take luminance from the result")
     parser.add_argument("--strength", type=float, default=1.0,
                         help="0..1: blend of the result over the photo (default 1)")
-    parser.add_argument("--tile", type=int, default=1024,
+    parser.add_argument("--tile", type=bounded(0), default=1024,
                         help="stylize larger images in tiles of this size (0: never)")
-    parser.add_argument("--overlap", type=int, default=128, help="pixels shared by tiles")
+    parser.add_argument("--overlap", type=bounded(0), default=128,
+                        help="pixels shared by tiles")
     parser.add_argument("--smooth", type=float, default=0.0,
                         help="video: 0..1, reduce flicker between frames (default 0: off)")
-    parser.add_argument("--webcam", type=int, metavar="INDEX",
+    parser.add_argument("--webcam", type=bounded(0, 1000), metavar="INDEX",
                         help="live view of camera INDEX (keys: n next style, q quit)")
     parser.add_argument("--list-styles", action="store_true", help="list shipped styles, exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -257,7 +364,7 @@ def live(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit status."""
-    tolerate_undecodable_names()
+    prepare_console()
     from tqdm import tqdm
 
     from fastnst.styles import shipped_models
@@ -272,46 +379,56 @@ def main(argv: Sequence[str] | None = None) -> int:
             return live(args)
         backends = [load_backend(s, args.backend, args.device, args.half) for s in args.style]
         inputs, report_errors = expand_inputs(args.inputs)
-        jobs = [(b, job) for b in backends for job in plan(inputs, args.output, b.style)]
-        if len({job.output for _, job in jobs}) < len(jobs):
-            raise ValueError("several results would be written to the same file; give -o a"
-                             " folder, or inputs with different names")
-    except (ModelFileError, RuntimeError) as e:
-        print(f"fastnst-infer: error: {e}", file=sys.stderr)
+        work = plan(inputs, args.output, [b.style for b in backends])
+        if args.output is not None:  # checked now, not once per input
+            check_writable(args.output if _output_file(args.output) else args.output / "x.png")
+    except (ModelFileError, RuntimeError, WriteError) as e:
+        print(f"fastnst-infer: error: {shown(e)}", file=sys.stderr)
         return 1
-    except ValueError as e:  # inputs and -o that do not fit together
+    except UsageError as e:
         print(f"fastnst-infer: error: {e}", file=sys.stderr)
         return 2
-    report = Report(failed=list(report_errors))
+    except KeyboardInterrupt:
+        print("fastnst-infer: interrupted; nothing written", file=sys.stderr)
+        return 130
+    for note in work.notes:
+        print(f"fastnst-infer: note: {note}", file=sys.stderr)
+    report = Report(failed=[*map(shown, report_errors), *work.failed])
+    for line in report.failed:
+        print(f"fastnst-infer: {line}", file=sys.stderr)
     start = time.perf_counter()
-    bar = tqdm(jobs, unit="file", disable=args.quiet or len(jobs) < 2)
+    bar = tqdm(work.jobs, unit="file", disable=args.quiet or len(work.jobs) < 2)
     try:
-        for backend, job in bar:
+        for job in bar:
             if job.output.exists() and not args.overwrite:
                 report.kept.append(job.output)
                 continue
             try:
-                if job.source.suffix.lower() in VIDEO_SUFFIXES:
-                    stylize_video(backend, job, args, progress=not args.quiet)
+                if is_video(job.source):
+                    stylize_video(backends[job.style], job, args, progress=not args.quiet)
                 else:
-                    stylize_file(backend, job, args)
+                    stylize_file(backends[job.style], job, args)
                 report.written.append(job.output)
-            except ImageError as e:
+            except FileExistsError:  # written by another run since the check above
+                report.kept.append(job.output)
+            except (ImageError, WriteError) as e:  # the message names the file
                 report.failed.append(str(e))
                 tqdm.write(f"fastnst-infer: {e}", file=sys.stderr)
-            except (OSError, RuntimeError, MemoryError) as e:  # writing, or out of memory
-                line = f"{job.source}: {type(e).__name__}: {e}"
+            except (OSError, RuntimeError, MemoryError) as e:  # bad results, out of memory
+                line = shown(f"{job.source}: "
+                             + (str(e) if isinstance(e, BadResultError) else
+                                f"{type(e).__name__}: {e}"))
                 report.failed.append(line)
                 tqdm.write(f"fastnst-infer: {line}", file=sys.stderr)
     except KeyboardInterrupt:
         print(f"fastnst-infer: interrupted; {len(report.written)} outputs finished"
-              + (f", the last in {report.written[-1].parent}" if report.written else ""),
+              + (f", the last in {shown(report.written[-1].parent)}" if report.written else ""),
               file=sys.stderr)
         return 130
     seconds = time.perf_counter() - start
     print(f"{len(report.written)} written, {len(report.kept)} kept (exist; --overwrite to"
           f" replace), {len(report.failed)} failed, in {seconds:.1f} s"
-          + (f"; outputs in {report.written[0].parent}" if report.written else ""))
+          + (f"; outputs in {shown(report.written[0].parent)}" if report.written else ""))
     for line in report.failed:
         print(f"  failed: {line}", file=sys.stderr)
     return 1 if report.failed else 0

@@ -14,7 +14,9 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fastnst.console import shown
 from fastnst.download import cache_dir, download
+from fastnst.files import not_regular
 from fastnst.images import IMAGE_SUFFIXES, read_image
 
 # Config used for a style given as an image path (`style=path/to/painting.jpg`).
@@ -44,10 +46,16 @@ def style_config(name: str) -> DictConfig:
 
 
 def find_style_image(image: str, url: str | None = None, md5: str | None = None) -> Path:
-    """Locate a style image file by path, `$FASTNST_STYLE_DIR`, cache, or download from `url`."""
+    """Locate a style image file by path, `$FASTNST_STYLE_DIR`, cache, or download from `url`.
+
+    Only a bare file name is searched for: a path with a folder in it must be that file (a
+    mistyped folder is an error, not another image of the same name)."""
     path = Path(image).expanduser()
     if path.is_file():
         return path
+    if has_folder(image):
+        problem = f"not a file ({kind})" if (kind := not_regular(path)) else "no such file"
+        raise StyleError(f"style image {shown(image)}: {problem}")
     candidates = []
     if env := os.environ.get("FASTNST_STYLE_DIR"):
         candidates.append(Path(env).expanduser() / path.name)
@@ -80,6 +88,12 @@ def read_style_image(style: DictConfig, max_size: int | None = None) -> torch.Te
     return read_image(path, max_size=max_size)
 
 
+def has_folder(spec: str) -> bool:
+    """True when `spec` is a path with a folder part (`art/x.jpg`, `/x.jpg`, `~/x.jpg`), not a
+    bare file name."""
+    return Path(spec).expanduser().name != spec
+
+
 def is_image_path(spec: str) -> bool:
     """True when `spec` names an image file rather than a style config."""
     return Path(spec).suffix.lower() in IMAGE_SUFFIXES or os.sep in spec or Path(spec).is_file()
@@ -95,8 +109,10 @@ def expand_style_path(overrides: Sequence[str]) -> list[str]:
     for arg in overrides:
         key, sep, value = arg.partition("=")
         if key == "style" and sep and is_image_path(value):
-            path = Path(value).expanduser().resolve()
-            out += [f"style={IMAGE_STYLE}", f"style.image={_quote(str(path))}",
+            path = Path(value).expanduser()
+            # A bare name that is no file here stays bare: it is looked for (find_style_image).
+            image = str(path.resolve()) if path.exists() or has_folder(value) else value
+            out += [f"style={IMAGE_STYLE}", f"style.image={_quote(image)}",
                     f"style.name={_quote(path.stem)}"]
         else:
             out.append(arg)

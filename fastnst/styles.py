@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from fastnst.console import shown
 from fastnst.files import atomic_path
 from fastnst.transformer import TransformerConfig, TransformerNet
 
@@ -31,7 +33,7 @@ class ModelFileError(ValueError):
     """A style model file that cannot be used; the message names the file and the problem."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
+        super().__init__(shown(f"{os.fsdecode(path)}: {problem}"))  # one line, whatever the name
 
 
 def save_model(net: TransformerNet, path: str | os.PathLike[str], style: str,
@@ -58,7 +60,8 @@ def _looks_pickled(path: str | os.PathLike[str]) -> bool:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata of a model file: `format`, `style`, `io` as strings, the rest decoded JSON."""
+    """The metadata of a model file: `format`, `style`, `io` as strings, the rest decoded JSON.
+    `style` is untrusted text, returned as its style_label."""
     from safetensors import safe_open
 
     try:
@@ -76,32 +79,71 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ModelFileError(path, f"not a fastnst style model (format {raw.get('format')!r},"
                                    f" expected {MODEL_FORMAT!r})")
     try:
-        return {k: v if k in ("format", "style", "io") else json.loads(v) for k, v in raw.items()}
+        metadata = {k: v if k in ("format", "style", "io") else json.loads(v)
+                    for k, v in raw.items()}
     except json.JSONDecodeError as e:
         raise ModelFileError(path, f"malformed metadata ({e})") from None
+    metadata["style"] = style_label(metadata.get("style", Path(path).stem))
+    return metadata
 
 
-def weight_problems(tensors: Mapping[str, torch.Tensor], net: TransformerNet) -> str:
-    """What keeps `tensors` from being `net`'s weights, in words ("" if nothing): misshapen,
-    missing and unexpected tensors, and NaN or inf values; the first three named."""
+# Weight dtypes a model file may hold (safetensors' names); all are read as float32.
+FLOAT_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32,
+                "F64": torch.float64}
+_DTYPE_NAMES = {v: k for k, v in FLOAT_DTYPES.items()}
+STYLE_LABEL_MAX = 64  # characters
+
+
+def style_label(name: object) -> str:
+    """A style name from a model file (untrusted text) made safe for file names and terminals:
+    ASCII letters, digits, '-' and '_' only (every other run of characters becomes one '_'),
+    not starting with '-', at most STYLE_LABEL_MAX characters; "style" if nothing is left."""
+    label = re.sub(r"[^A-Za-z0-9_-]+", "_", str(name)).lstrip("_-")[:STYLE_LABEL_MAX]
+    return label.rstrip("_") or "style"
+
+
+def tensor_specs(tensors: Mapping[str, torch.Tensor]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """`{name: (dtype, shape)}` of loaded tensors, dtypes named as safetensors names them."""
+    return {k: (_DTYPE_NAMES.get(v.dtype, str(v.dtype).removeprefix("torch.")), tuple(v.shape))
+            if isinstance(v, torch.Tensor) else ("not a tensor", ()) for k, v in tensors.items()}
+
+
+def weight_problems(specs: Mapping[str, tuple[str, tuple[int, ...]]], net: TransformerNet
+                    ) -> str:
+    """What keeps tensors of `specs` (`{name: (dtype, shape)}`, see tensor_specs) from being
+    `net`'s weights, in words ("" if nothing): misshapen, missing and unexpected tensors, and
+    dtypes that are not floating point; the first three named. Needs no tensor data, so it runs
+    before anything is read or allocated."""
     expected = net.state_dict()
-    problems = [f"{k} is {list(tensors[k].shape)}, the architecture needs {list(v.shape)}"
-                for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
-    problems += [f"{k} missing" for k in expected if k not in tensors]
-    problems += [f"{k} unexpected" for k in tensors if k not in expected]
-    problems += [f"{k} holds NaN or inf" for k, v in tensors.items()
-                 if v.is_floating_point() and not v.isfinite().all()]
+    problems = [f"{k} is {list(specs[k][1])}, the architecture needs {list(v.shape)}"
+                for k, v in expected.items() if k in specs and specs[k][1] != tuple(v.shape)]
+    problems += [f"{k} missing" for k in expected if k not in specs]
+    problems += [f"{k} unexpected" for k in specs if k not in expected]
+    problems += [f"{k} is {dtype}, not floating point" for k, (dtype, _) in specs.items()
+                 if dtype not in FLOAT_DTYPES]
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     return "; ".join(problems[:3]) + more
 
 
+def nonfinite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors that hold NaN or inf (check after conversion to float32: 1e300 in
+    float64 is finite there and inf here)."""
+    return [k for k, v in tensors.items() if not v.isfinite().all()]
+
+
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                ) -> tuple[TransformerNet, dict[str, Any]]:
-    """Read a style model: the network (eval mode, on `device`) and its metadata."""
+    """Read a style model: the network (eval mode, on `device`) and its metadata.
+
+    Checked in this order, each before anything is built from it: the metadata, the tensor
+    names, shapes and dtypes in the file's header against the architecture (on the meta device:
+    no memory), then, once read as float32, that every value is finite."""
+    from safetensors import safe_open
+
     metadata = read_metadata(path)
     if metadata.get("io") != IO_CONVENTION:
-        raise ModelFileError(path, f"unknown input/output convention {metadata.get('io')!r}"
-                                   f" (expected {IO_CONVENTION!r})")
+        raise ModelFileError(path, f"unknown input/output convention"
+                                   f" {shown(metadata.get('io'))!r} (expected {IO_CONVENTION!r})")
     try:
         config = TransformerConfig(**metadata["architecture"])
         net = TransformerNet.skeleton(config)
@@ -109,13 +151,18 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         raise ModelFileError(path, f"bad architecture metadata ({type(e).__name__}: {e})"
                              ) from None
     try:
-        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            specs = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
+                     for k in f.keys()}  # noqa: SIM118 (safe_open is no Mapping)
+        problems = weight_problems(specs, net)
+        if problems:
+            raise ModelFileError(path, f"weights do not fit architecture {config}: {problems}")
+        weights = {k: v.float() for k, v in load_file(str(path)).items()}
     except (SafetensorError, OSError) as e:
         raise ModelFileError(path, f"unreadable weights ({e})") from None
-    problems = weight_problems(tensors, net)
-    if problems:
-        raise ModelFileError(path, f"weights do not fit architecture {config}: {problems}")
-    net.load_state_dict({k: v.float() for k, v in tensors.items()}, assign=True)
+    if bad := nonfinite(weights):
+        raise ModelFileError(path, f"weights hold NaN or inf: {', '.join(bad[:3])}")
+    net.load_state_dict(weights, assign=True)
     return net.eval().to(device), metadata
 
 

@@ -19,9 +19,10 @@ import torch
 from torch import nn
 
 from fastnst.color import keep_colors
+from fastnst.console import shown
 from fastnst.device import resolve_device
 from fastnst.images import resize_long_side
-from fastnst.styles import MODEL_FORMAT, ModelFileError, find_model, load_model
+from fastnst.styles import MODEL_FORMAT, ModelFileError, find_model, load_model, style_label
 from fastnst.transformer import TransformerNet, pad_to_min_side
 
 BACKENDS = ("torch", "onnx")
@@ -51,51 +52,80 @@ class TorchBackend:
         return out.float().cpu()
 
 
+class BadResultError(RuntimeError):
+    """A style model gave a result that must not be written (NaN or inf, or the wrong size)."""
+
+
+def checked_call(backend: Backend, image: torch.Tensor) -> torch.Tensor:
+    """`backend(image)`, refused (BadResultError) unless it is an image of `image`'s shape."""
+    out = backend(image)
+    if tuple(out.shape) != tuple(image.shape):
+        raise BadResultError(f"style {backend.style} gave a {tuple(out.shape)} result for a"
+                             f" {tuple(image.shape)} image; nothing written")
+    return out
+
+
 class OnnxBackend:
-    """An exported `.onnx` style model run by ONNX Runtime (CUDA provider when asked for)."""
+    """An exported `.onnx` style model run by ONNX Runtime (CUDA provider when asked for).
+
+    The file is untrusted: its graph is checked before it is loaded (onnx_checks.check_graph),
+    its test run has PROBE_SECONDS, and every run can be stopped with Ctrl-C."""
+
+    PROBE_SECONDS = 10.0  # fastnst's largest graph takes milliseconds on the 32x24 probe
 
     def __init__(self, path: str | os.PathLike[str], device: torch.device) -> None:
         import onnxruntime as ort
 
+        from fastnst.onnx_checks import check_graph
+
+        check_graph(path)
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
             providers.insert(0, "CUDAExecutionProvider")
         try:
             self.session = ort.InferenceSession(str(path), providers=providers)
         except Exception as e:  # ORT raises its own exception types for bad files
-            raise ModelFileError(path, f"not a loadable ONNX model ({e})") from None
+            raise ModelFileError(path, f"not a loadable ONNX model ({shown(e)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("format") != MODEL_FORMAT:
             raise ModelFileError(path, f"not a fastnst style model (format"
-                                       f" {meta.get('format')!r}, expected {MODEL_FORMAT!r})")
-        self.style = meta.get("style", Path(path).stem)
+                                       f" {shown(meta.get('format'))!r}, expected"
+                                       f" {MODEL_FORMAT!r})")
+        self.style = style_label(meta.get("style", Path(path).stem))
         self._check(path)
 
     def _check(self, path: str | os.PathLike[str]) -> None:
         """Refuse a graph without fastnst's interface: input `image` and output `stylized`,
         float `(N, 3, H, W)`, giving a finite image of the input's size on a small probe."""
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        found = (f"it takes {[(i.name, i.type, i.shape) for i in inputs]} and gives"
-                 f" {[(o.name, o.type, o.shape) for o in outputs]}")
+        found = shown(f"it takes {[(i.name, i.type, i.shape) for i in inputs]} and gives"
+                      f" {[(o.name, o.type, o.shape) for o in outputs]}")
         if ([i.name for i in inputs] != ["image"] or "stylized" not in [o.name for o in outputs]
                 or inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 4):
             raise ModelFileError(path, f"not a fastnst graph: needs input 'image' float"
                                        f" (N, 3, H, W) and output 'stylized'; {found}")
         probe = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
         try:
-            out = self(probe)
+            out = self(probe, timeout=self.PROBE_SECONDS)
+        except TimeoutError as e:
+            raise ModelFileError(path, f"its run on a 32x24 test image {e}; refused") from None
         except Exception as e:  # ORT raises its own exception types for bad graphs
-            raise ModelFileError(path, f"fails on a 32x24 test image ({e})") from None
+            raise ModelFileError(path, f"fails on a 32x24 test image ({shown(e)})") from None
         if out.shape != probe.shape:
             raise ModelFileError(path, f"gives {tuple(out.shape)} for a {tuple(probe.shape)} test"
                                        " image; a style model keeps the image's shape")
         if not out.isfinite().all():
             raise ModelFileError(path, "gives NaN or inf on a 32x24 test image")
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, timeout: float | None = None) -> torch.Tensor:
+        from fastnst.onnx_checks import run_bounded
+
         h, w = image.shape[-2:]
         x = pad_to_min_side(image.float())  # the graph needs MIN_SIDE pixels a side
-        out = self.session.run(["stylized"], {"image": np.ascontiguousarray(x.numpy())})[0]
+        out = run_bounded(self.session, {"image": np.ascontiguousarray(x.numpy())}, "stylized",
+                          timeout)
+        if out.ndim != 4 or out.shape[:2] != x.shape[:2] or out.shape[-2:] != x.shape[-2:]:
+            return torch.from_numpy(np.asarray(out, dtype=np.float32))  # checked_call refuses it
         return torch.from_numpy(out[..., :h, :w].copy())
 
 
@@ -116,7 +146,7 @@ def load_backend(style: str, backend: str = "torch", device: str = "auto",
     if backend == "onnx":
         return OnnxBackend(cached_onnx(find_model(style)), dev)
     net, meta = load_model(find_model(style))
-    return TorchBackend(net, meta["style"], dev, half=half)
+    return TorchBackend(net, meta["style"], dev, half=half)  # a style_label (read_metadata)
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
@@ -189,7 +219,7 @@ def run_tiled(backend: Backend, image: torch.Tensor, tile: int, overlap: int) ->
     for y in ys:
         for x in xs:
             th, tw = min(tile, h - y), min(tile, w - x)
-            part = backend(image[..., y:y + th, x:x + tw])
+            part = checked_call(backend, image[..., y:y + th, x:x + tw])
             wy = _ramp(th, overlap, y == 0, y + th >= h)
             wx = _ramp(tw, overlap, x == 0, x + tw >= w)
             mask = wy[:, None] * wx[None, :]
@@ -225,7 +255,10 @@ def stylize(backend: Backend, image: torch.Tensor, *, tile: int = 0, overlap: in
                           stacklevel=2)
             out = run_tiled(backend, image, tile, overlap)
     else:
-        out = backend(image)
+        out = checked_call(backend, image)
+    if not out.isfinite().all():
+        raise BadResultError(f"style {backend.style} gave NaN or inf for this image; nothing"
+                             " written")
     if preserve_color:
         out = keep_colors(image, out)
     if strength < 1.0:

@@ -29,7 +29,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.console import tolerate_undecodable_names
+from fastnst.console import prepare_console, shown
 from fastnst.files import atomic_path
 from fastnst.transformer import TransformerConfig, TransformerNet
 
@@ -53,7 +53,8 @@ class StopRequested(KeyboardInterrupt):
 
 
 class StopOnCtrlC(pl.Callback):
-    """Ctrl-C ends the run at the end of the current step and writes `last.ckpt` there.
+    """Ctrl-C (or SIGTERM) ends the run at the end of the current step and writes `last.ckpt`
+    there.
 
     The checkpoint is taken where Lightning takes its periodic ones (a step's
     `on_train_batch_end`), never mid-step: the weights, optimizer and loop counters agree, so a
@@ -65,9 +66,9 @@ class StopOnCtrlC(pl.Callback):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.requested = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
+    def _on_signal(self, signum: int, frame: Any) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
@@ -77,12 +78,13 @@ class StopOnCtrlC(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._previous = {s: signal.signal(s, self._on_signal)
+                              for s in (signal.SIGINT, signal.SIGTERM)}
 
     def _restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore()
@@ -150,7 +152,7 @@ def check_checkpoint(path: Path, net: TransformerNet) -> None:
     unexecuted."""
     from pickle import UnpicklingError
 
-    from fastnst.styles import weight_problems
+    from fastnst.styles import nonfinite, tensor_specs, weight_problems
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -167,7 +169,9 @@ def check_checkpoint(path: Path, net: TransformerNet) -> None:
     prefix = "net."
     weights = {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items()
                if k.startswith(prefix)}
-    problems = weight_problems(weights, net)
+    problems = weight_problems(tensor_specs(weights), net)
+    if not problems and (bad := nonfinite({k: v.float() for k, v in weights.items()})):
+        problems = f"NaN or inf in {', '.join(bad[:3])}"
     if problems:
         raise ValueError(f"{path}: does not fit the configured model= ({problems})")
 
@@ -202,15 +206,25 @@ def run(cfg: DictConfig) -> Path | None:
     from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+    from fastnst.config_checks import TRAIN_BOUNDS, ConfigError, check_config
+    from fastnst.files import check_writable
     from fastnst.images import resize_long_side
     from fastnst.module import NonFiniteLossError, StyleTransferModule
     from fastnst.style_images import read_style_image
-    from fastnst.styles import save_model
+    from fastnst.styles import save_model, style_label
 
     # The VGG loss network is frozen in eval mode on purpose, and the data resume at the
     # checkpoint's step by construction (fastnst.data.SampleOrder).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended")
+    check_config(cfg, TRAIN_BOUNDS)
+    if cfg.data.short_side is not None and cfg.data.short_side < cfg.data.crop_size:
+        raise ConfigError(f"data.short_side={cfg.data.short_side} is smaller than"
+                          f" data.crop_size={cfg.data.crop_size}: the crops would not fit")
+    name = style_label(cfg.style.name)
+    if cfg.output:  # checked now, not after the training
+        out = Path(cfg.output)
+        check_writable(out / f"{name}.safetensors" if out.is_dir() else out)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     config = instantiate(cfg.model)
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
@@ -263,7 +277,7 @@ def run(cfg: DictConfig) -> Path | None:
     losses = module.final_losses()
     config = OmegaConf.to_container(  # without the `hydra` node that tests compose in
         OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
-    path = save_model(module.net, run_dir / f"{cfg.style.name}.safetensors", cfg.style.name,
+    path = save_model(module.net, run_dir / f"{name}.safetensors", name,
                       extra={"training": config, "steps": trainer.global_step,
                              "losses": losses, "seconds": round(seconds, 1),
                              "skipped_images": module.skipped_images,
@@ -282,10 +296,11 @@ def run(cfg: DictConfig) -> Path | None:
 
 def main() -> None:
     """Console entry point: `fastnst-train` / `python -m fastnst.train` (Hydra overrides)."""
-    tolerate_undecodable_names()
+    prepare_console()
     import hydra
 
     from fastnst.data import DataError
+    from fastnst.files import WriteError
     from fastnst.images import ImageError
     from fastnst.module import NonFiniteLossError
     from fastnst.style_images import StyleError, expand_style_path
@@ -298,8 +313,8 @@ def main() -> None:
         try:
             run(cfg)
         except (DataError, ImageError, StyleError, VGGWeightsError, FileNotFoundError,
-                ValueError, NonFiniteLossError) as e:
-            print(f"fastnst-train: error: {e}", file=sys.stderr)
+                ValueError, NonFiniteLossError, WriteError) as e:
+            print(f"fastnst-train: error: {shown(e)}", file=sys.stderr)
             sys.exit(1)
 
     _main()

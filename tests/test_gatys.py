@@ -189,16 +189,32 @@ def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["content=/no/such/photo.jpg"], "/no/such/photo.jpg: no such file"),
     ([], "no content image"),
-    (["style=/no/such/painting.jpg", "content=PHOTO"], "painting.jpg not found"),
-])
+    (["style=/no/such/painting.jpg", "content=PHOTO"],
+     "style image /no/such/painting.jpg: no such file"),
+    # udnie.jpg is in $FASTNST_STYLE_DIR: a mistyped folder must not fall back to it.
+    (["style=/no/such/dir/udnie.jpg", "content=PHOTO"],
+     "style image /no/such/dir/udnie.jpg: no such file"),
+    (["size=0", "content=PHOTO"], "size=0: must be an integer in [16, 16384]"),
+    (["iterations=-1", "content=PHOTO"], "iterations=-1: must be an integer in [1, 1e+06]"),
+    (["style.style_weight=-2.5", "content=PHOTO"],
+     "style.style_weight=-2.5: must be a number in [0, inf]"),
+    # Refused before the optimisation: with 100,000 iterations the run would not end.
+    (["output=OUT/result.gif", "content=PHOTO"], "result.gif: unknown output format '.gif'"),
+    (["output=PHOTO/result.png", "content=PHOTO"], "result.png: cannot write here"),
+], ids=["missing photo", "no photo", "missing painting", "mistyped folder", "size 0",
+        "negative iterations", "negative style weight", "gif output", "output under a file"])
 def test_cli_errors_are_one_line_with_non_zero_exit(vgg_weights, tmp_path, args, message):
     content = tmp_path / "photo.png"
     write_image(smooth_image(16, 16), content)
-    args = [a.replace("PHOTO", str(content)) for a in args]
-    proc = _cli(*args, "progress=false")
+    styles = tmp_path / "styles"
+    write_image(stripes(32, 32), styles / "udnie.jpg")
+    args = [a.replace("PHOTO", str(content)).replace("OUT", str(tmp_path)) for a in args]
+    proc = _cli("progress=false", "iterations=100000", "size=16", *args,
+                env_extra={"FASTNST_STYLE_DIR": str(styles)})
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", "styles"]
 
 
 def test_hostile_corpus_through_the_baseline(vgg_weights, tmp_path):

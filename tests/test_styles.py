@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import resource
 
 import pytest
 import torch
@@ -108,7 +109,18 @@ BAD_MODELS = {  # name: (how the file is spoiled, what the one-line error says)
                     r"decoder.2.1.bias is \[4\], the architecture needs \[3\]"),
     "NaN weights": (lambda p: _rewrite(p, lambda t: {**t, "decoder.2.1.bias":
                                                      torch.tensor([0.0, float("nan"), 0.0])}),
-                    "decoder.2.1.bias holds NaN or inf"),
+                    "weights hold NaN or inf: decoder.2.1.bias"),
+    "float64 beyond float32": (lambda p: _rewrite(p, lambda t: {**t, "decoder.2.1.bias":
+                                                                torch.tensor([0.0, 1e300, 0.0],
+                                                                             dtype=torch.float64)}),
+                               "weights hold NaN or inf: decoder.2.1.bias"),
+    "int8 weights": (lambda p: _rewrite(p, lambda t: {**t, "decoder.2.1.weight": t[
+        "decoder.2.1.weight"].to(torch.int8)}), "decoder.2.1.weight is I8, not floating point"),
+    "bool weights": (lambda p: _rewrite(p, lambda t: {**t, "decoder.2.1.bias": torch.ones(
+        3, dtype=torch.bool)}), "decoder.2.1.bias is BOOL, not floating point"),
+    "widest architecture, small file": (
+        lambda p: _rewrite(p, architecture='{"channels": 512, "blocks": 64}'),
+        r"encoder.0.0.1.weight is \[8, 3, 9, 9\], the architecture needs \[512, 3, 9, 9\]"),
 }
 
 
@@ -121,8 +133,11 @@ def test_a_model_file_that_does_not_fit_is_a_clear_error(case, tmp_path, capsys)
     net = _trained_looking_net(TransformerConfig(channels=8, blocks=2))
     path = save_model(net, tmp_path / "m.safetensors", "m")
     spoil(path)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
     with pytest.raises(ModelFileError, match=f"^{path}: .*{message}") as error:
         load_model(path)
+    # Checked before anything is built: 512 channels x 64 blocks would take 19 GB.
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 500_000
     assert "\n" not in str(error.value) and len(str(error.value)) < 600
     # The command-line tools say the same in one line and exit 1, writing nothing.
     photo = write_image(smooth_image(16, 16), tmp_path / "photo.png")

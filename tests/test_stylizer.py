@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import smooth_image, tiny_model
@@ -103,7 +104,8 @@ def test_non_model_onnx_file_is_a_clear_error(tmp_path):
         load_backend(str(bad))
 
 
-def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W")) -> None:
+def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W"), initializers=(),
+           domains=()) -> None:
     """An ONNX graph from `image` to `output` with fastnst's metadata, made without fastnst."""
     import onnx
     from onnx import TensorProto, helper
@@ -113,11 +115,19 @@ def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W")) -> None:
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
                                                    ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(shape))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(shape))],
+        initializer=list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    *(helper.make_opsetid(d, 1) for d in domains)])
     model.ir_version = 8
     model.metadata_props.add(key="format", value=MODEL_FORMAT)
     onnx.save(model, str(path))
+
+
+def _const(name, values, dtype="float32"):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(values, dtype=dtype), name)
 
 
 def test_onnx_models_are_checked_before_use(model, tmp_path, capsys):
@@ -131,12 +141,13 @@ def test_onnx_models_are_checked_before_use(model, tmp_path, capsys):
     truncated.write_bytes(truncated.read_bytes()[:5000])
     other_names = tmp_path / "other_names.onnx"
     _graph(other_names, [helper.make_node("Identity", ["image"], ["x"])], output="x")
-    shrinking = tmp_path / "shrinking.onnx"
-    _graph(shrinking, [helper.make_node("ReduceMean", ["image"], ["stylized"], axes=[1],
-                                        keepdims=1)], shape=("N", 1, "H", "W"))
-    infinite = tmp_path / "infinite.onnx"  # log(image - image) = -inf everywhere
-    _graph(infinite, [helper.make_node("Sub", ["image", "image"], ["zero"]),
-                      helper.make_node("Log", ["zero"], ["stylized"])])
+    shrinking = tmp_path / "shrinking.onnx"  # the first channel only
+    _graph(shrinking, [helper.make_node("Slice", ["image", "s", "e", "a"], ["stylized"])],
+           shape=("N", 1, "H", "W"), initializers=[_const(n, [v], "int64") for n, v in
+                                                   (("s", 0), ("e", 1), ("a", 1))])
+    infinite = tmp_path / "infinite.onnx"  # image + inf
+    _graph(infinite, [helper.make_node("Add", ["image", "inf"], ["stylized"])],
+           initializers=[_const("inf", [np.inf])])
     cases = {truncated: "not a loadable ONNX model",
              other_names: r"not a fastnst graph: needs input 'image' .* gives \[\('x'",
              shrinking: r"gives \(1, 1, 24, 32\) for a \(1, 3, 24, 32\) test image",
@@ -149,3 +160,137 @@ def test_onnx_models_are_checked_before_use(model, tmp_path, capsys):
         assert infer.main([str(photo), "--style", str(path), "-o", str(tmp_path / "out")]) == 1
         assert capsys.readouterr().err.splitlines() == [f"fastnst-infer: error: {error.value}"]
     assert not (tmp_path / "out").exists()
+
+
+def _loop_forever(path) -> None:
+    """A graph that passes `image` through a Loop of 2**62 iterations: it never returns."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Identity", ["v_in"], ["v_out"])], "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None)])
+    _graph(path, [helper.make_node("Loop", ["M", "cond", "image"], ["stylized"], body=body)],
+           initializers=[_const("M", 2**62, "int64"), _const("cond", True, "bool")])
+
+
+def _slow(path, convs: int) -> None:
+    """Allowed operators only, but slow: upscale x20, `convs` 9x9 convolutions, downscale."""
+    from onnx import helper
+
+    nodes = [helper.make_node("Resize", ["image", "", "up"], ["x0"], mode="nearest")]
+    for i in range(convs):
+        nodes.append(helper.make_node("Conv", [f"x{i}", "w"], [f"x{i + 1}"], pads=[4] * 4))
+    nodes.append(helper.make_node("Resize", [f"x{convs}", "", "down"], ["stylized"],
+                                  mode="nearest"))
+    _graph(path, nodes, initializers=[
+        _const("up", [1, 1, 20, 20]), _const("down", [1, 1, 0.05, 0.05]),
+        _const("w", np.full((3, 3, 9, 9), 1 / 243))])
+
+
+def test_onnx_graphs_that_could_hang_or_read_other_files_are_refused_unrun(tmp_path):
+    import time
+
+    from onnx import helper
+    from onnx.external_data_helper import set_external_data
+
+    from fastnst.onnx_checks import MAX_NODES
+
+    loop = tmp_path / "loop.onnx"
+    _loop_forever(loop)
+    outside = tmp_path / "outside.onnx"
+    _graph(outside, [helper.make_node("ReduceMean", ["image"], ["stylized"], keepdims=1)])
+    custom = tmp_path / "custom.onnx"
+    _graph(custom, [helper.make_node("Relu", ["image"], ["stylized"], domain="com.evil")],
+           domains=["com.evil"])
+    external = tmp_path / "sub" / "external.onnx"  # its "weights" are another file
+    external.parent.mkdir()
+    (tmp_path / "secret.txt").write_bytes(b"\x00" * 12)
+    weight = _const("w", [0.0, 0.0, 0.0])
+    set_external_data(weight, location="../secret.txt")
+    weight.ClearField("raw_data")
+    weight.data_location = weight.EXTERNAL
+    _graph(external, [helper.make_node("Add", ["image", "w"], ["stylized"])],
+           initializers=[weight])
+    huge = tmp_path / "huge.onnx"
+    _graph(huge, [helper.make_node("Identity", ["image" if i == 0 else f"x{i}"],
+                                   [f"x{i + 1}" if i < MAX_NODES else "stylized"])
+                  for i in range(MAX_NODES + 1)])
+    cases = {loop: "uses operator Loop, which fastnst's models never use",
+             outside: "uses operator ReduceMean",
+             custom: r"uses operator domains \['com.evil'\]",
+             external: r"keeps tensors in other files \(external data\)",
+             huge: f"{MAX_NODES + 1} operators"}
+    for path, message in cases.items():
+        start = time.perf_counter()
+        with pytest.raises(ModelFileError, match=f"^{path}: {message}"):
+            load_backend(str(path))
+        assert time.perf_counter() - start < 5
+
+
+def test_a_slow_onnx_probe_is_cut_off(tmp_path, monkeypatch):
+    import time
+
+    from fastnst.stylizer import OnnxBackend
+
+    slow = tmp_path / "slow.onnx"
+    _slow(slow, convs=200)  # seconds on the 32x24 probe
+    monkeypatch.setattr(OnnxBackend, "PROBE_SECONDS", 0.3)
+    start = time.perf_counter()
+    with pytest.raises(ModelFileError, match=r"slow\.onnx: its run on a 32x24 test image did not"
+                                             r" finish within 0\.3 s; refused"):
+        load_backend(str(slow))
+    assert time.perf_counter() - start < 3
+
+
+def test_ctrl_c_stops_a_long_onnx_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fastnst.images import write_image
+
+    slow = tmp_path / "slow.onnx"
+    _slow(slow, convs=2000)  # a minute or more on the probe
+    photo = write_image(smooth_image(16, 16), tmp_path / "photo.png")
+    proc = subprocess.Popen([sys.executable, "-m", "fastnst.infer", str(photo), "--style",
+                             str(slow), "-o", str(tmp_path / "out")], stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(6)  # imports, loading, then the probe
+    proc.send_signal(signal.SIGINT)
+    start = time.perf_counter()
+    err = proc.communicate(timeout=30)[1]
+    assert time.perf_counter() - start < 8, err
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "fastnst-infer: interrupted; nothing written"
+
+
+def test_every_result_is_checked_at_run_time_not_only_the_probe(tmp_path, capsys):
+    from onnx import helper
+
+    from fastnst import infer
+    from fastnst.images import write_image
+
+    fixed = tmp_path / "fixed.onnx"  # always a 32x24 picture: passes the 32x24 probe
+    _graph(fixed, [helper.make_node("Constant", [], ["stylized"],
+                                    value=_const("c", np.full((1, 3, 24, 32), 0.5)))])
+    flat_nan = tmp_path / "flat_nan.onnx"  # 0/0 on a flat picture: NaN there, fine on noise
+    _graph(flat_nan, [helper.make_node("InstanceNormalization", ["image", "one", "zero"],
+                                       ["stylized"], epsilon=0.0)],
+           initializers=[_const("one", [1.0] * 3), _const("zero", [0.0] * 3)])
+    noise = write_image(torch.rand(1, 3, 16, 20), tmp_path / "noise.png")
+    flat = write_image(torch.full((1, 3, 16, 20), 0.5), tmp_path / "flat.png")
+    out = tmp_path / "out"
+    assert infer.main([str(noise), "--style", str(fixed), "-o", str(out), "-q"]) == 1
+    assert (f"{noise}: style fixed gave a (1, 3, 24, 32) result for a (1, 3, 16, 20) image;"
+            " nothing written") in capsys.readouterr().err
+    assert infer.main([str(noise), str(flat), "--style", str(flat_nan), "-o", str(out),
+                       "-q"]) == 1
+    assert (f"{flat}: style flat_nan gave NaN or inf for this image; nothing written"
+            in capsys.readouterr().err)
+    assert sorted(p.name for p in out.iterdir()) == ["noise_flat_nan.png"]

@@ -1,0 +1,110 @@
+"""The bounds of every numeric option, checked where a command starts: a value out of range is
+one line naming the option, before anything is loaded or written."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from omegaconf import DictConfig, OmegaConf
+
+from fastnst.vgg import MIN_SIDE as VGG_MIN_SIDE
+
+
+class ConfigError(ValueError):
+    """An option out of its range; the message names the option and the range."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """`low <= value <= high` (None: unbounded on that side), an integer if `integer`; null
+    allowed if `nullable`; `also`: other values that mean something (-1: no limit)."""
+
+    low: float | None = None
+    high: float | None = None
+    integer: bool = False
+    nullable: bool = False
+    also: tuple[float, ...] = ()
+
+    def problem(self, value: object) -> str | None:
+        """What is wrong with `value`, in words; None if it is in bounds."""
+        if value is None and self.nullable:
+            return None
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if number and value in self.also:
+            return None
+        ok = number and math.isfinite(value) and (not self.integer or float(value).is_integer())
+        ok = ok and (self.low is None or value >= self.low) and (
+            self.high is None or value <= self.high)
+        if ok:
+            return None
+        kind = "an integer" if self.integer else "a number"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        extras = [*(f"{a:g}" for a in self.also), *(["null"] if self.nullable else [])]
+        return f"must be {kind} in [{low}, {high}]" + (f" or {' or '.join(extras)}"
+                                                     if extras else "")
+
+
+_WEIGHTS = {key: Bound(0, None) for key in (
+    "style.content_weight", "style.style_weight", "style.tv_weight", "loss.pixel_weight")}
+
+TRAIN_BOUNDS: dict[str, Bound] = {
+    **_WEIGHTS,
+    "style_size": Bound(VGG_MIN_SIDE, 4096, integer=True),
+    "optim.lr": Bound(1e-9, 1.0),
+    "optim.warmup_steps": Bound(0, None, integer=True),
+    "optim.final_lr": Bound(0, 1),
+    "optim.grad_clip": Bound(1e-12, None, nullable=True),
+    "sample_every": Bound(1, None, integer=True),
+    "checkpoint_every": Bound(1, None, integer=True),
+    "data.crop_size": Bound(VGG_MIN_SIDE, 4096, integer=True),
+    "data.short_side": Bound(VGG_MIN_SIDE, 16384, integer=True, nullable=True),
+    "data.batch_size": Bound(1, 4096, integer=True),
+    "data.workers": Bound(0, 256, integer=True),
+    "data.val_count": Bound(0, 1000, integer=True),
+    "data.val_size": Bound(VGG_MIN_SIDE, 4096, integer=True),
+    "trainer.max_steps": Bound(1, None, integer=True, also=(-1,)),
+}
+
+GATYS_BOUNDS: dict[str, Bound] = {
+    **_WEIGHTS,
+    "size": Bound(VGG_MIN_SIDE, 16384, integer=True),
+    "levels": Bound(1, 10, integer=True),
+    "iterations": Bound(1, 1_000_000, integer=True),
+    "lr": Bound(1e-12, None, nullable=True),
+    "style_scale": Bound(0.01, 16),
+    "style_weight_end": Bound(0, None),
+    "average": Bound(0, None, integer=True),
+    "save_every": Bound(0, None, integer=True),
+}
+
+
+def check_config(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
+    """Raise ConfigError for the first option of `cfg` outside `bounds` (dotted keys; a key
+    the config does not have is skipped)."""
+    for key, bound in bounds.items():
+        if OmegaConf.select(cfg, key, default="<absent>") == "<absent>":
+            continue
+        value = OmegaConf.select(cfg, key)
+        if problem := bound.problem(value):
+            raise ConfigError(f"{key}={value!r}: {problem}")
+
+
+def bounded(low: float | None, high: float | None = None, integer: bool = True
+            ) -> Callable[[str], float]:
+    """An argparse `type=` for a number in `[low, high]` (argparse names the option)."""
+    bound = Bound(low, high, integer=integer)
+
+    def parse(text: str) -> float:
+        try:
+            value: float = int(text) if integer else float(text)
+        except ValueError:
+            value = math.nan  # "must be an integer in ..."
+        if problem := bound.problem(value):
+            raise argparse.ArgumentTypeError(f"{text}: {problem}")
+        return value
+
+    return parse

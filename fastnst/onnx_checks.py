@@ -1,0 +1,95 @@
+"""Untrusted `.onnx` files: what of them fastnst agrees to run, and runs that Ctrl-C can stop.
+
+A graph is refused before ONNX Runtime sees it unless it is made only of the operators that
+fastnst's own exports use (no control flow: `Loop`, `Scan` and `If` can run forever), holds all its
+tensors inside the file (external data would read other files) and is of a bounded size.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+
+import numpy as np
+
+from fastnst.console import shown
+from fastnst.styles import ModelFileError
+
+# Every operator fastnst.export writes (export.OPSETS 11-22, float32 and float16), nothing else.
+ALLOWED_OPS = frozenset({
+    "Add", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "Gather", "Identity",
+    "InstanceNormalization", "Pad", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice",
+    "Transpose", "Unsqueeze"})
+STANDARD_DOMAINS = ("", "ai.onnx")
+MAX_NODES = 10_000  # the widest shipped architecture has about 220; 64 residual blocks ~1,500
+
+
+def check_graph(path: str | os.PathLike[str]) -> None:
+    """Refuse (ModelFileError) an ONNX file that is not a plain feed-forward graph of ALLOWED_OPS
+    with its tensors inside the file. Reads the file without running anything."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf raises its own types on files that are not ONNX
+        raise ModelFileError(path, f"not a loadable ONNX model ({type(e).__name__})") from None
+    graph = model.graph
+    if len(graph.node) > MAX_NODES:
+        raise ModelFileError(path, f"{len(graph.node)} operators; fastnst's models have at most"
+                                   f" {MAX_NODES}")
+    if model.functions:
+        raise ModelFileError(path, "defines its own functions; fastnst's models use none")
+    domains = {o.domain for o in model.opset_import} - set(STANDARD_DOMAINS)
+    if domains:
+        raise ModelFileError(path, f"uses operator domains {shown(sorted(domains))}; fastnst's"
+                                   " models use only the standard one")
+    for node in graph.node:
+        if node.domain not in STANDARD_DOMAINS or node.op_type not in ALLOWED_OPS:
+            name = f"{node.domain}.{node.op_type}" if node.domain else node.op_type
+            raise ModelFileError(path, f"uses operator {shown(name)}, which fastnst's models"
+                                       " never use; refused (only plain feed-forward graphs run)")
+    tensors = [*graph.initializer, *(a.t for n in graph.node for a in n.attribute
+                                     if a.type == onnx.AttributeProto.TENSOR)]
+    if any(uses_external_data(t) for t in tensors):
+        raise ModelFileError(path, "keeps tensors in other files (external data); fastnst's"
+                                   " models hold all their weights inside")
+
+
+def run_bounded(session, feeds: Mapping[str, np.ndarray], output: str,
+                timeout: float | None = None) -> np.ndarray:
+    """`session.run([output], feeds)[0]` on a worker thread, so that Ctrl-C always stops it
+    (ONNX Runtime holds the main thread until it returns) and, with `timeout` (seconds), so
+    that it cannot take longer. Raises TimeoutError, KeyboardInterrupt or what the run raised.
+    """
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    result: dict[str, object] = {}
+    done = threading.Event()  # not Thread.join: Ctrl-C inside join can mark a live thread dead
+
+    def work() -> None:
+        try:
+            result["out"] = session.run([output], dict(feeds), options)[0]
+        except Exception as e:  # handed to the caller's thread
+            result["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=work, daemon=True).start()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        while not done.wait(0.05):
+            if deadline is not None and time.monotonic() > deadline:
+                options.terminate = True
+                done.wait(5.0)  # ONNX Runtime stops between operators
+                raise TimeoutError(f"did not finish within {timeout:g} s")
+    except KeyboardInterrupt:
+        options.terminate = True
+        done.wait(5.0)  # let it unwind: exiting while it runs aborts the process
+        raise
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    return result["out"]  # type: ignore[return-value]
