@@ -41,11 +41,15 @@ class Bound:
         if ok:
             return None
         kind = "an integer" if self.integer else "a number"
-        low = "-inf" if self.low is None else f"{self.low:g}"
-        high = "inf" if self.high is None else f"{self.high:g}"
-        extras = [*(f"{a:g}" for a in self.also), *(["null"] if self.nullable else [])]
+        low = "-inf" if self.low is None else _number(self.low)
+        high = "inf" if self.high is None else _number(self.high)
+        extras = [*map(_number, self.also), *(["null"] if self.nullable else [])]
         return f"must be {kind} in [{low}, {high}]" + (f" or {' or '.join(extras)}"
                                                      if extras else "")
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 _WEIGHTS = {key: Bound(0, None) for key in (

@@ -26,6 +26,9 @@ STALE_SECONDS = 3600  # a temporary file of ours untouched this long was left by
 class WriteError(OSError):
     """An output that cannot be written; the message names the output, not a temporary file."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)  # the message alone, without "[Errno N]"
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], replace: bool = True) -> Iterator[Path]:

@@ -5,9 +5,10 @@
     fastnst-infer --webcam 0 --style starry_night --style mosaic
 
 Outputs are named `<stem>_<style>.<ext>` (inside `-o` when it is a folder, else in the current
-folder; a folder input keeps its subfolders). Existing outputs are kept unless `--overwrite`.
+folder; a folder input keeps its subfolders; inputs whose outputs would share a name get their
+suffix in it). Existing outputs are kept unless `--overwrite`; an input is never overwritten.
 A bad input is reported in one line and the others still run; the exit status is 0 when all
-succeeded, 1 when any failed, 2 for a usage error.
+succeeded, 1 when any failed, 2 for a usage error, 130 after Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path):
     (["style=/no/such/dir/udnie.jpg", "content=PHOTO"],
      "style image /no/such/dir/udnie.jpg: no such file"),
     (["size=0", "content=PHOTO"], "size=0: must be an integer in [16, 16384]"),
-    (["iterations=-1", "content=PHOTO"], "iterations=-1: must be an integer in [1, 1e+06]"),
+    (["iterations=-1", "content=PHOTO"], "iterations=-1: must be an integer in [1, 1000000]"),
     (["style.style_weight=-2.5", "content=PHOTO"],
      "style.style_weight=-2.5: must be a number in [0, inf]"),
     # Refused before the optimisation: with 100,000 iterations the run would not end.
@@ -241,3 +241,26 @@ def test_hostile_corpus_through_the_baseline(vgg_weights, tmp_path):
         assert "\n" not in str(info.value)
         if case.path.name in too_small:
             assert "too small" in str(info.value)
+
+
+def test_a_diverged_optimisation_writes_nothing(vgg_weights, tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_module
+
+    from fastnst import gatys
+    from fastnst.style_images import expand_style_path
+
+    style, content = tmp_path / "painting.png", tmp_path / "photo.png"
+    write_image(stripes(32, 32), style)
+    write_image(smooth_image(32, 32), content)
+
+    def diverged(content, *args, **kwargs):
+        return gatys.GatysResult(image=torch.full_like(content, float("nan")))
+
+    monkeypatch.setattr(gatys, "stylize", diverged)
+    with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
+        cfg = compose(config_name="gatys", overrides=expand_style_path(
+            [f"style={style}", f"content={content}", f"output={tmp_path / 'out.png'}",
+             "size=32", "iterations=1", "progress=false"]))
+    with pytest.raises(RuntimeError, match=r"out\.png: the optimisation diverged \(NaN or inf"):
+        gatys.run(cfg)
+    assert not (tmp_path / "out.png").exists()

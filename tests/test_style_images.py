@@ -84,3 +84,20 @@ def test_style_path_override_becomes_the_generic_image_style(tmp_path):
         cfg = compose(config_name="gatys", overrides=out)
     assert cfg.style.image == str(path) and cfg.style.name == "it's a=b painting"
     assert expand_style_path(["style=starry_night"]) == ["style=starry_night"]
+
+
+def test_a_path_with_a_folder_must_be_that_file_not_a_namesake_elsewhere(tmp_path, monkeypatch):
+    styles = tmp_path / "styles"
+    write_image(stripes(16, 16), styles / "udnie.jpg")
+    monkeypatch.setenv("FASTNST_STYLE_DIR", str(styles))
+    assert find_style_image("udnie.jpg") == styles / "udnie.jpg"  # a bare name is looked for
+    for typo in ("/no/such/dir/udnie.jpg", "no_dir/udnie.jpg", "./udnie.jpg"):
+        with pytest.raises(StyleError, match=f"style image {typo}: no such file"):
+            find_style_image(typo)
+    with pytest.raises(StyleError, match="not a file \\(a directory\\)"):
+        find_style_image(str(styles) + "/")
+    monkeypatch.chdir(tmp_path)
+    # As a training or Gatys override: a bare name stays bare (and is looked for), a path
+    # is made absolute (and must exist).
+    assert expand_style_path(["style=udnie.jpg"])[1] == "style.image='udnie.jpg'"
+    assert expand_style_path(["style=x/udnie.jpg"])[1] == f"style.image='{tmp_path}/x/udnie.jpg'"

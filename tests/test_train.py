@@ -189,6 +189,27 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_periodic_checkpoint(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # given back
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("data.crop_size=0", "data.crop_size=0: must be an integer in [16, 4096]"),
+    ("data.crop_size=-8", "data.crop_size=-8: must be an integer in [16, 4096]"),
+    ("style_size=0", "style_size=0: must be an integer in [16, 4096]"),
+    ("data.short_side=60000", "data.short_side=60000: must be an integer in [16, 16384] or null"),
+    ("data.short_side=20", "data.short_side=20 is smaller than data.crop_size=32: the crops"
+                           " would not fit"),
+    ("trainer.max_steps=0", "trainer.max_steps=0: must be an integer in [1, inf] or -1"),
+    ("style.style_weight=-1", "style.style_weight=-1: must be a number in [0, inf]"),
+    ("optim.lr=0", "optim.lr=0: must be a number in [1e-09, 1]"),
+])
+def test_options_out_of_range_are_refused_before_anything_loads(photos, style_image, tmp_path,
+                                                                 override, message):
+    from fastnst.config_checks import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        _train(tmp_path / "run", [*_overrides(photos, style_image, 4), override])
+    assert str(error.value) == message
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_corrupt_photos_are_skipped_and_counted(vgg_weights, photos, style_image, tmp_path,
                                                  caplog):
     (photos / "empty.jpg").write_bytes(b"")
