@@ -40,8 +40,6 @@ from fastnst.styles import ModelFileError
 from fastnst.stylizer import BACKENDS, Backend, BadResultError, load_backend, stylize
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
-
-
 VIDEO_OUTPUT = ".mp4"  # videos are written as MPEG-4 (OpenCV's mp4v)
 
 
@@ -149,14 +147,13 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
     return result
 
 
-def _in_folder(folder: Path, source: Path, root: Path | None, style: str, tag: str = ""
-               ) -> Path:
-    """`<folder>/<subfolders under root>/<stem>_<tag><style><ext>`."""
+def _in_folder(folder: Path, source: Path, root: Path | None, style: str) -> Path:
+    """`<folder>/<subfolders under root>/<stem>_<style><ext>`."""
     suffix = source.suffix.lower()
     ext = VIDEO_OUTPUT if is_video(source) else suffix if suffix in WRITE_FORMATS else ".png"
     if root is not None:
         folder = folder / source.parent.relative_to(root)
-    return folder / f"{source.stem}_{tag}{style}{ext}"
+    return folder / f"{source.stem}_{style}{ext}"
 
 
 def _separate_collisions(result: Plan, styles: Sequence[str]) -> None:

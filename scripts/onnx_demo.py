@@ -29,7 +29,9 @@ def main() -> None:
     providers = [p for p in local if p in ort.get_available_providers()]
     session = ort.InferenceSession(args.model, providers=providers)
     meta = session.get_modelmeta().custom_metadata_map
-    photo = ImageOps.exif_transpose(Image.open(args.photo)).convert("RGB")
+    # Plain raster formats only: some of Pillow's other decoders run programs (EPS).
+    photo = Image.open(args.photo, formats=["JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF"])
+    photo = ImageOps.exif_transpose(photo).convert("RGB")
     photo.thumbnail((args.max_size, args.max_size), Image.Resampling.LANCZOS)
     x = np.asarray(photo, dtype=np.float32).transpose(2, 0, 1)[None] / 255.0
     h, w = x.shape[-2:]
