@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import unicodedata
 
 # Control characters (newlines, escape codes), format characters (bidirectional overrides) and
@@ -34,7 +35,8 @@ def sigterm_as_ctrl_c() -> None:
     def _interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _interrupt)
 
 

@@ -144,9 +144,11 @@ class SampleOrder(Sampler[tuple[int, int]]):
 
 
 def _ignore_ctrl_c(worker_id: int) -> None:
-    """Loader workers ignore Ctrl-C: the trainer stops them when it stops (a worker that died
-    on the terminal's SIGINT would fail the step the trainer is finishing)."""
+    """Loader workers ignore Ctrl-C, which the trainer handles (a worker that died on the
+    terminal's SIGINT would fail the step the trainer is finishing), and end on SIGTERM, as
+    PyTorch expects when it stops them (not the trainer's inherited handler)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def collate_readable(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, int]:

@@ -80,6 +80,8 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
     """Export `net` to `path` (atomically) and verify it; raise ExportError if it does not match."""
     import onnx
 
+    from fastnst.onnx_checks import check_graph
+
     net = net.float().eval().cpu()
     module: nn.Module = _Float32IO(copy.deepcopy(net)).eval() if fp16 else net
     path = Path(path)
@@ -104,6 +106,11 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
             onnx.checker.check_model(str(tmp), full_check=True)
         except onnx.checker.ValidationError as e:
             raise ExportError(f"{path}: onnx.checker failed: {e}") from None
+        try:  # what fastnst-infer will accept of an .onnx file
+            check_graph(path, tmp.read_bytes())
+        except ModelFileError as e:
+            raise ExportError(f"{e}; nothing written (this torch version exports operators"
+                              " fastnst does not run)") from None
         report = verify(net, tmp, verify_sizes, TOLERANCE[fp16])
         bad = {s: d for s, d in report.max_abs_diff.items() if not d <= report.tolerance}
         if bad:
@@ -119,12 +126,18 @@ def cached_onnx(model: str | os.PathLike[str]) -> Path:
     import hashlib
 
     from fastnst.download import cache_dir
+    from fastnst.onnx_checks import check_graph
 
     digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:32]
     path = cache_dir() / "onnx" / f"{digest}.onnx"
-    if not path.is_file():
-        net, meta = load_model(model)
-        export_onnx(net, path, meta["style"])
+    if path.is_file():
+        try:
+            check_graph(path, path.read_bytes())
+            return path
+        except ModelFileError:  # made by another version of fastnst or torch: made again
+            pass
+    net, meta = load_model(model)
+    export_onnx(net, path, meta["style"])
     return path
 
 
@@ -173,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ModelFileError, ExportError, OSError) as e:
         print(f"fastnst-export: error: {shown(e)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the file is written atomically, or not
+        print("fastnst-export: interrupted; nothing written", file=sys.stderr)
+        return 130
     checks = ", ".join(f"{w}x{h}: {d:.1e}" for (h, w), d in report.max_abs_diff.items())
     print(f"wrote {shown(output)}; ONNX Runtime vs PyTorch max |diff| {checks}"
           f" (limit {report.tolerance:g})")

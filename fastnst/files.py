@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Collection, Iterator
@@ -26,8 +27,10 @@ STALE_SECONDS = 3600  # a temporary file of ours untouched this long was left by
 class WriteError(OSError):
     """An output that cannot be written; the message names the output, not a temporary file."""
 
-    def __str__(self) -> str:
-        return str(self.strerror)  # the message alone, without "[Errno N]"
+    def __str__(self) -> str:  # the message alone, without "[Errno N]", safe to print
+        from fastnst.console import shown
+
+        return shown(self.strerror)
 
 
 @contextlib.contextmanager
@@ -38,14 +41,15 @@ def atomic_path(path: str | os.PathLike[str], replace: bool = True) -> Iterator[
     atomic) and keeps the destination's suffix so that format sniffing by extension works.
     On any exception the temporary file is removed and the destination is left untouched.
     With `replace=False` an existing `path` is never replaced, even one that appeared while the
-    block ran (another process): FileExistsError, and the result is dropped. Temporary files of
-    an earlier write of `path` that was killed (older than STALE_SECONDS) are removed. Failures
-    of the file system raise WriteError naming `path`.
+    block ran (another process): FileExistsError, and the result is dropped (on file systems
+    without hard links, FAT for one, only checked just before the rename). Temporary files that
+    killed writes left in the folder (older than STALE_SECONDS) are removed. Failures of the
+    file system that name the file raise WriteError naming `path`.
     """
     dest = Path(path)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(dest)
+        _remove_stale(dest.parent.absolute())
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}",
                                         dir=dest.parent)
         os.close(fd)
@@ -106,17 +110,33 @@ def _create_exclusively(tmp: Path, dest: Path) -> None:
     tmp.unlink()
 
 
-def _remove_stale(dest: Path) -> None:
-    """Remove `.<dest name>.XXXXXXXX.tmp<suffix>` files beside `dest` (atomic_path's naming)
-    untouched for STALE_SECONDS: what a killed write of `dest` left behind."""
-    import glob
+_CLEANED: set[Path] = set()  # folders already rid of stale temporary files by this process
+_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")  # .<name>.XXXXXXXX.tmp<suffix>
+
+
+def _ours(name: str) -> bool:
+    """True for a temporary file name of atomic_path's making (suffix = the output's suffix)."""
+    match = _TEMPORARY.fullmatch(name)
+    return bool(match) and (match.group(2) or "") == Path(match.group(1)).suffix
+
+
+def _remove_stale(folder: Path) -> None:
+    """Remove the temporary files of atomic_path's naming in `folder` that nothing touched for
+    STALE_SECONDS: what killed writes left behind. Once per folder and process (a folder of
+    10,000 outputs is listed once, not 10,000 times)."""
     import time
 
-    pattern = f".{glob.escape(dest.name)}.{'[a-z0-9_]' * 8}.tmp{glob.escape(dest.suffix)}"
-    for old in dest.parent.glob(pattern):
-        with contextlib.suppress(OSError):
-            if time.time() - old.lstat().st_mtime > STALE_SECONDS and old.is_file():
-                old.unlink()
+    if folder in _CLEANED:
+        return
+    _CLEANED.add(folder)
+    now = time.time()
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if not _ours(entry.name) or not entry.is_file(follow_symlinks=False):
+                    continue
+                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
+                    os.unlink(entry.path)
 
 
 def files_under(root: Path, suffixes: Collection[str]) -> list[Path]:

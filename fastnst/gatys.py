@@ -248,7 +248,7 @@ def run(cfg: DictConfig) -> Path:
     loss = hydra.utils.instantiate(cfg.loss).to(device)
 
     def save_intermediate(level_size: int, iteration: int, image: torch.Tensor) -> None:
-        if cfg.save_every and iteration % cfg.save_every == 0:
+        if cfg.save_every and iteration % cfg.save_every == 0 and image.isfinite().all():
             img = image.clamp(0, 1)
             if cfg.preserve_color:
                 img = keep_colors(resize(content.to(img.device), tuple(img.shape[-2:])), img)
@@ -262,8 +262,9 @@ def run(cfg: DictConfig) -> Path:
                          preserve_color=cfg.preserve_color,
                          style_weight_end=cfg.style_weight_end, average=cfg.average,
                          seed=cfg.seed, on_iteration=save_intermediate, progress=cfg.progress)
-    except GatysInterrupted as stop:  # keep the work done so far
-        stop.output = write_image(stop.result.image, output)
+    except GatysInterrupted as stop:  # keep the work done so far, if it has not diverged
+        if stop.result.image.isfinite().all():
+            stop.output = write_image(stop.result.image, output)
         raise
     if not result.image.isfinite().all():
         raise RuntimeError(f"{output}: the optimisation diverged (NaN or inf in the image);"
@@ -297,8 +298,10 @@ def main() -> None:
             print(f"fastnst-gatys: error: {shown(e)}", file=sys.stderr)
             sys.exit(1)
         except GatysInterrupted as stop:
+            where = (f"the result so far is in {shown(stop.output)}" if stop.output else
+                     "the result so far had diverged (NaN); nothing written")
             print(f"fastnst-gatys: interrupted after {stop.done} of {cfg.iterations} iterations"
-                  f" at {stop.size} px; the result so far is in {stop.output}", file=sys.stderr)
+                  f" at {stop.size} px; {where}", file=sys.stderr)
             sys.exit(130)
         except KeyboardInterrupt:
             print("fastnst-gatys: interrupted before the optimisation; nothing written",

@@ -120,7 +120,14 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
     collide get their suffix in the name (`x_gif_mosaic.png`, `x_png_mosaic.png`); an output
     that would replace one of the inputs is refused, its input skipped."""
     file = _output_file(output)
-    sources = list(dict.fromkeys(inputs))  # the same file named twice runs once
+    # The same file named twice (a folder and a file in it, a relative and an absolute path)
+    # runs once.
+    seen: set[Path] = set()
+    sources = []
+    for source, root in inputs:
+        if _resolved(source) not in seen:
+            seen.add(_resolved(source))
+            sources.append((source, root))
     if file is not None:
         count = len(sources) * len(styles)
         if count != 1:

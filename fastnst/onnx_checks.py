@@ -26,14 +26,15 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 MAX_NODES = 10_000  # the widest shipped architecture has about 220; 64 residual blocks ~1,500
 
 
-def check_graph(path: str | os.PathLike[str]) -> None:
-    """Refuse (ModelFileError) an ONNX file that is not a plain feed-forward graph of ALLOWED_OPS
-    with its tensors inside the file. Reads the file without running anything."""
+def check_graph(path: str | os.PathLike[str], data: bytes) -> None:
+    """Refuse (ModelFileError) the ONNX model `data` (the bytes of the file `path`, read once:
+    give ONNX Runtime the same bytes) unless it is a plain feed-forward graph of ALLOWED_OPS
+    with all its tensors inside. Runs nothing."""
     import onnx
     from onnx.external_data_helper import uses_external_data
 
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = onnx.load_from_string(data)
     except Exception as e:  # protobuf raises its own types on files that are not ONNX
         raise ModelFileError(path, f"not a loadable ONNX model ({type(e).__name__})") from None
     graph = model.graph
@@ -51,6 +52,9 @@ def check_graph(path: str | os.PathLike[str]) -> None:
             name = f"{node.domain}.{node.op_type}" if node.domain else node.op_type
             raise ModelFileError(path, f"uses operator {shown(name)}, which fastnst's models"
                                        " never use; refused (only plain feed-forward graphs run)")
+    sparse = onnx.AttributeProto.SPARSE_TENSOR
+    if graph.sparse_initializer or any(a.type == sparse for n in graph.node for a in n.attribute):
+        raise ModelFileError(path, "holds sparse tensors; fastnst's models hold none")
     tensors = [*graph.initializer, *(a.t for n in graph.node for a in n.attribute
                                      if a.type == onnx.AttributeProto.TENSOR)]
     if any(uses_external_data(t) for t in tensors):
@@ -60,10 +64,11 @@ def check_graph(path: str | os.PathLike[str]) -> None:
 
 def run_bounded(session, feeds: Mapping[str, np.ndarray], output: str,
                 timeout: float | None = None) -> np.ndarray:
-    """`session.run([output], feeds)[0]` on a worker thread, so that Ctrl-C always stops it
-    (ONNX Runtime holds the main thread until it returns) and, with `timeout` (seconds), so
-    that it cannot take longer. Raises TimeoutError, KeyboardInterrupt or what the run raised.
-    """
+    """`session.run([output], feeds)[0]` on a worker thread, so that Ctrl-C stops it (ONNX
+    Runtime holds the main thread until it returns) and, with `timeout` (seconds), so that it
+    stops after that long. ONNX Runtime stops between operators: one operator that runs for
+    minutes on its own is not cut short. Raises TimeoutError, KeyboardInterrupt or what the run
+    raised."""
     import onnxruntime as ort
 
     options = ort.RunOptions()

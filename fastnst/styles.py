@@ -81,8 +81,8 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         metadata = {k: v if k in ("format", "style", "io") else json.loads(v)
                     for k, v in raw.items()}
-    except json.JSONDecodeError as e:
-        raise ModelFileError(path, f"malformed metadata ({e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deep
+        raise ModelFileError(path, f"malformed metadata ({type(e).__name__}: {e})") from None
     metadata["style"] = style_label(metadata.get("style", Path(path).stem))
     return metadata
 

@@ -78,12 +78,16 @@ class OnnxBackend:
 
         from fastnst.onnx_checks import check_graph
 
-        check_graph(path)
+        try:
+            data = Path(path).read_bytes()  # once: what is checked is what runs
+        except OSError as e:
+            raise ModelFileError(path, f"cannot read it ({e.strerror})") from None
+        check_graph(path, data)
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
             providers.insert(0, "CUDAExecutionProvider")
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers)
+            self.session = ort.InferenceSession(data, providers=providers)
         except Exception as e:  # ORT raises its own exception types for bad files
             raise ModelFileError(path, f"not a loadable ONNX model ({shown(e)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map

@@ -78,8 +78,10 @@ class StopOnCtrlC(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if threading.current_thread() is threading.main_thread():
+            # A signal the process ignores (SIGINT of a background job) stays ignored.
             self._previous = {s: signal.signal(s, self._on_signal)
-                              for s in (signal.SIGINT, signal.SIGTERM)}
+                              for s in (signal.SIGINT, signal.SIGTERM)
+                              if signal.getsignal(s) is not signal.SIG_IGN}
 
     def _restore(self) -> None:
         for number, handler in self._previous.items():
@@ -101,7 +103,12 @@ class StopOnCtrlC(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
-        self._restore()
+        try:
+            self._save(trainer, exception)
+        finally:  # after the save: Lightning ignores Ctrl-C while it shuts down
+            self._restore()
+
+    def _save(self, trainer: pl.Trainer, exception: BaseException) -> None:
         if not isinstance(exception, KeyboardInterrupt) or not trainer.is_global_zero:
             return
         if isinstance(exception, StopRequested):
@@ -316,6 +323,10 @@ def main() -> None:
                 ValueError, NonFiniteLossError, WriteError) as e:
             print(f"fastnst-train: error: {shown(e)}", file=sys.stderr)
             sys.exit(1)
+        except KeyboardInterrupt:  # before or after the training loop (it handles its own)
+            print("fastnst-train: interrupted; no model written (checkpoints, if any, are in"
+                  " the run folder)", file=sys.stderr)
+            sys.exit(130)
 
     _main()
 

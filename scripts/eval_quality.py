@@ -56,7 +56,7 @@ def main() -> None:
     print(f"| style | photo | network | {header} | worth ({', '.join(args.inits)}) |")
     print("|---|---|---|" + "---|" * (len(after) * len(args.inits)) + "---|")
     summary: dict[str, list[str]] = {}
-    curves: dict[tuple[str, str, str], list[float]] = {}  # one Gatys run serves every model
+    curves: dict[tuple, list[float]] = {}  # one Gatys run serves models of one loss
     styles = [load_model(model)[1]["style"] for model in models]
     for model in models:
         net, meta = load_model(model, device)
@@ -71,15 +71,18 @@ def main() -> None:
             with torch.no_grad():
                 network = loss(net(photo), content=photo)["total"].item()
             cells, worths = [], []
+            weights = (loss.content_weight, loss.style_weight, loss.tv_weight,
+                       loss.pixel_weight, str(loss.content_layers), str(loss.style_layers))
             for init in args.inits:
-                if (style, name, init) not in curves:
+                key = (style, name, init, weights)
+                if key not in curves:
                     start = time.perf_counter()
                     result = gatys(photo.cpu(), [style_image], loss, size=args.size,
                                    iterations=after[-1], init=init, progress=False)
-                    curves[style, name, init] = [h["total"] for h in result.losses[0]]
+                    curves[key] = [h["total"] for h in result.losses[0]]
                     print(f"  ({style}, {name}, init {init}: {time.perf_counter() - start:.0f}"
                           " s)", flush=True)
-                curve = curves[style, name, init]
+                curve = curves[key]
                 cells += [f"{curve[n]:.3g}" for n in after]
                 worths.append(worth(curve, network))
             summary.setdefault(label, []).extend(worths)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -77,6 +78,20 @@ def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0):
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.1)
     return save_model(net, path, Path(path).stem)
+
+
+def ctrl_c_default() -> None:
+    """For `subprocess.Popen(preexec_fn=...)`: the child gets Ctrl-C (SIGINT) back, even when
+    the tests run where it is ignored (a background job), so that Ctrl-C tests can send it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_enabled():
+    """Ctrl-C raises KeyboardInterrupt in this process during the test, as in a terminal."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:

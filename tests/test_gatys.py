@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import smooth_image, stripes, wait_for_file
+from conftest import ctrl_c_default, smooth_image, stripes, wait_for_file
 from hostile import make_corpus, missing
 
 from fastnst.color import rgb_to_yiq
@@ -159,7 +159,8 @@ def test_cli_ctrl_c_writes_the_result_so_far_and_says_where(vgg_weights, tmp_pat
     out = tmp_path / "out" / "result.png"
     proc = subprocess.Popen([sys.executable, "-m", "fastnst.gatys", f"content={content}",
                              f"style={style}", f"output={out}", "size=48", "iterations=100000",
-                             "save_every=1", "progress=false"], stderr=subprocess.PIPE, text=True)
+                             "save_every=1", "progress=false"], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_default)
     third = out.with_name("result.48px.iter0003.png")
     wait_for_file(third, proc)
     proc.send_signal(signal.SIGINT)

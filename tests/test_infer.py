@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_image, tiny_model, wait_for_file
+from conftest import ctrl_c_default, smooth_image, tiny_model, wait_for_file
 from hostile import PicklePayload, make_corpus, missing
 
 from fastnst.images import read_image, write_image
@@ -51,7 +51,8 @@ def test_ctrl_c_keeps_the_finished_outputs_and_says_where(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "fastnst.infer", str(tmp_path / "in"),
                              "--style", str(model), "-o", str(out), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_default)
     wait_for_file(out / "p00_wide.png", proc)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]

@@ -98,6 +98,8 @@ BAD_MODELS = {  # name: (how the file is spoiled, what the one-line error says)
     "unknown field": (lambda p: _rewrite(p, architecture='{"width": 8}'),
                       "bad architecture metadata.*width"),
     "not JSON": (lambda p: _rewrite(p, steps="{oops"), "malformed metadata"),
+    "JSON nested too deep": (lambda p: _rewrite(p, steps="[" * 100_000 + "]" * 100_000),
+                             "malformed metadata \\(RecursionError"),
     "other io": (lambda p: _rewrite(p, io="BGR in [0, 255]"),
                  "unknown input/output convention 'BGR in \\[0, 255\\]'"),
     "missing tensor": (lambda p: _rewrite(p, lambda t: {k: v for k, v in t.items()

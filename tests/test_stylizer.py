@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import smooth_image, tiny_model
+from conftest import ctrl_c_default, smooth_image, tiny_model
 
 from fastnst.color import rgb_to_yiq
 from fastnst.export import export_onnx
@@ -216,6 +216,9 @@ def test_onnx_graphs_that_could_hang_or_read_other_files_are_refused_unrun(tmp_p
     weight.data_location = weight.EXTERNAL
     _graph(external, [helper.make_node("Add", ["image", "w"], ["stylized"])],
            initializers=[weight])
+    sparse = tmp_path / "sparse.onnx"  # a sparse initializer can also point at other files
+    _graph(sparse, [helper.make_node("Add", ["image", "w"], ["stylized"])])
+    _add_sparse_initializer(sparse)
     huge = tmp_path / "huge.onnx"
     _graph(huge, [helper.make_node("Identity", ["image" if i == 0 else f"x{i}"],
                                    [f"x{i + 1}" if i < MAX_NODES else "stylized"])
@@ -224,12 +227,31 @@ def test_onnx_graphs_that_could_hang_or_read_other_files_are_refused_unrun(tmp_p
              outside: "uses operator ReduceMean",
              custom: r"uses operator domains \['com.evil'\]",
              external: r"keeps tensors in other files \(external data\)",
+             sparse: "holds sparse tensors",
              huge: f"{MAX_NODES + 1} operators"}
     for path, message in cases.items():
         start = time.perf_counter()
         with pytest.raises(ModelFileError, match=f"^{path}: {message}"):
             load_backend(str(path))
         assert time.perf_counter() - start < 5
+
+
+def _add_sparse_initializer(path) -> None:
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    model.graph.sparse_initializer.append(helper.make_sparse_tensor(
+        _const("w", [1.0]), _const("w_idx", [0], "int64"), [3]))
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize(("opset", "fp16"), [(11, False), (22, True)])
+def test_exports_at_every_opset_run_under_the_operator_allowlist(model, tmp_path, opset, fp16):
+    path = tmp_path / "m.onnx"
+    export_onnx(load_model(model)[0], path, "tiny", opset=opset, fp16=fp16,
+                verify_sizes=[(16, 16)])
+    assert stylize(load_backend(str(path)), smooth_image(20, 24)).shape == (1, 3, 20, 24)
 
 
 def test_a_slow_onnx_probe_is_cut_off(tmp_path, monkeypatch):
@@ -260,7 +282,7 @@ def test_ctrl_c_stops_a_long_onnx_run(tmp_path):
     photo = write_image(smooth_image(16, 16), tmp_path / "photo.png")
     proc = subprocess.Popen([sys.executable, "-m", "fastnst.infer", str(photo), "--style",
                              str(slow), "-o", str(tmp_path / "out")], stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=ctrl_c_default)
     time.sleep(6)  # imports, loading, then the probe
     proc.send_signal(signal.SIGINT)
     start = time.perf_counter()

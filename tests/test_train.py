@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import smooth_image, stripes, tiny_model, wait_for_file
+from conftest import ctrl_c_default, smooth_image, stripes, tiny_model, wait_for_file
 from hostile import PicklePayload
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
@@ -152,7 +152,7 @@ def _ctrl_c_during_step(monkeypatch: pytest.MonkeyPatch, step: int, presses: int
 
 
 def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
-        vgg_weights, photos, style_image, tmp_path, monkeypatch, capfd):
+        vgg_weights, photos, style_image, tmp_path, monkeypatch, capfd, ctrl_c_enabled):
     _ctrl_c_during_step(monkeypatch, 5, presses=1)
     runs = tmp_path / "runs"
     overrides = _overrides(photos, style_image, 10, "optim.final_lr=0.5")
@@ -177,7 +177,7 @@ def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
 
 
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_periodic_checkpoint(
-        vgg_weights, photos, style_image, tmp_path, monkeypatch, capfd):
+        vgg_weights, photos, style_image, tmp_path, monkeypatch, capfd, ctrl_c_enabled):
     _ctrl_c_during_step(monkeypatch, 4, presses=2)
     run_dir = tmp_path / "runs" / "forced"
     with pytest.raises(SystemExit):
@@ -315,7 +315,7 @@ def _start(args: list[str], run_dir: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "fastnst.train", *args, *extra,
                              f"hydra.run.dir={run_dir}"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=run_dir.parent,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=ctrl_c_default)
 
 
 def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
