@@ -94,6 +94,18 @@ def ctrl_c_enabled():
     signal.signal(signal.SIGINT, previous)
 
 
+@pytest.fixture
+def reap():
+    """`reap(proc)` registers a child process; one still running when the test ends (a failed
+    assertion) is killed, so that it cannot go on using the CPU for the rest of the run."""
+    procs: list[subprocess.Popen] = []
+    yield procs.append
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
     """Wait until `path` exists while `proc` (stderr piped) runs; fail if it ends first."""
     end = time.monotonic() + timeout

@@ -152,7 +152,7 @@ def test_cli_with_a_style_image_path_writes_result_and_intermediates(vgg_weights
     assert f"wrote {out}" in proc.stdout
 
 
-def test_cli_ctrl_c_writes_the_result_so_far_and_says_where(vgg_weights, tmp_path):
+def test_cli_ctrl_c_writes_the_result_so_far_and_says_where(vgg_weights, tmp_path, reap):
     content, style = tmp_path / "photo.png", tmp_path / "painting.png"
     write_image(smooth_image(40, 56), content)
     write_image(stripes(64, 64), style)
@@ -161,6 +161,7 @@ def test_cli_ctrl_c_writes_the_result_so_far_and_says_where(vgg_weights, tmp_pat
                              f"style={style}", f"output={out}", "size=48", "iterations=100000",
                              "save_every=1", "progress=false"], stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_default)
+    reap(proc)
     third = out.with_name("result.48px.iter0003.png")
     wait_for_file(third, proc)
     proc.send_signal(signal.SIGINT)

@@ -44,7 +44,7 @@ def test_folder_with_a_corrupt_file_writes_all_the_others(model, photos, tmp_pat
     assert f"failed: {photos / 'broken.jpg'}: " in captured.err
 
 
-def test_ctrl_c_keeps_the_finished_outputs_and_says_where(tmp_path):
+def test_ctrl_c_keeps_the_finished_outputs_and_says_where(tmp_path, reap):
     model = tiny_model(tmp_path / "wide.safetensors", channels=32, blocks=5)  # ~0.1 s a photo
     for i in range(40):
         write_image(smooth_image(160, 200, seed=i), tmp_path / "in" / f"p{i:02d}.png")
@@ -53,6 +53,7 @@ def test_ctrl_c_keeps_the_finished_outputs_and_says_where(tmp_path):
                              "--style", str(model), "-o", str(out), "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ctrl_c_default)
+    reap(proc)
     wait_for_file(out / "p00_wide.png", proc)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]

@@ -269,7 +269,7 @@ def test_a_slow_onnx_probe_is_cut_off(tmp_path, monkeypatch):
     assert time.perf_counter() - start < 3
 
 
-def test_ctrl_c_stops_a_long_onnx_run(tmp_path):
+def test_ctrl_c_stops_a_long_onnx_run(tmp_path, reap):
     import signal
     import subprocess
     import sys
@@ -283,6 +283,7 @@ def test_ctrl_c_stops_a_long_onnx_run(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fastnst.infer", str(photo), "--style",
                              str(slow), "-o", str(tmp_path / "out")], stderr=subprocess.PIPE,
                             text=True, preexec_fn=ctrl_c_default)
+    reap(proc)
     time.sleep(6)  # imports, loading, then the probe
     proc.send_signal(signal.SIGINT)
     start = time.perf_counter()

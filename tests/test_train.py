@@ -319,7 +319,7 @@ def _start(args: list[str], run_dir: Path, *extra: str) -> subprocess.Popen:
 
 
 def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
-        vgg_weights, photos, style_image, tmp_path):
+        vgg_weights, photos, style_image, tmp_path, reap):
     """Ctrl-C at a random moment saves a checkpoint; SIGKILL at a random moment loses only the
     steps since the last one; resuming twice ends with the weights of an unbroken run."""
     seed = random.randrange(10**6)
@@ -328,9 +328,11 @@ def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
     (tmp_path / "whole").mkdir()
     (tmp_path / "runs").mkdir()
     whole = _start(args, tmp_path / "whole" / "run")
+    reap(whole)
 
     first_dir = tmp_path / "runs" / "1"
     first = _start(args, first_dir)
+    reap(first)
     wait_for_file(first_dir / "checkpoints" / f"step{rng.choice((2, 4, 6)):06d}.ckpt", first)
     time.sleep(rng.uniform(0, 0.6))
     first.send_signal(signal.SIGINT)
@@ -343,6 +345,7 @@ def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
 
     second_dir = tmp_path / "runs" / "2"
     second = _start(args, second_dir, "resume=true")
+    reap(second)
     # A checkpoint (every 2 steps) at least 2 steps on: the first step's metrics are written
     # just after the checkpoint of its end, so a kill right then would leave none to check.
     reached = stopped_at + rng.choice((2, 3))
@@ -358,6 +361,7 @@ def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
 
     third_dir = tmp_path / "runs" / "3"
     third = _start(args, third_dir, "resume=true")
+    reap(third)
     assert third.wait(timeout=180) == 0, third.communicate()[1][-2000:]
     assert min(_metrics(third_dir, "train/total")) == saved
     assert whole.wait(timeout=180) == 0, whole.communicate()[1][-2000:]

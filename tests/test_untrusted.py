@@ -216,7 +216,7 @@ def test_exclusive_creation_drops_the_result_when_the_name_is_taken(tmp_path):
     assert dest.read_text() == "theirs" and list(tmp_path.iterdir()) == [dest]
 
 
-def test_sigterm_during_a_video_cleans_up_like_ctrl_c(tmp_path):
+def test_sigterm_during_a_video_cleans_up_like_ctrl_c(tmp_path, reap):
     wide = tiny_model(tmp_path / "wide.safetensors", channels=32, blocks=5)
     clip = tmp_path / "clip.mp4"
     still = (smooth_image(240, 320)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
@@ -227,6 +227,7 @@ def test_sigterm_during_a_video_cleans_up_like_ctrl_c(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "fastnst.infer", str(clip), "--style",
                              str(wide), "-o", str(out), "-q"], stderr=subprocess.PIPE, text=True)
+    reap(proc)
     deadline = time.monotonic() + 120
     while not (out.is_dir() and any(".tmp" in p.name for p in out.iterdir())):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
