@@ -196,6 +196,27 @@ def write_image(image: torch.Tensor, path: str | os.PathLike[str], quality: int 
     return path
 
 
+def from_rgb_array(frame: np.ndarray) -> torch.Tensor:
+    """`(H, W, 3)` uint8 RGB -> `(1, 3, H, W)` RGB float in [0, 1]; ValueError for others."""
+    array = np.asarray(frame)
+    if array.ndim != 3 or array.shape[2] != 3 or array.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got shape {array.shape},"
+                         f" dtype {array.dtype}")
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255.0
+
+
+def read_any(image: str | os.PathLike[str] | Image.Image | np.ndarray,
+             max_size: int | None = None) -> torch.Tensor:
+    """A file path (read by `read_image`: formats, EXIF, colour profiles, size limits), a PIL
+    image (any mode) or an `(H, W, 3)` uint8 RGB array -> `(1, 3, H, W)` in [0, 1]. `max_size`
+    applies to files (decoded smaller); the caller shrinks the others."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image, max_size=max_size)
+    if isinstance(image, Image.Image):
+        return _to_tensor(image)
+    return from_rgb_array(image)
+
+
 def from_bgr(frame: np.ndarray) -> torch.Tensor:
     """An OpenCV frame, `(H, W, 3)` BGR uint8 -> `(1, 3, H, W)` RGB float in [0, 1]."""
     return torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255.0

@@ -1,0 +1,92 @@
+"""The Python API: `import fastnst`, then `fastnst.stylize`, `fastnst.load`, `fastnst.list_styles`.
+
+    import fastnst
+    fastnst.stylize("photo.jpg", style="starry_night").save("out.jpg")
+    model = fastnst.load("mosaic", backend="onnx")        # reusable, e.g. for video frames
+    frame_out = model(frame)                              # (H, W, 3) uint8 RGB in and out
+
+The command-line tools run the same code (fastnst.stylizer); these are its plain-Python doors.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from fastnst.stylizer import Backend
+
+ImageLike = Union[str, os.PathLike, "Image.Image", np.ndarray]
+
+
+class Stylizer:
+    """A loaded style model, reused across calls: `stylizer(frame)` takes and returns an
+    `(H, W, 3)` uint8 RGB array; `stylizer.image(...)` takes anything `stylize` does and returns
+    a PIL image. `style` is the model's style label."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.style = backend.style
+
+    def __call__(self, frame: np.ndarray, strength: float = 1.0,
+                 preserve_color: bool = False) -> np.ndarray:
+        from fastnst.images import from_rgb_array, to_pil
+
+        return np.asarray(to_pil(self._run(from_rgb_array(frame), strength, preserve_color)))
+
+    def image(self, image: ImageLike, strength: float = 1.0, preserve_color: bool = False,
+              max_size: int | None = None) -> Image.Image:
+        """Stylize a path, a PIL image or an `(H, W, 3)` uint8 array; long side shrunk to
+        `max_size` pixels first if given."""
+        from fastnst.images import read_any, resize_long_side, to_pil
+
+        x = read_any(image, max_size)
+        if max_size is not None and max(x.shape[-2:]) > max_size:
+            x = resize_long_side(x, max_size)
+        return to_pil(self._run(x, strength, preserve_color))
+
+    def _run(self, x, strength: float, preserve_color: bool):
+        from fastnst.stylizer import stylize
+
+        return stylize(self.backend, x, tile=1024, overlap=128, strength=strength,
+                       preserve_color=preserve_color)
+
+
+def load(style: str = "starry_night", backend: str = "torch", device: str = "auto"
+         ) -> Stylizer:
+    """A reusable Stylizer: `style` is a shipped style name (see list_styles), a `.safetensors`
+    model from training or an exported `.onnx` file; `backend` "torch" or "onnx" (ONNX Runtime;
+    a shipped or .safetensors model is exported on first use and cached); `device` "auto",
+    "cpu" or "cuda". Raises fastnst.styles.ModelFileError for a missing or bad model."""
+    from fastnst.stylizer import load_backend
+
+    return Stylizer(load_backend(style, backend, device))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(style: str, backend: str) -> Stylizer:
+    return load(style, backend)
+
+
+def stylize(image: ImageLike, style: str = "starry_night", strength: float = 1.0,
+            preserve_color: bool = False, max_size: int | None = None,
+            backend: str = "torch") -> Image.Image:
+    """Stylize one image and return it as a PIL image.
+
+    image: a file path, a PIL image or an `(H, W, 3)` uint8 RGB array; style: as for `load`
+    (the last four models used stay loaded); strength: 0..1, how much of the result to blend
+    over the photo; preserve_color: keep the photo's colours; max_size: shrink the long side to
+    this many pixels first."""
+    return _cached(str(style), backend).image(image, strength, preserve_color, max_size)
+
+
+def list_styles() -> list[str]:
+    """The names of the styles installed with fastnst, sorted."""
+    from fastnst.styles import shipped_models
+
+    return sorted(shipped_models())

@@ -1,0 +1,66 @@
+"""`import fastnst`: stylize, load and list_styles, and the README's example, run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, smooth_image, tiny_model
+from PIL import Image
+
+import fastnst
+from fastnst.images import to_pil, write_image
+
+
+@pytest.fixture
+def model(tmp_path):
+    return tiny_model(tmp_path / "tiny.safetensors")
+
+
+def test_a_path_a_pil_image_and_an_array_give_the_same_picture(model, tmp_path):
+    photo = write_image(smooth_image(30, 40), tmp_path / "photo.png")
+    from_path = fastnst.stylize(photo, style=str(model))
+    pil = Image.open(photo)
+    from_pil = fastnst.stylize(pil, style=str(model))
+    from_array = fastnst.stylize(np.asarray(pil), style=str(model))
+    assert from_path.size == (40, 30) and from_path.mode == "RGB"
+    assert np.array_equal(np.asarray(from_path), np.asarray(from_pil))
+    assert np.array_equal(np.asarray(from_path), np.asarray(from_array))
+    assert not np.array_equal(np.asarray(from_path), np.asarray(pil))  # it did something
+    assert fastnst.stylize(photo, style=str(model), max_size=20).size == (20, 15)
+    # strength 0 gives the photo back
+    assert np.abs(np.asarray(fastnst.stylize(photo, style=str(model), strength=0.0), int)
+                  - np.asarray(pil, int)).max() <= 1
+
+
+def test_load_gives_a_reusable_model_for_frames_on_both_backends(model):
+    frame = np.asarray(to_pil(smooth_image(24, 32)))
+    torch_model = fastnst.load(str(model))
+    onnx_model = fastnst.load(str(model), backend="onnx")
+    a, b = torch_model(frame), onnx_model(frame)
+    assert a.shape == b.shape == (24, 32, 3) and a.dtype == np.uint8
+    assert np.abs(a.astype(int) - b.astype(int)).max() <= 2
+    assert torch_model.style == "tiny"
+    with pytest.raises(ValueError, match=r"expected an \(H, W, 3\) uint8 RGB array"):
+        torch_model(frame.astype(np.float32))
+
+
+def test_list_styles_and_version():
+    from fastnst.styles import shipped_models
+
+    assert fastnst.list_styles() == sorted(shipped_models()) and "starry_night" in \
+        fastnst.list_styles()
+    version = re.search(r'^version = "(.+)"', (REPO / "pyproject.toml").read_text(), re.M)
+    assert version and fastnst.__version__ == version.group(1)
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    write_image(smooth_image(48, 64), Path("photo.jpg"))
+    exec(compile(code, "README.md", "exec"), {})
+    assert Image.open("photo_starry_night.jpg").size == (64, 48)
+    assert "(480, 640, 3) mosaic" in capsys.readouterr().out
