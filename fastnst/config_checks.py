@@ -97,6 +97,39 @@ def check_config(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
             raise ConfigError(f"{key}={value!r}: {problem}")
 
 
+def check_overrides(args: list[str]) -> None:
+    """Refuse, before Hydra reads them, command-line arguments it would answer with a grammar
+    error or a traceback: a bare word (`photo.jpg` for `content=photo.jpg`), an unknown style
+    name (with the closest ones), and `style=image` without a painting."""
+    import difflib
+
+    from fastnst.style_images import IMAGE_STYLE, is_image_path, style_names
+
+    takes_value = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
+                   "-cn", "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
+    previous = ""
+    for arg in args:
+        flag_value = previous in takes_value
+        previous = arg
+        if arg.startswith("-") or flag_value:  # Hydra's own flags: --help, --cfg job, -m
+            continue
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise ConfigError(f"{arg!r}: arguments are key=value overrides, for example"
+                              f" content={arg} or style={arg}")
+        if key.lstrip("+~") != "style" or is_image_path(value):
+            continue
+        if value == IMAGE_STYLE:
+            if not any(a.startswith("style.image=") for a in args):
+                raise ConfigError("style=image needs the painting: give"
+                                  " style=path/to/painting.jpg")
+        elif value not in style_names():
+            close = difflib.get_close_matches(value, style_names(), n=3)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise ConfigError(f"style={value}: unknown style; {hint}known styles:"
+                              f" {', '.join(style_names())}; or give the path of a painting")
+
+
 def bounded(low: float | None, high: float | None = None, integer: bool = True
             ) -> Callable[[str], float]:
     """An argparse `type=` for a number in `[low, high]` (argparse names the option)."""

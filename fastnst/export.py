@@ -30,7 +30,13 @@ from torch import nn
 from fastnst.config_checks import bounded
 from fastnst.console import prepare_console, shown
 from fastnst.files import atomic_path, check_writable
-from fastnst.styles import IO_CONVENTION, MODEL_FORMAT, ModelFileError, load_model
+from fastnst.styles import (
+    IO_CONVENTION,
+    MODEL_FORMAT,
+    ModelFileError,
+    UnknownStyleError,
+    load_model,
+)
 from fastnst.transformer import MIN_SIDE, TransformerNet
 
 DEFAULT_OPSET = 17
@@ -183,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ExportError(f"-o {output}: an ONNX model is written as .onnx, or give a folder")
         check_writable(output)  # now, not after the export and its verification
         report = export_onnx(net, output, meta["style"], fp16=args.fp16, opset=args.opset)
+    except UnknownStyleError as e:
+        print(f"fastnst-export: error: {shown(e)}", file=sys.stderr)
+        return 2
     except (ModelFileError, ExportError, OSError) as e:
         print(f"fastnst-export: error: {shown(e)}", file=sys.stderr)
         return 1

@@ -36,7 +36,7 @@ from fastnst.images import (
     to_bgr,
     write_image,
 )
-from fastnst.styles import ModelFileError
+from fastnst.styles import ModelFileError, UnknownStyleError
 from fastnst.stylizer import BACKENDS, Backend, BadResultError, load_backend, stylize
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
@@ -387,12 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = plan(inputs, args.output, [b.style for b in backends])
         if args.output is not None:  # checked now, not once per input
             check_writable(args.output if _output_file(args.output) else args.output / "x.png")
+    except (UsageError, UnknownStyleError) as e:
+        print(f"fastnst-infer: error: {shown(e)}", file=sys.stderr)
+        return 2
     except (ModelFileError, RuntimeError, WriteError) as e:
         print(f"fastnst-infer: error: {shown(e)}", file=sys.stderr)
         return 1
-    except UsageError as e:
-        print(f"fastnst-infer: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("fastnst-infer: interrupted; nothing written", file=sys.stderr)
         return 130
@@ -431,11 +431,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 130
     seconds = time.perf_counter() - start
-    print(f"{len(report.written)} written, {len(report.kept)} kept (exist; --overwrite to"
-          f" replace), {len(report.failed)} failed, in {seconds:.1f} s"
+    kept = (f", {len(report.kept)} kept (they exist; --overwrite replaces them)"
+            if report.kept else "")
+    print(f"{len(report.written)} written{kept}, {len(report.failed)} failed, in {seconds:.1f} s"
           + (f"; outputs in {shown(report.written[0].parent)}" if report.written else ""))
-    for line in report.failed:
-        print(f"  failed: {line}", file=sys.stderr)
+    if len(report.failed) > 1 and (report.written or report.kept):
+        for line in report.failed:  # a list to act on when they are scattered among others
+            print(f"  failed: {line}", file=sys.stderr)
     return 1 if report.failed else 0
 
 

@@ -64,12 +64,13 @@ def find_style_image(image: str, url: str | None = None, md5: str | None = None)
     for candidate in candidates:
         if candidate.is_file():
             return candidate
+    looked = ", ".join(str(c) for c in [path, *candidates])
     if url:
         try:
             return download(url, cached, md5=md5)
         except RuntimeError as e:
-            raise StyleError(f"style image {image}: {e}") from None
-    looked = ", ".join(str(c) for c in [path, *candidates])
+            raise StyleError(f"style image {image} not found (looked in {looked}) and {e};"
+                             " set FASTNST_STYLE_DIR to the folder that holds it") from None
     raise StyleError(f"style image {image} not found (looked in {looked}); set"
                      " FASTNST_STYLE_DIR to the folder that holds it")
 

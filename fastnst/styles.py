@@ -178,16 +178,33 @@ def shipped_models(suffix: str = ".safetensors") -> dict[str, Path]:
             if p.name.endswith(suffix)}
 
 
+class UnknownStyleError(ModelFileError):
+    """A style name that is neither shipped nor a model file: a usage error (exit status 2)."""
+
+
+# What a painting's file may end with: such a file given as a model is a painting, not a model.
+_PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+
+
 def find_model(spec: str, suffix: str = ".safetensors") -> Path:
     """`spec` is a model file path, or the name of a shipped style (its `suffix` file)."""
     path = Path(spec).expanduser()
+    if path.suffix.lower() in _PICTURE_SUFFIXES:
+        raise UnknownStyleError(spec, "a picture, not a style model: train a model for this"
+                                      f" painting with `python -m fastnst.train style={spec}`,"
+                                      " or stylize with it directly (slow, one photo at a time):"
+                                      f" `python -m fastnst.gatys content=PHOTO style={spec}`")
     if path.suffix.lower() in MODEL_SUFFIXES or path.exists() or os.sep in spec:
         if not path.is_file():
             raise ModelFileError(path, "no such file")
         return path
     shipped = shipped_models(suffix)
     if spec not in shipped:
+        import difflib
+
         names = ", ".join(sorted(shipped)) or "none yet"
-        raise ModelFileError(spec, f"unknown style; shipped styles: {names}; or give a"
-                                   f" {' or '.join(MODEL_SUFFIXES)} file")
+        close = difflib.get_close_matches(spec, list(shipped), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UnknownStyleError(spec, f"unknown style; {hint}shipped styles: {names}; or give"
+                                      f" a {' or '.join(MODEL_SUFFIXES)} file")
     return shipped[spec]

@@ -224,6 +224,10 @@ def run(cfg: DictConfig) -> Path | None:
     # checkpoint's step by construction (fastnst.data.SampleOrder).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended")
+    # Not the user's to act on: Lightning's own deprecation notices and its cloud-logger advert.
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated")
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(
+        lambda record: "litlogger" not in record.getMessage())
     check_config(cfg, TRAIN_BOUNDS)
     if cfg.data.short_side is not None and cfg.data.short_side < cfg.data.crop_size:
         raise ConfigError(f"data.short_side={cfg.data.short_side} is smaller than"
@@ -301,11 +305,31 @@ def run(cfg: DictConfig) -> Path | None:
     return path
 
 
+def remove_if_untouched(run_dir: Path) -> None:
+    """Remove the run folder of a run that failed before training wrote anything: it holds only
+    what Hydra writes at the start (`.hydra/` with its three files, and `train.log`)."""
+    hydra_files = {"config.yaml", "hydra.yaml", "overrides.yaml"}
+    try:
+        if set(os.listdir(run_dir)) - {".hydra", "train.log"} or \
+                set(os.listdir(run_dir / ".hydra")) - hydra_files:
+            return
+        for name in hydra_files:
+            (run_dir / ".hydra" / name).unlink(missing_ok=True)
+        (run_dir / ".hydra").rmdir()
+        (run_dir / "train.log").unlink(missing_ok=True)
+        run_dir.rmdir()
+        for folder in list(run_dir.parents)[:3]:  # outputs/train/<style>, outputs/train, outputs
+            folder.rmdir()  # only if empty: OSError otherwise, and the loop ends
+    except OSError:  # anything unexpected: leave it
+        pass
+
+
 def main() -> None:
     """Console entry point: `fastnst-train` / `python -m fastnst.train` (Hydra overrides)."""
     prepare_console()
     import hydra
 
+    from fastnst.config_checks import ConfigError, check_overrides
     from fastnst.data import DataError
     from fastnst.files import WriteError
     from fastnst.images import ImageError
@@ -313,15 +337,23 @@ def main() -> None:
     from fastnst.style_images import StyleError, expand_style_path
     from fastnst.vgg import VGGWeightsError
 
+    try:
+        check_overrides(sys.argv[1:])
+    except ConfigError as e:
+        print(f"fastnst-train: error: {shown(e)}", file=sys.stderr)
+        sys.exit(2)
     sys.argv = [sys.argv[0], *expand_style_path(sys.argv[1:])]
 
     @hydra.main(version_base="1.3", config_path="pkg://fastnst.conf", config_name="train")
     def _main(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
         try:
             run(cfg)
         except (DataError, ImageError, StyleError, VGGWeightsError, FileNotFoundError,
                 ValueError, NonFiniteLossError, WriteError) as e:
             print(f"fastnst-train: error: {shown(e)}", file=sys.stderr)
+            remove_if_untouched(Path(HydraConfig.get().runtime.output_dir))
             sys.exit(1)
         except KeyboardInterrupt:  # before or after the training loop (it handles its own)
             print("fastnst-train: interrupted; no model written (checkpoints, if any, are in"

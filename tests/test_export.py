@@ -63,7 +63,7 @@ def test_failed_verification_writes_nothing(model, tmp_path, monkeypatch):
 def test_cli_exports_and_reports_unknown_styles(model, tmp_path, capsys):
     assert export.main(["--style", str(model), "-o", str(tmp_path / "m.onnx")]) == 0
     assert "wrote" in capsys.readouterr().out and (tmp_path / "m.onnx").is_file()
-    assert export.main(["--style", "no_such_style"]) == 1
+    assert export.main(["--style", "no_such_style"]) == 2
     assert "no_such_style: unknown style" in capsys.readouterr().err
 
 

@@ -41,7 +41,9 @@ def test_folder_with_a_corrupt_file_writes_all_the_others(model, photos, tmp_pat
     assert read_image(out / "nested" / "b_tiny.png").shape == (1, 3, 33, 21)
     captured = capsys.readouterr()
     assert "2 written" in captured.out and "1 failed" in captured.out
-    assert f"failed: {photos / 'broken.jpg'}: " in captured.err
+    # Said once, as it happened (a list at the end only for several failures among outputs)
+    assert captured.err.count(f"{photos / 'broken.jpg'}: ") == 1
+    assert "kept" not in captured.out  # nothing was
 
 
 def test_ctrl_c_keeps_the_finished_outputs_and_says_where(tmp_path, reap):
@@ -85,11 +87,17 @@ def test_single_output_file_globs_and_overwrite(model, photos, tmp_path, capsys)
 
 
 def test_unknown_style_and_missing_model_are_one_line_errors(photos, tmp_path, capsys):
-    assert main([str(photos), "--style", "no_such_style"]) == 1
+    assert main([str(photos), "--style", "no_such_style"]) == 2  # a usage error
     assert main([str(photos), "--style", str(tmp_path / "gone.safetensors")]) == 1
+    assert main([str(photos), "--style", "starry_nite"]) == 2
+    assert main([str(photos), "--style", str(photos / "a.jpg")]) == 2  # a painting, not a model
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2
+    assert len(err) == 4
     assert err[0].startswith("fastnst-infer: error: no_such_style: unknown style; shipped styles:")
+    assert err[2].startswith("fastnst-infer: error: starry_nite: unknown style; did you mean"
+                             " starry_night?")
+    assert err[3].startswith(f"fastnst-infer: error: {photos / 'a.jpg'}: a picture, not a style"
+                             " model: train a model for this painting with")
     assert err[1] == f"fastnst-infer: error: {tmp_path / 'gone.safetensors'}: no such file"
 
 

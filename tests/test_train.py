@@ -138,15 +138,16 @@ def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style
     assert out.shape == photo.shape and 0 <= float(out.min()) <= float(out.max()) <= 1
 
 
+TRAINING_STEP = StyleTransferModule.training_step
+
+
 def _ctrl_c_during_step(monkeypatch: pytest.MonkeyPatch, step: int, presses: int) -> None:
     """Send this process `presses` SIGINTs while training step `step` (1-based) runs."""
-    original = StyleTransferModule.training_step
-
     def training_step(self, *args):
         if self.global_step == step - 1:
             for _ in range(presses):
                 os.kill(os.getpid(), signal.SIGINT)
-        return original(self, *args)
+        return TRAINING_STEP(self, *args)
 
     monkeypatch.setattr(StyleTransferModule, "training_step", training_step)
 
@@ -165,7 +166,7 @@ def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
     last = runs / "first" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 5
 
-    monkeypatch.undo()
+    monkeypatch.setattr(StyleTransferModule, "training_step", TRAINING_STEP)  # no more Ctrl-C
     model = _train(runs / "second", [*overrides, "resume=true"])
     assert model is not None and read_metadata(model)["steps"] == 10
     steps = _metrics(runs / "second", "train/total")
