@@ -216,8 +216,8 @@ class PhotoDataModule(pl.LightningDataModule):
         Taken from `val` (a folder, or a list of files) when set, else the first training photos;
         unreadable ones are skipped with a warning.
         """
-        if self.val is None:
-            files = find_images(self.root)
+        if self.val is None:  # the training photos, listed once when setup() listed them
+            files = self.train_set.files if self.train_set is not None else find_images(self.root)
         elif isinstance(self.val, (str, os.PathLike)):
             files = find_images(self.val, "validation", "set data.val, or null for training photos")
         else:  # a list of photo files

@@ -1,4 +1,5 @@
-"""Image files <-> tensors. The only module that touches Pillow.
+"""Image files <-> tensors: every image file fastnst reads or writes goes through here (the
+webcam window also uses Pillow, only to show frames).
 
 Convention everywhere in fastnst: an image tensor is `(N, 3, H, W)`, RGB, float32 in [0, 1].
 """

@@ -1,23 +1,21 @@
-"""Shared fixtures. Tests needing the VGG19 weights or the shared photos skip without ../shared."""
+"""Shared fixtures (helpers.py holds the plain functions). Tests needing the VGG19 weights or
+the shared photos skip without ../shared."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import STYLE_DIR, VGG19_FILE
 
-from fastnst.vgg import KERAS_H5_NAME
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASTNST_SHARED", REPO.parent / "shared"))
-VGG19_FILE = Path(os.environ.get("FASTNST_VGG19") or SHARED / "weights" / KERAS_H5_NAME)
-STYLE_DIR = Path(os.environ.get("FASTNST_STYLE_DIR") or SHARED / "data" / "styles")
-EVAL_DIR = SHARED / "data" / "eval"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests (marked `slow`: subprocesses, DDP, kills, exports) run after the others, so
+    that a failure in the fast ones shows within a minute. `-m "not slow"` skips them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
 
 
 @pytest.fixture(autouse=True)
@@ -47,45 +45,6 @@ def style_dir(monkeypatch) -> Path:
     return STYLE_DIR
 
 
-def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
-    """A `(1, 3, h, w)` test picture: smooth colour gradients plus a few blobs, in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
-    channels = []
-    for _ in range(3):
-        a, b, c = torch.rand(3, generator=g) * 6
-        channels.append(0.5 + 0.25 * torch.sin(a * xx + b * yy + c) + 0.2 * torch.cos(b * xx * yy))
-    return torch.stack(channels).clamp(0, 1).unsqueeze(0)
-
-
-def stripes(h: int, w: int) -> torch.Tensor:
-    """A `(1, 3, h, w)` diagonal colour-stripe 'painting', a stand-in style image."""
-    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    phase = ((xx + yy) // 4) % 3
-    colours = torch.tensor([[0.9, 0.2, 0.1], [0.1, 0.3, 0.9], [0.95, 0.9, 0.2]])
-    return colours[phase].permute(2, 0, 1).unsqueeze(0).float()
-
-
-def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0):
-    """Write a small TransformerNet with perturbed (trained-looking) weights as a style model
-    file named `path` (style name: its stem); return the path."""
-    from fastnst.styles import save_model
-    from fastnst.transformer import TransformerConfig, TransformerNet
-
-    torch.manual_seed(seed)
-    net = TransformerNet(TransformerConfig(channels=channels, blocks=blocks))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return save_model(net, path, Path(path).stem)
-
-
-def ctrl_c_default() -> None:
-    """For `subprocess.Popen(preexec_fn=...)`: the child gets Ctrl-C (SIGINT) back, even when
-    the tests run where it is ignored (a background job), so that Ctrl-C tests can send it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.fixture
 def ctrl_c_enabled():
     """Ctrl-C raises KeyboardInterrupt in this process during the test, as in a terminal."""
@@ -104,12 +63,3 @@ def reap():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 180) -> None:
-    """Wait until `path` exists while `proc` (stderr piped) runs; fail if it ends first."""
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"ended before {path.name}: {proc.communicate()[1][-2000:]}"
-        assert time.monotonic() < end, f"no {path} after {timeout} s"
-        time.sleep(0.005)

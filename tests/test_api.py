@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, smooth_image, tiny_model
+from helpers import REPO, smooth_image, tiny_model
 from PIL import Image
 
 import fastnst

@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import smooth_image, tiny_model
+from helpers import smooth_image, tiny_model
 
 from fastnst import export
 from fastnst.export import ExportError, export_onnx

@@ -28,6 +28,7 @@ def test_good_overrides_pass():
                      "--cfg", "job", "+blend={udnie: 0.5}"])
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_a_failed_training_start_exits_2_or_1_and_leaves_no_run_folder(tmp_path):
     for args, status in ((["style=starry_nite"], 2), (["data.root=/no/such/folder"], 1)):
         proc = subprocess.run([sys.executable, "-m", "fastnst.train", *args],

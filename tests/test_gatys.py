@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ctrl_c_default, smooth_image, stripes, wait_for_file
+from helpers import ctrl_c_default, smooth_image, stripes, wait_for_file
 from hostile import make_corpus, missing
 
 from fastnst.color import rgb_to_yiq
@@ -137,6 +137,7 @@ def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Comp
                           text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_cli_with_a_style_image_path_writes_result_and_intermediates(vgg_weights, tmp_path):
     content, style = tmp_path / "photo.png", tmp_path / "my painting.png"
     write_image(smooth_image(40, 56), content)
@@ -152,6 +153,7 @@ def test_cli_with_a_style_image_path_writes_result_and_intermediates(vgg_weights
     assert f"wrote {out}" in proc.stdout
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_cli_ctrl_c_writes_the_result_so_far_and_says_where(vgg_weights, tmp_path, reap):
     content, style = tmp_path / "photo.png", tmp_path / "painting.png"
     write_image(smooth_image(40, 56), content)
@@ -176,16 +178,18 @@ def test_cli_ctrl_c_writes_the_result_so_far_and_says_where(vgg_weights, tmp_pat
     assert {"result.png", third.name} <= kept and not [n for n in kept if ".tmp" in n]
 
 
-def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path):
+@pytest.mark.slow  # a subprocess, or seconds of work
+def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path, monkeypatch):
     content = tmp_path / "photo.png"
     write_image(smooth_image(32, 32), content)
+    monkeypatch.chdir(tmp_path)  # the default output goes to the working directory
     proc = _cli(f"content={content}", "style=starry_night", "blend={the_scream: 0.5}",
                 "size=32", "iterations=2", "preserve_color=true", "progress=false",
                 env_extra={"FASTNST_STYLE_DIR": str(style_dir)})
     assert proc.returncode == 0, proc.stderr
     # Relative output: <photo stem>_<style>.png in the working directory.
     assert "wrote photo_starry_night.png" in proc.stdout
-    os.remove("photo_starry_night.png")
+    assert (tmp_path / "photo_starry_night.png").is_file()
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -205,6 +209,7 @@ def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path):
     (["output=PHOTO/result.png", "content=PHOTO"], "result.png: cannot write here"),
 ], ids=["missing photo", "no photo", "missing painting", "mistyped folder", "size 0",
         "negative iterations", "negative style weight", "gif output", "output under a file"])
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_cli_errors_are_one_line_with_non_zero_exit(vgg_weights, tmp_path, args, message):
     content = tmp_path / "photo.png"
     write_image(smooth_image(16, 16), content)

@@ -108,7 +108,7 @@ def test_resize_long_side_keeps_aspect():
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif", ".bmp"])
 def test_write_then_read_round_trips(tmp_path, suffix):
-    from conftest import smooth_image
+    from helpers import smooth_image
 
     x = smooth_image(16, 24)
     path = write_image(x, tmp_path / f"out{suffix}", quality=100)

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import ctrl_c_default, smooth_image, tiny_model, wait_for_file
+from helpers import ctrl_c_default, smooth_image, tiny_model, wait_for_file
 from hostile import PicklePayload, make_corpus, missing
 
 from fastnst.images import read_image, write_image
@@ -46,6 +46,7 @@ def test_folder_with_a_corrupt_file_writes_all_the_others(model, photos, tmp_pat
     assert "kept" not in captured.out  # nothing was
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_ctrl_c_keeps_the_finished_outputs_and_says_where(tmp_path, reap):
     model = tiny_model(tmp_path / "wide.safetensors", channels=32, blocks=5)  # ~0.1 s a photo
     for i in range(40):
@@ -218,6 +219,7 @@ def test_no_camera_is_a_clear_error(model, monkeypatch, capsys):
         " or in use by another program)")
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_shipped_styles_run_by_name_with_both_backends(tmp_path, capsys):
     from fastnst.styles import read_metadata, shipped_models
 

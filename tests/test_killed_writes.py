@@ -79,6 +79,7 @@ def _kill_while_writing(kind: str, folder: Path, rng: random.Random) -> Path:
     return dest
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 @pytest.mark.parametrize("kind", ["image", "model", "checkpoint"])
 def test_a_writer_killed_mid_write_leaves_the_old_file_whole(kind, tmp_path):
     seed = random.randrange(10**6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import smooth_image, stripes
+from helpers import smooth_image, stripes
 
 from fastnst.quality import Scores, gatys_yardstick, judge, ssim, structure
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import stripes
+from helpers import stripes
 
 from fastnst.download import cache_dir
 from fastnst.images import write_image

@@ -7,7 +7,7 @@ import resource
 
 import pytest
 import torch
-from conftest import smooth_image
+from helpers import smooth_image
 from hostile import PicklePayload
 
 from fastnst.styles import MODEL_FORMAT, ModelFileError, load_model, read_metadata, save_model

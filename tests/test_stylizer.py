@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import ctrl_c_default, smooth_image, tiny_model
+from helpers import ctrl_c_default, smooth_image, tiny_model
 
 from fastnst.color import rgb_to_yiq
 from fastnst.export import export_onnx
@@ -80,6 +80,7 @@ def test_preserve_color_keeps_the_photo_chroma_and_strength_blends(model):
         stylize(backend, photo, strength=1.5)
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_onnx_backend_of_a_model_file_exports_once_and_caches_by_content(model, tmp_path):
     from fastnst.download import cache_dir
 
@@ -269,6 +270,7 @@ def test_a_slow_onnx_probe_is_cut_off(tmp_path, monkeypatch):
     assert time.perf_counter() - start < 3
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_ctrl_c_stops_a_long_onnx_run(tmp_path, reap):
     import signal
     import subprocess

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ctrl_c_default, smooth_image, stripes, tiny_model, wait_for_file
+from helpers import ctrl_c_default, smooth_image, stripes, tiny_model, wait_for_file
 from hostile import PicklePayload
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
@@ -109,6 +109,7 @@ def test_resume_true_finds_the_newest_other_run(tmp_path):
         resume_checkpoint(str(tmp_path / "nope.ckpt"), runs / "c")
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style_image,
                                                       tmp_path):
     run_dir = tmp_path / "runs" / "one"
@@ -223,6 +224,7 @@ def test_corrupt_photos_are_skipped_and_counted(vgg_weights, photos, style_image
     assert any("empty.jpg" in w for w in warnings) and any("text.png" in w for w in warnings)
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_resume_refuses_foreign_checkpoints_in_one_line_without_running_them(tmp_path):
     net = TransformerNet(TransformerConfig(channels=8, blocks=1))
     other = tmp_path / "other.ckpt"  # a Lightning checkpoint of another architecture
@@ -253,6 +255,7 @@ def test_resume_refuses_foreign_checkpoints_in_one_line_without_running_them(tmp
         " loading them could run code"]
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_cli_reports_a_missing_folder_in_one_line(tmp_path):
     env = {**os.environ, "FASTNST_TRAIN_DIR": str(tmp_path / "missing")}
     proc = subprocess.run([sys.executable, "-m", "fastnst.train", f"hydra.run.dir={tmp_path}/r"],
@@ -263,6 +266,7 @@ def test_cli_reports_a_missing_folder_in_one_line(tmp_path):
         " (set data.root or FASTNST_TRAIN_DIR)")
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_ddp_with_two_cpu_processes(vgg_weights, photos, style_image, tmp_path):
     run_dir = tmp_path / "ddp"
     args = _overrides(photos, style_image, 4, "trainer=ddp", "trainer.accelerator=cpu",
@@ -319,6 +323,7 @@ def _start(args: list[str], run_dir: Path, *extra: str) -> subprocess.Popen:
                             env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=ctrl_c_default)
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
         vgg_weights, photos, style_image, tmp_path, reap):
     """Ctrl-C at a random moment saves a checkpoint; SIGKILL at a random moment loses only the

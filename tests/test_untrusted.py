@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import smooth_image, tiny_model
+from helpers import smooth_image, tiny_model
 from PIL import EpsImagePlugin, Image
 
 from fastnst import export, infer
@@ -216,6 +216,7 @@ def test_exclusive_creation_drops_the_result_when_the_name_is_taken(tmp_path):
     assert dest.read_text() == "theirs" and list(tmp_path.iterdir()) == [dest]
 
 
+@pytest.mark.slow  # a subprocess, or seconds of work
 def test_sigterm_during_a_video_cleans_up_like_ctrl_c(tmp_path, reap):
     wide = tiny_model(tmp_path / "wide.safetensors", channels=32, blocks=5)
     clip = tmp_path / "clip.mp4"

@@ -90,7 +90,7 @@ def test_building_networks_draws_nothing_from_the_global_generator(vgg_weights, 
     """Library code must not consume torch's global generator as a side effect: a training run
     seeds it and then builds its network, so any draw here changes the network's first weights
     depending on what ran before (a test that only failed after other tests)."""
-    from conftest import tiny_model
+    from helpers import tiny_model
 
     from fastnst.styles import load_model
     from fastnst.transformer import TransformerNet
