@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.vgg import MIN_SIDE as VGG_MIN_SIDE
+from fastnst.vgg import VGG_MIN_SIDE
 
 
 class ConfigError(ValueError):

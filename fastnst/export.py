@@ -37,7 +37,7 @@ from fastnst.styles import (
     UnknownStyleError,
     load_model,
 )
-from fastnst.transformer import MIN_SIDE, TransformerNet
+from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet
 
 DEFAULT_OPSET = 17
 OPSETS = (11, 22)  # the opsets whose exports are verified and use only onnx_checks.ALLOWED_OPS
@@ -75,7 +75,7 @@ class Verification:
 def onnx_metadata(style: str, net: TransformerNet, fp16: bool) -> dict[str, str]:
     """The metadata_props written into the ONNX model."""
     return {"format": MODEL_FORMAT, "style": style, "io": IO_CONVENTION,
-            "min_side": str(MIN_SIDE), "precision": "float16" if fp16 else "float32",
+            "min_side": str(NETWORK_MIN_SIDE), "precision": "float16" if fp16 else "float32",
             "architecture": json.dumps(dataclasses.asdict(net.config)),
             "input": "image", "output": "stylized"}
 

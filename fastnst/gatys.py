@@ -27,7 +27,7 @@ from fastnst.images import (
     write_image,
 )
 from fastnst.losses import PerceptualLoss
-from fastnst.vgg import MIN_SIDE
+from fastnst.vgg import VGG_MIN_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def level_sizes(size: int, levels: int) -> list[int]:
     """Long sides of the coarse-to-fine levels, halving down: (512, 3) -> [128, 256, 512]."""
     if levels < 1:
         raise ValueError(f"levels must be >= 1, not {levels}")
-    return [max(MIN_SIDE, round(size / 2 ** (levels - 1 - i))) for i in range(levels)]
+    return [max(VGG_MIN_SIDE, round(size / 2 ** (levels - 1 - i))) for i in range(levels)]
 
 
 def style_weight_factor(iteration: int, iterations: int, end: float) -> float:
@@ -106,7 +106,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor], loss: Percept
     for level_size in result.sizes:
         c = resize_long_side(content, level_size)
         level_styles = [resize_long_side(s.to(device),
-                                         max(MIN_SIDE, round(level_size * style_scale)))
+                                         max(VGG_MIN_SIDE, round(level_size * style_scale)))
                         for s in styles]
         if preserve_color:
             level_styles = [match_luminance(s, c) for s in level_styles]
@@ -235,11 +235,11 @@ def run(cfg: DictConfig) -> Path:
     content = read_image(content_path, max_size=cfg.size)  # the result's size: decode no more
     h, w = content.shape[-2:]
     smallest = round(min(h, w) * level_sizes(cfg.size, cfg.levels)[0] / max(h, w))
-    if smallest < MIN_SIDE:
+    if smallest < VGG_MIN_SIDE:
         raise ImageError(content_path, f"{w}x{h} px is too small: at size={cfg.size} and"
                                        f" levels={cfg.levels} its short side would be {smallest}"
-                                       f" px, and the VGG19 loss needs at least {MIN_SIDE}")
-    style_max = max(MIN_SIDE, round(cfg.size * cfg.style_scale))
+                                       f" px, and the VGG19 loss needs at least {VGG_MIN_SIDE}")
+    style_max = max(VGG_MIN_SIDE, round(cfg.size * cfg.style_scale))
     styles = [read_style_image(cfg.style, max_size=style_max)]
     weights = [1.0]
     for spec, weight in (cfg.blend or {}).items():

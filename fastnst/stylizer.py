@@ -125,7 +125,7 @@ class OnnxBackend:
         from fastnst.onnx_checks import run_bounded
 
         h, w = image.shape[-2:]
-        x = pad_to_min_side(image.float())  # the graph needs MIN_SIDE pixels a side
+        x = pad_to_min_side(image.float())  # the graph needs NETWORK_MIN_SIDE pixels a side
         out = run_bounded(self.session, {"image": np.ascontiguousarray(x.numpy())}, "stylized",
                           timeout)
         if out.ndim != 4 or out.shape[:2] != x.shape[:2] or out.shape[-2:] != x.shape[-2:]:

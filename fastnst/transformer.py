@@ -18,7 +18,7 @@ from torch import nn
 # The network works on at least this many pixels a side: a reflection pad must be smaller than
 # its input (the 9x9 convs pad 4 at full size; 5 px is still 2 px at quarter size, where the 3x3
 # convs pad 1).
-MIN_SIDE = 5
+NETWORK_MIN_SIDE = 5
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,12 @@ class _ResizeConv(nn.Sequential):
 
 
 def pad_to_min_side(image: torch.Tensor) -> torch.Tensor:
-    """Replicate-pad `(N, 3, H, W)` at the bottom and right to at least MIN_SIDE a side."""
+    """Replicate-pad `(N, 3, H, W)` at the bottom and right to at least NETWORK_MIN_SIDE a side."""
     h, w = image.shape[-2:]
-    if h >= MIN_SIDE and w >= MIN_SIDE:
+    if h >= NETWORK_MIN_SIDE and w >= NETWORK_MIN_SIDE:
         return image
-    return F.pad(image, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
+    pad = (0, max(0, NETWORK_MIN_SIDE - w), 0, max(0, NETWORK_MIN_SIDE - h))
+    return F.pad(image, pad, mode="replicate")
 
 
 class TransformerNet(nn.Module):
@@ -103,8 +104,8 @@ class TransformerNet(nn.Module):
         h, w = image.shape[-2:]
         # Each upsampling stage resizes to the exact size of the matching encoder stage, so any
         # H and W come back unchanged, with no size-dependent Python in the graph (the ONNX
-        # export stays dynamic). Images under MIN_SIDE pixels a side are replicate-padded first
-        # (reflection pads need room), then cropped back.
+        # export stays dynamic). Images under NETWORK_MIN_SIDE pixels a side are replicate-padded
+        # first (reflection pads need room), then cropped back.
         full = self.encoder[0](pad_to_min_side(image))
         half = self.encoder[1](full)
         x = self.residuals(self.encoder[2](half))

@@ -22,7 +22,7 @@ KERAS_H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 KERAS_H5_URL = ("https://github.com/fchollet/deep-learning-models/releases/download/v0.1/"
                 + KERAS_H5_NAME)
 KERAS_H5_MD5 = "253f8cb515780f3b799900260a226db6"
-MIN_SIDE = 16  # pixels: relu5_1 comes after four 2x2 max-poolings, so smaller images vanish
+VGG_MIN_SIDE = 16  # pixels: relu5_1 comes after four 2x2 max-poolings, so smaller images vanish
 TORCHVISION = "torchvision"  # a `weights` value: torchvision's own ImageNet VGG19 (RGB, mean/std)
 
 # (channels, convolutions) per block, as in Simonyan & Zisserman's configuration E.

@@ -49,3 +49,13 @@ def test_an_offline_style_image_says_where_it_looked_and_what_to_set(monkeypatch
     assert "not found (looked in starry_night.jpg, " in message
     assert "download failed (no network)" in message
     assert message.endswith("set FASTNST_STYLE_DIR to the folder that holds it")
+
+
+@pytest.mark.slow  # two subprocesses
+def test_help_lists_examples_and_only_the_groups_a_command_uses():
+    out = {tool: subprocess.run([sys.executable, "-m", f"fastnst.{tool}", "--help"],
+                                capture_output=True, text=True, timeout=120).stdout
+           for tool in ("train", "gatys")}
+    assert "Examples:" in out["train"] and "trainer: cpu, ddp, gpu" in out["train"]
+    assert "python -m fastnst.gatys content=photo.jpg style=starry_night" in out["gatys"]
+    assert "trainer:" not in out["gatys"] and "data:" not in out["gatys"]
