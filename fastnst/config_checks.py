@@ -130,6 +130,23 @@ def check_overrides(args: list[str]) -> None:
                               f" {', '.join(style_names())}; or give the path of a painting")
 
 
+def prepare_overrides(prog: str) -> None:
+    """For a Hydra entry point, before Hydra runs: refuse mistaken arguments in `sys.argv`
+    (check_overrides: one line, exit status 2) and rewrite `style=<painting path>` into the
+    generic image style (style_images.expand_style_path)."""
+    import sys
+
+    from fastnst.console import shown
+    from fastnst.style_images import expand_style_path
+
+    try:
+        check_overrides(sys.argv[1:])
+    except ConfigError as e:
+        print(f"{prog}: error: {shown(e)}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *expand_style_path(sys.argv[1:])]
+
+
 def bounded(low: float | None, high: float | None = None, integer: bool = True
             ) -> Callable[[str], float]:
     """An argparse `type=` for a number in `[low, high]` (argparse names the option)."""

@@ -284,16 +284,11 @@ def main() -> None:
     prepare_console()
     import hydra
 
-    from fastnst.config_checks import ConfigError, check_overrides
-    from fastnst.style_images import StyleError, expand_style_path
+    from fastnst.config_checks import prepare_overrides
+    from fastnst.style_images import StyleError
     from fastnst.vgg import VGGWeightsError
 
-    try:
-        check_overrides(sys.argv[1:])
-    except ConfigError as e:
-        print(f"fastnst-gatys: error: {shown(e)}", file=sys.stderr)
-        sys.exit(2)
-    sys.argv = [sys.argv[0], *expand_style_path(sys.argv[1:])]
+    prepare_overrides("fastnst-gatys")
 
     @hydra.main(version_base="1.3", config_path="pkg://fastnst.conf", config_name="gatys")
     def _main(cfg: DictConfig) -> None:
