@@ -318,8 +318,9 @@ def remove_if_untouched(run_dir: Path) -> None:
         (run_dir / ".hydra").rmdir()
         (run_dir / "train.log").unlink(missing_ok=True)
         run_dir.rmdir()
-        for folder in list(run_dir.parents)[:3]:  # outputs/train/<style>, outputs/train, outputs
-            folder.rmdir()  # only if empty: OSError otherwise, and the loop ends
+        if [p.name for p in run_dir.parents][1:3] == ["train", "outputs"]:  # the default layout
+            for folder in list(run_dir.parents)[:3]:  # outputs/train/<style>, .../train, outputs
+                folder.rmdir()  # only if empty: OSError otherwise, and the loop ends
     except OSError:  # anything unexpected: leave it
         pass
 
