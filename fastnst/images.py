@@ -220,7 +220,7 @@ def read_any(image: str | os.PathLike[str] | Image.Image | np.ndarray,
 
 def from_bgr(frame: np.ndarray) -> torch.Tensor:
     """An OpenCV frame, `(H, W, 3)` BGR uint8 -> `(1, 3, H, W)` RGB float in [0, 1]."""
-    return torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255.0
+    return from_rgb_array(frame[..., ::-1])
 
 
 def to_bgr(image: torch.Tensor) -> np.ndarray:

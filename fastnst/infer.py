@@ -125,8 +125,8 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
     seen: set[Path] = set()
     sources = []
     for source, root in inputs:
-        if _resolved(source) not in seen:
-            seen.add(_resolved(source))
+        if (key := _resolved(source)) not in seen:
+            seen.add(key)
             sources.append((source, root))
     if file is not None:
         count = len(sources) * len(styles)
@@ -145,7 +145,7 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
                 for i, style in enumerate(styles) for source, root in sources]
     result = Plan(jobs)
     _separate_collisions(result, styles)
-    inputs_at = {_resolved(source) for source, _ in sources}
+    inputs_at = seen  # every input, resolved
     for job in list(result.jobs):
         if _resolved(job.output) in inputs_at:
             result.jobs.remove(job)

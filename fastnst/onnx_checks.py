@@ -8,6 +8,7 @@ tensors inside the file (external data would read other files) and is of a bound
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -62,6 +63,23 @@ def check_graph(path: str | os.PathLike[str], data: bytes) -> None:
                                    " models hold all their weights inside")
 
 
+_JOBS: queue.SimpleQueue = queue.SimpleQueue()  # (run, result box, done) for the worker
+_WORKER: list[threading.Thread] = []  # the one worker thread, started on first use
+
+
+def _work() -> None:
+    """The worker: runs ONNX Runtime calls one after another, for as long as the process runs
+    (one thread for every call: starting a thread per frame costs a millisecond)."""
+    while True:
+        run, box, done = _JOBS.get()
+        try:
+            box["out"] = run()
+        except Exception as e:  # handed to the caller's thread
+            box["error"] = e
+        finally:
+            done.set()
+
+
 def run_bounded(session, feeds: Mapping[str, np.ndarray], output: str,
                 timeout: float | None = None) -> np.ndarray:
     """`session.run([output], feeds)[0]` on a worker thread, so that Ctrl-C stops it (ONNX
@@ -71,19 +89,13 @@ def run_bounded(session, feeds: Mapping[str, np.ndarray], output: str,
     raised."""
     import onnxruntime as ort
 
+    if not _WORKER:
+        _WORKER.append(threading.Thread(target=_work, daemon=True, name="onnxruntime"))
+        _WORKER[0].start()
     options = ort.RunOptions()
-    result: dict[str, object] = {}
+    box: dict[str, object] = {}
     done = threading.Event()  # not Thread.join: Ctrl-C inside join can mark a live thread dead
-
-    def work() -> None:
-        try:
-            result["out"] = session.run([output], dict(feeds), options)[0]
-        except Exception as e:  # handed to the caller's thread
-            result["error"] = e
-        finally:
-            done.set()
-
-    threading.Thread(target=work, daemon=True).start()
+    _JOBS.put((lambda: session.run([output], dict(feeds), options)[0], box, done))
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while not done.wait(0.05):
@@ -95,6 +107,6 @@ def run_bounded(session, feeds: Mapping[str, np.ndarray], output: str,
         options.terminate = True
         done.wait(5.0)  # let it unwind: exiting while it runs aborts the process
         raise
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-    return result["out"]  # type: ignore[return-value]
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["out"]  # type: ignore[return-value]

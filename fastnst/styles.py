@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 
 from fastnst.console import shown
 from fastnst.files import atomic_path
+from fastnst.images import IMAGE_SUFFIXES
 from fastnst.transformer import TransformerConfig, TransformerNet
 
 MODEL_FORMAT = "fastnst-transformer-v1"
@@ -182,14 +183,10 @@ class UnknownStyleError(ModelFileError):
     """A style name that is neither shipped nor a model file: a usage error (exit status 2)."""
 
 
-# What a painting's file may end with: such a file given as a model is a painting, not a model.
-_PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
-
-
 def find_model(spec: str, suffix: str = ".safetensors") -> Path:
     """`spec` is a model file path, or the name of a shipped style (its `suffix` file)."""
     path = Path(spec).expanduser()
-    if path.suffix.lower() in _PICTURE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES:  # a painting given where a model goes
         raise UnknownStyleError(spec, "a picture, not a style model: train a model for this"
                                       f" painting with `python -m fastnst.train style={spec}`,"
                                       " or stylize with it directly (slow, one photo at a time):"
