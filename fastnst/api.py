@@ -62,7 +62,7 @@ def load(style: str = "starry_night", backend: str = "torch", device: str = "aut
     """A reusable Stylizer: `style` is a shipped style name (see list_styles), a `.safetensors`
     model from training or an exported `.onnx` file; `backend` "torch" or "onnx" (ONNX Runtime;
     a shipped or .safetensors model is exported on first use and cached); `device` "auto",
-    "cpu" or "cuda". Raises fastnst.styles.ModelFileError for a missing or bad model."""
+    "cpu" or "cuda". Raises fastnst.model_files.ModelFileError for a missing or bad model."""
     from fastnst.stylizer import load_backend
 
     return Stylizer(load_backend(style, backend, device))
@@ -87,6 +87,6 @@ def stylize(image: ImageLike, style: str = "starry_night", strength: float = 1.0
 
 def list_styles() -> list[str]:
     """The names of the styles installed with fastnst, sorted."""
-    from fastnst.styles import shipped_models
+    from fastnst.model_files import shipped_models
 
     return sorted(shipped_models())

@@ -103,7 +103,7 @@ def check_overrides(args: list[str]) -> None:
     name (with the closest ones), and `style=image` without a painting."""
     import difflib
 
-    from fastnst.style_images import IMAGE_STYLE, is_image_path, style_names
+    from fastnst.paintings import IMAGE_STYLE, is_image_path, style_names
 
     takes_value = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
                    "-cn", "--config-dir", "-cd", "--info", "-i", "--experimental-rerun"}
@@ -133,11 +133,11 @@ def check_overrides(args: list[str]) -> None:
 def prepare_overrides(prog: str) -> None:
     """For a Hydra entry point, before Hydra runs: refuse mistaken arguments in `sys.argv`
     (check_overrides: one line, exit status 2) and rewrite `style=<painting path>` into the
-    generic image style (style_images.expand_style_path)."""
+    generic image style (paintings.expand_style_path)."""
     import sys
 
     from fastnst.console import shown
-    from fastnst.style_images import expand_style_path
+    from fastnst.paintings import expand_style_path
 
     try:
         check_overrides(sys.argv[1:])

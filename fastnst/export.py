@@ -30,7 +30,7 @@ from torch import nn
 from fastnst.config_checks import bounded
 from fastnst.console import prepare_console, shown
 from fastnst.files import atomic_path, check_writable
-from fastnst.styles import (
+from fastnst.model_files import (
     IO_CONVENTION,
     MODEL_FORMAT,
     ModelFileError,
@@ -169,7 +169,7 @@ def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
 def main(argv: Sequence[str] | None = None) -> int:
     """`fastnst-export`: a style model to a verified ONNX file."""
     prepare_console()
-    from fastnst.styles import find_model
+    from fastnst.model_files import find_model
 
     parser = argparse.ArgumentParser(prog="fastnst-export", description=__doc__.splitlines()[0])
     parser.add_argument("--style", required=True,

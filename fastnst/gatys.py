@@ -88,7 +88,7 @@ def stylize(content: torch.Tensor, styles: Sequence[torch.Tensor], loss: Percept
 
     size: long side of the result (pixels); levels: coarse-to-fine levels, each half the size of
     the next and initialised from the last; iterations: per level; init: content | noise | style;
-    style_scale: style image long side relative to the level's size; preserve_color: transfer
+    style_scale: painting long side relative to the level's size; preserve_color: transfer
     luminance only and keep the photo's colours; style_weight_end: the style weight's factor at
     the last iteration (linear from 1; 1 = constant); average: return the mean of the last
     `average` iterates (0 = the last iterate); on_iteration(size, iteration, image) is called
@@ -218,8 +218,8 @@ def run(cfg: DictConfig) -> Path:
 
     from fastnst.config_checks import GATYS_BOUNDS, Bound, ConfigError, check_config
     from fastnst.device import resolve_device
-    from fastnst.style_images import load_style_image, read_style_image
-    from fastnst.styles import style_label
+    from fastnst.model_files import style_label
+    from fastnst.paintings import load_painting, read_painting
 
     if not cfg.content:
         raise ValueError("no content image: give content=PHOTO")
@@ -240,10 +240,10 @@ def run(cfg: DictConfig) -> Path:
                                        f" levels={cfg.levels} its short side would be {smallest}"
                                        f" px, and the VGG19 loss needs at least {VGG_MIN_SIDE}")
     style_max = max(VGG_MIN_SIDE, round(cfg.size * cfg.style_scale))
-    styles = [read_style_image(cfg.style, max_size=style_max)]
+    styles = [read_painting(cfg.style, max_size=style_max)]
     weights = [1.0]
     for spec, weight in (cfg.blend or {}).items():
-        styles.append(load_style_image(str(spec), max_size=style_max))
+        styles.append(load_painting(str(spec), max_size=style_max))
         weights.append(float(weight))
     loss = hydra.utils.instantiate(cfg.loss).to(device)
 
@@ -285,7 +285,7 @@ def main() -> None:
     import hydra
 
     from fastnst.config_checks import prepare_overrides
-    from fastnst.style_images import StyleError
+    from fastnst.paintings import StyleError
     from fastnst.vgg import VGGWeightsError
 
     prepare_overrides("fastnst-gatys")

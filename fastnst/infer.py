@@ -36,7 +36,7 @@ from fastnst.images import (
     to_bgr,
     write_image,
 )
-from fastnst.styles import ModelFileError, UnknownStyleError
+from fastnst.model_files import ModelFileError, UnknownStyleError
 from fastnst.stylizer import BACKENDS, Backend, BadResultError, load_backend, stylize
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
@@ -347,7 +347,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def live(args: argparse.Namespace) -> int:
     """The webcam view: every --style (default: all shipped styles), cycled with keys."""
-    from fastnst.styles import shipped_models
+    from fastnst.model_files import shipped_models
     from fastnst.webcam import TkWindow, open_camera, run_webcam
 
     styles = args.style or sorted(shipped_models())
@@ -372,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare_console()
     from tqdm import tqdm
 
-    from fastnst.styles import shipped_models
+    from fastnst.model_files import shipped_models
 
     args = parse_args(argv)
     if args.list_styles:

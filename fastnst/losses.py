@@ -47,7 +47,7 @@ class PerceptualLoss(nn.Module):
     """content_weight * content + style_weight * style + tv_weight * TV + pixel_weight * pixel,
     on VGG19 features; `pixel` is the mean squared RGB difference from the content image.
 
-    Call `set_style` once with the style image(s); the Gram targets are kept as buffers and
+    Call `set_style` once with the painting(s); the Gram targets are kept as buffers and
     broadcast over any batch. Images are `(N, 3, H, W)` RGB in [0, 1].
     """
 
@@ -68,10 +68,10 @@ class PerceptualLoss(nn.Module):
     @torch.no_grad()
     def set_style(self, images: Sequence[torch.Tensor],
                   blend: Sequence[float] | None = None) -> None:
-        """Compute the Gram targets of one or several style images, blended by `blend` weights."""
+        """Compute the Gram targets of one or several paintings, blended by `blend` weights."""
         blend = [1.0] * len(images) if blend is None else [float(b) for b in blend]
         if len(blend) != len(images) or not images or sum(blend) <= 0:
-            raise ValueError("set_style needs as many positive blend weights as style images")
+            raise ValueError("set_style needs as many positive blend weights as paintings")
         targets: dict[str, torch.Tensor] = {}
         for image, weight in zip(images, blend, strict=True):
             feats = self.vgg(image.to(self.vgg.mean.device), layers=self.style_layers)

@@ -63,7 +63,7 @@ class NonFiniteLossError(RuntimeError):
 
 
 class StyleTransferModule(pl.LightningModule):
-    """Johnson et al.'s training: a TransformerNet minimising `loss` against `style_image`.
+    """Johnson et al.'s training: a TransformerNet minimising `loss` against `painting`.
 
     lr: Adam's peak learning rate; warmup_steps: linear warm-up; final_lr: the learning rate's
     factor at the last step (cosine decay over the trainer's max_steps); val_photos: fixed
@@ -72,7 +72,7 @@ class StyleTransferModule(pl.LightningModule):
     train_only: "all" or "norm" (see `trainable`).
     """
 
-    def __init__(self, config: TransformerConfig, loss: PerceptualLoss, style_image: torch.Tensor,
+    def __init__(self, config: TransformerConfig, loss: PerceptualLoss, painting: torch.Tensor,
                  lr: float = 1e-3, warmup_steps: int = 100, final_lr: float = 0.1,
                  val_photos: Sequence[torch.Tensor] = (), sample_every: int = 100,
                  sample_dir: str | Path | None = None,
@@ -84,7 +84,7 @@ class StyleTransferModule(pl.LightningModule):
         self.train_only = train_only
         trainable(self.net, train_only)  # fails early on a bad value
         self.loss = loss
-        self.style_image = style_image  # a plain attribute: not in checkpoints
+        self.painting = painting  # a plain attribute: not in checkpoints
         self.lr, self.warmup_steps, self.final_lr = lr, warmup_steps, final_lr
         self.val_photos = list(val_photos)
         self.sample_every = sample_every
@@ -98,7 +98,7 @@ class StyleTransferModule(pl.LightningModule):
         return self.net(images)
 
     def on_fit_start(self) -> None:
-        self.loss.set_style([self.style_image.to(self.device)])
+        self.loss.set_style([self.painting.to(self.device)])
 
     def training_step(self, batch: tuple[torch.Tensor, int], batch_idx: int) -> torch.Tensor:
         images, skipped = batch

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fastnst.console import shown
-from fastnst.styles import ModelFileError
+from fastnst.model_files import ModelFileError
 
 # Every operator fastnst.export writes (export.OPSETS 11-22, float32 and float16), nothing else.
 ALLOWED_OPS = frozenset({

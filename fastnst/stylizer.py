@@ -22,7 +22,7 @@ from fastnst.color import keep_colors
 from fastnst.console import shown
 from fastnst.device import resolve_device
 from fastnst.images import resize_long_side
-from fastnst.styles import MODEL_FORMAT, ModelFileError, find_model, load_model, style_label
+from fastnst.model_files import MODEL_FORMAT, ModelFileError, find_model, load_model, style_label
 from fastnst.transformer import TransformerNet, pad_to_min_side
 
 BACKENDS = ("torch", "onnx")

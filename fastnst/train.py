@@ -159,7 +159,7 @@ def check_checkpoint(path: Path, net: TransformerNet) -> None:
     unexecuted."""
     from pickle import UnpicklingError
 
-    from fastnst.styles import nonfinite, tensor_specs, weight_problems
+    from fastnst.model_files import nonfinite, tensor_specs, weight_problems
 
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -186,7 +186,7 @@ def check_checkpoint(path: Path, net: TransformerNet) -> None:
 def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, torch.Tensor] | None:
     """The weights `init=` names (a shipped style or a model file), checked against the
     configured architecture; None for random weights."""
-    from fastnst.styles import find_model, load_model
+    from fastnst.model_files import find_model, load_model
 
     if init in (None, "", "null"):
         return None
@@ -216,9 +216,9 @@ def run(cfg: DictConfig) -> Path | None:
     from fastnst.config_checks import TRAIN_BOUNDS, ConfigError, check_config
     from fastnst.files import check_writable
     from fastnst.images import resize_long_side
+    from fastnst.model_files import save_model, style_label
     from fastnst.module import NonFiniteLossError, StyleTransferModule
-    from fastnst.style_images import read_style_image
-    from fastnst.styles import save_model, style_label
+    from fastnst.paintings import read_painting
 
     # The VGG loss network is frozen in eval mode on purpose, and the data resume at the
     # checkpoint's step by construction (fastnst.data.SampleOrder).
@@ -246,9 +246,9 @@ def run(cfg: DictConfig) -> Path | None:
     data = instantiate(cfg.data)
     data.setup()  # a missing or empty folder fails here, before anything heavy
     val = data.val_images()
-    style_image = resize_long_side(read_style_image(cfg.style), cfg.style_size)
+    painting = resize_long_side(read_painting(cfg.style), cfg.style_size)
     module = StyleTransferModule(
-        config, instantiate(cfg.loss), style_image, lr=cfg.optim.lr,
+        config, instantiate(cfg.loss), painting, lr=cfg.optim.lr,
         warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
         val_photos=[photo for _, photo in val], sample_every=cfg.sample_every,
         sample_dir=run_dir / "samples", init=init, train_only=cfg.train_only)
@@ -335,7 +335,7 @@ def main() -> None:
     from fastnst.files import WriteError
     from fastnst.images import ImageError
     from fastnst.module import NonFiniteLossError
-    from fastnst.style_images import StyleError
+    from fastnst.paintings import StyleError
     from fastnst.vgg import VGGWeightsError
 
     prepare_overrides("fastnst-train")

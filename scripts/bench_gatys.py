@@ -15,7 +15,7 @@ from common import devices as available_devices
 
 from fastnst.gatys import stylize
 from fastnst.images import read_image
-from fastnst.style_images import load_style_image
+from fastnst.paintings import load_painting
 
 
 def main() -> None:
@@ -36,13 +36,13 @@ def main() -> None:
     print(machine())
 
     photo = read_image(args.eval_dir / args.photos[0])
-    style_image = load_style_image(args.styles[0])
+    painting = load_painting(args.styles[0])
     print("\n| device | size (long side) | s / L-BFGS iteration |\n|---|---|---|")
     for device in devices:
         loss = build_loss(args.styles[0], device)
         for size in args.timing_sizes:
-            stylize(photo, [style_image], loss, size=size, iterations=2, progress=False)  # warm-up
-            r = stylize(photo, [style_image], loss, size=size, iterations=args.timing_iterations,
+            stylize(photo, [painting], loss, size=size, iterations=2, progress=False)  # warm-up
+            r = stylize(photo, [painting], loss, size=size, iterations=args.timing_iterations,
                         progress=False)
             print(f"| {device.type} | {size} | {r.seconds / r.iterations:.3f} |", flush=True)
 
@@ -54,10 +54,10 @@ def main() -> None:
     print("|---|---|---|" + "---|" * len(after) + "---|")
     for style in args.styles:
         loss = build_loss(style, device)
-        style_image = load_style_image(style)
+        painting = load_painting(style)
         for name in args.photos:
             photo = read_image(args.eval_dir / name)
-            r = stylize(photo, [style_image], loss, size=args.curve_size, iterations=after[-1],
+            r = stylize(photo, [painting], loss, size=args.curve_size, iterations=after[-1],
                         init=args.init, progress=False)
             curve = r.losses[0]
             cells = " | ".join(f"{curve[n]['total']:.4g}" for n in after)

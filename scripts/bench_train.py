@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 
 from fastnst.device import bf16_is_fast
 from fastnst.losses import PerceptualLoss
-from fastnst.style_images import read_style_image
+from fastnst.paintings import read_painting
 from fastnst.transformer import TransformerNet
 
 
@@ -85,7 +85,7 @@ def main() -> None:
             with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
                 cfg = compose(config_name="train", overrides=[f"model={model}"])
             loss = instantiate(cfg.loss).to(device)
-            loss.set_style([read_style_image(cfg.style, max_size=cfg.style_size).to(device)])
+            loss.set_style([read_painting(cfg.style, max_size=cfg.style_size).to(device)])
             net = TransformerNet(instantiate(cfg.model)).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=1e-3)
             for precision in precisions:

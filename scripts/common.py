@@ -45,7 +45,7 @@ def machine() -> str:
 def build_loss(style: str, device: torch.device, meta: dict | None = None) -> PerceptualLoss:
     """The perceptual loss a style network was trained with, on `device`.
 
-    `meta` is the model's metadata (fastnst.styles.read_metadata): its recorded training loss
+    `meta` is the model's metadata (fastnst.model_files.read_metadata): its recorded training loss
     config wins, so a model is judged by the weights it was trained under even after the style's
     config changes. Without it: the style's own config, `conf/style/<style>.yaml`.
     """
@@ -78,7 +78,7 @@ def add_model_and_photo_args(parser: argparse.ArgumentParser) -> None:
 def models_and_photos(parser: argparse.ArgumentParser, args: argparse.Namespace
                       ) -> tuple[list[Path], list[str]]:
     """The model files and photo names that `add_model_and_photo_args` options chose."""
-    from fastnst.styles import shipped_models
+    from fastnst.model_files import shipped_models
 
     models = args.models or sorted(shipped_models().values())
     if not models:

@@ -34,9 +34,9 @@ from common import (
 )
 
 from fastnst.images import grid, read_image, resize_long_side, write_image
+from fastnst.model_files import load_model
+from fastnst.paintings import find_painting, style_config
 from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
-from fastnst.style_images import find_style_image, style_config
-from fastnst.styles import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 # Run in the peer's venv: stylize each photo with the painting, one PNG per photo.
@@ -93,7 +93,7 @@ def main() -> None:
     for model in models:
         net, meta = load_model(model)
         style = meta["style"]
-        painting = find_style_image(style_config(style).image)
+        painting = find_painting(style_config(style).image)
         # Keyed by size: the peer's results at 256 px are no answer at 512 px.
         outs = {n: args.work / f"{style}_{args.size}" / f"{Path(n).stem}.png" for n in names}
         for out in outs.values():
@@ -107,7 +107,7 @@ def main() -> None:
                 ours.append(judge(loss, net(photo), photo))
             peer.append(judge(loss, read_image(outs[name]), photo))
         mean, peer_mean = Scores.mean(ours), Scores.mean(peer)
-        label = style if model.parent.name == "checkpoints" else model.parent.name
+        label = style if model.parent.name == "models" else model.parent.name
         if shown:
             with torch.no_grad():
                 rows.append(labelled(label, [net(photos[n][1]) for n in shown]))

@@ -4,7 +4,7 @@
                                    [--size 512] [--after 50 100 300]
 
 For each style model (default: the shipped ones) and photo, at `--size` px long side: the
-network's total loss under its style's own loss config (conf/style/<style>.yaml, style image at
+network's total loss under its style's own loss config (conf/style/<style>.yaml, painting at
 the same long side), and the loss the Gatys baseline reaches with that config after N iterations
 from noise and from the photo. "Worth" is the first iteration at which Gatys gets below the
 network (">N" when it never does within the run). Johnson et al. report their networks match 50
@@ -29,8 +29,8 @@ from common import (
 
 from fastnst.gatys import stylize as gatys
 from fastnst.images import read_image, resize_long_side
-from fastnst.style_images import load_style_image
-from fastnst.styles import load_model
+from fastnst.model_files import load_model
+from fastnst.paintings import load_painting
 
 
 def worth(curve: list[float], target: float) -> str:
@@ -64,10 +64,10 @@ def main() -> None:
         # Two models of one style (a retrained one against the shipped one) are told apart.
         label = style if styles.count(style) == 1 else f"{style} ({model.parent.name})"
         loss = build_loss(style, device, meta)
-        style_image = load_style_image(style, max_size=args.size)
+        painting = load_painting(style, max_size=args.size)
         for name in names:
             photo = resize_long_side(read_image(args.eval_dir / name), args.size).to(device)
-            loss.set_style([resize_long_side(style_image, args.size).to(device)])
+            loss.set_style([resize_long_side(painting, args.size).to(device)])
             with torch.no_grad():
                 network = loss(net(photo), content=photo)["total"].item()
             cells, worths = [], []
@@ -77,7 +77,7 @@ def main() -> None:
                 key = (style, name, init, weights)
                 if key not in curves:
                     start = time.perf_counter()
-                    result = gatys(photo.cpu(), [style_image], loss, size=args.size,
+                    result = gatys(photo.cpu(), [painting], loss, size=args.size,
                                    iterations=after[-1], init=init, progress=False)
                     curves[key] = [h["total"] for h in result.losses[0]]
                     print(f"  ({style}, {name}, init {init}: {time.perf_counter() - start:.0f}"

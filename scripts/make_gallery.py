@@ -22,8 +22,8 @@ from common import SHARED, build_loss, caption, machine, use_shared_data
 
 from fastnst.gatys import stylize as gatys
 from fastnst.images import grid, read_image, resize_long_side, write_image
-from fastnst.style_images import load_style_image
-from fastnst.styles import read_metadata, shipped_models
+from fastnst.model_files import read_metadata, shipped_models
+from fastnst.paintings import load_painting
 from fastnst.stylizer import load_backend, stylize
 
 
@@ -54,7 +54,7 @@ def main() -> None:
         print(f"{backend.style}: {seconds:.2f} s a photo")
         columns.append([caption(f"{backend.style}, {seconds:.1f} s", args.size), *outs])
     style = load_backend(str(models[0]), device="cpu").style
-    result = gatys(photos[0], [load_style_image(style, max_size=args.size)],
+    result = gatys(photos[0], [load_painting(style, max_size=args.size)],
                    build_loss(style, torch.device("cpu"), read_metadata(models[0])), size=args.size,
                    iterations=args.gatys_iterations, progress=True)
     print(f"Gatys {style}, {args.gatys_iterations} L-BFGS iterations: {result.seconds:.0f} s")

@@ -1,4 +1,4 @@
-"""Ship a trained style: checkpoints/<style>.safetensors (fp16) and a model card.
+"""Ship a trained style: models/<style>.safetensors (fp16) and a model card.
 
     python scripts/ship_style.py outputs/train/starry_night/<run>/starry_night.safetensors
                                  [--quality "table or sentence from eval_quality.py"]
@@ -7,7 +7,7 @@ The weights are stored in float16 (half the download; the network still runs in 
 checking that the outputs stay the same to the eye: the largest pixel difference on an evaluation
 photo is printed and written into the card. The ONNX export is made and verified here too (its
 figures go into the card), but not shipped: users get it on demand, cached by content hash
-(`fastnst-infer --backend onnx`, `fastnst-export`). The card (checkpoints/<style>.md) is made
+(`fastnst-infer --backend onnx`, `fastnst-export`). The card (models/<style>.md) is made
 from the model's own metadata.
 """
 
@@ -25,10 +25,10 @@ from common import SHARED, machine
 from fastnst.export import export_onnx
 from fastnst.files import atomic_path
 from fastnst.images import read_image, resize_long_side
-from fastnst.style_images import style_config
-from fastnst.styles import load_model, save_model
+from fastnst.model_files import load_model, save_model
+from fastnst.paintings import style_config
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+SHIPPED = Path(__file__).resolve().parents[1] / "models"
 
 
 def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None) -> str:
@@ -85,7 +85,7 @@ def main() -> None:
     style = meta["style"]
     if args.precision:
         meta.setdefault("precision", args.precision)
-    half = save_model(copy.deepcopy(net).half(), CHECKPOINTS / f"{style}.safetensors", style,
+    half = save_model(copy.deepcopy(net).half(), SHIPPED / f"{style}.safetensors", style,
                       extra={k: v for k, v in meta.items()
                              if k not in ("format", "style", "io", "architecture")})
     shipped, _ = load_model(half)
@@ -94,7 +94,7 @@ def main() -> None:
         fp16_diff = float((shipped(photo) - net(photo)).abs().max())
     with tempfile.TemporaryDirectory() as tmp:
         report = export_onnx(net, Path(tmp) / f"{style}.onnx", style)
-    with atomic_path(CHECKPOINTS / f"{style}.md") as tmp:
+    with atomic_path(SHIPPED / f"{style}.md") as tmp:
         tmp.write_text(card(meta, report, fp16_diff, args.quality))
     print(f"shipped {style}: {half}, card {style}.md;"
           f" fp16 max difference {fp16_diff:.4f}")

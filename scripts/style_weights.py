@@ -23,8 +23,8 @@ from common import SHARED, machine, use_shared_data
 
 from fastnst.data import find_images
 from fastnst.images import read_image, resize_long_side
+from fastnst.paintings import load_painting, style_config, style_names
 from fastnst.quality import BALANCE, balanced_style_weight, gatys_yardstick
-from fastnst.style_images import load_style_image, style_config, style_names
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
           " suggested |")
     print("|---|---|---|---|---|")
     for style in args.styles or style_names():
-        loss.set_style([load_style_image(style, max_size=args.size)])
+        loss.set_style([load_painting(style, max_size=args.size)])
         weight, s, g = balanced_style_weight(loss, photos, args.balance)
         configured = style_config(style).style_weight if style in style_names() else "-"
         print(f"| {style} | {s:.3g} | {g:.3g} | {configured} | {weight:.2g} |", flush=True)

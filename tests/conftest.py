@@ -38,9 +38,9 @@ def vgg_weights(monkeypatch) -> Path:
 
 @pytest.fixture
 def style_dir(monkeypatch) -> Path:
-    """The shared style images, also exported as FASTNST_STYLE_DIR; skips when absent."""
+    """The shared paintings, also exported as FASTNST_STYLE_DIR; skips when absent."""
     if not (STYLE_DIR / "starry_night.jpg").is_file():
-        pytest.skip(f"style images not found in {STYLE_DIR} (needs ../shared)")
+        pytest.skip(f"paintings not found in {STYLE_DIR} (needs ../shared)")
     monkeypatch.setenv("FASTNST_STYLE_DIR", str(STYLE_DIR))
     return STYLE_DIR
 

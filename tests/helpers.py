@@ -32,7 +32,7 @@ def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
 
 
 def stripes(h: int, w: int) -> torch.Tensor:
-    """A `(1, 3, h, w)` diagonal colour-stripe 'painting', a stand-in style image."""
+    """A `(1, 3, h, w)` diagonal colour-stripe 'painting', a stand-in painting."""
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     phase = ((xx + yy) // 4) % 3
     colours = torch.tensor([[0.9, 0.2, 0.1], [0.1, 0.3, 0.9], [0.95, 0.9, 0.2]])
@@ -42,7 +42,7 @@ def stripes(h: int, w: int) -> torch.Tensor:
 def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0):
     """Write a small TransformerNet with perturbed (trained-looking) weights as a style model
     file named `path` (style name: its stem); return the path."""
-    from fastnst.styles import save_model
+    from fastnst.model_files import save_model
     from fastnst.transformer import TransformerConfig, TransformerNet
 
     torch.manual_seed(seed)

@@ -48,7 +48,7 @@ def test_load_gives_a_reusable_model_for_frames_on_both_backends(model):
 
 
 def test_list_styles_and_version():
-    from fastnst.styles import shipped_models
+    from fastnst.model_files import shipped_models
 
     assert fastnst.list_styles() == sorted(shipped_models()) and "starry_night" in \
         fastnst.list_styles()

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
 from fastnst.config_checks import GATYS_BOUNDS, TRAIN_BOUNDS, check_config
-from fastnst.style_images import style_names
+from fastnst.paintings import style_names
 from fastnst.transformer import TransformerConfig
 
 TRAINER_ARGS = set(inspect.signature(pl.Trainer.__init__).parameters)

@@ -17,7 +17,7 @@ from helpers import smooth_image, tiny_model
 from fastnst import export
 from fastnst.export import ExportError, export_onnx
 from fastnst.images import read_image, write_image
-from fastnst.styles import MODEL_FORMAT, load_model
+from fastnst.model_files import MODEL_FORMAT, load_model
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from fastnst import style_images
+from fastnst import paintings
 from fastnst.config_checks import ConfigError, check_overrides
 
 
@@ -38,13 +38,13 @@ def test_a_failed_training_start_exits_2_or_1_and_leaves_no_run_folder(tmp_path)
         assert list(tmp_path.iterdir()) == []  # no empty outputs/train/<style>/<date> left
 
 
-def test_an_offline_style_image_says_where_it_looked_and_what_to_set(monkeypatch):
+def test_an_offline_painting_says_where_it_looked_and_what_to_set(monkeypatch):
     def offline(url, dest, md5=None):
         raise RuntimeError(f"{url}: download failed (no network)")
 
-    monkeypatch.setattr(style_images, "download", offline)
-    with pytest.raises(style_images.StyleError) as error:
-        style_images.find_style_image("starry_night.jpg", url="https://example.org/s.jpg")
+    monkeypatch.setattr(paintings, "download", offline)
+    with pytest.raises(paintings.StyleError) as error:
+        paintings.find_painting("starry_night.jpg", url="https://example.org/s.jpg")
     message = str(error.value)
     assert "not found (looked in starry_night.jpg, " in message
     assert "download failed (no network)" in message

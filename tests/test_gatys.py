@@ -138,7 +138,7 @@ def _cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.Comp
 
 
 @pytest.mark.slow  # a subprocess, or seconds of work
-def test_cli_with_a_style_image_path_writes_result_and_intermediates(vgg_weights, tmp_path):
+def test_cli_with_a_painting_path_writes_result_and_intermediates(vgg_weights, tmp_path):
     content, style = tmp_path / "photo.png", tmp_path / "my painting.png"
     write_image(smooth_image(40, 56), content)
     write_image(stripes(64, 64), style)
@@ -196,10 +196,10 @@ def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path, monk
     (["content=/no/such/photo.jpg"], "/no/such/photo.jpg: no such file"),
     ([], "no content image"),
     (["style=/no/such/painting.jpg", "content=PHOTO"],
-     "style image /no/such/painting.jpg: no such file"),
+     "painting /no/such/painting.jpg: no such file"),
     # udnie.jpg is in $FASTNST_STYLE_DIR: a mistyped folder must not fall back to it.
     (["style=/no/such/dir/udnie.jpg", "content=PHOTO"],
-     "style image /no/such/dir/udnie.jpg: no such file"),
+     "painting /no/such/dir/udnie.jpg: no such file"),
     (["size=0", "content=PHOTO"], "size=0: must be an integer in [16, 16384]"),
     (["iterations=-1", "content=PHOTO"], "iterations=-1: must be an integer in [1, 1000000]"),
     (["style.style_weight=-2.5", "content=PHOTO"],
@@ -229,7 +229,7 @@ def test_hostile_corpus_through_the_baseline(vgg_weights, tmp_path):
 
     from fastnst.gatys import run
     from fastnst.images import ImageError
-    from fastnst.style_images import expand_style_path
+    from fastnst.paintings import expand_style_path
 
     style = tmp_path / "painting.png"
     write_image(stripes(32, 32), style)
@@ -254,7 +254,7 @@ def test_a_diverged_optimisation_writes_nothing(vgg_weights, tmp_path, monkeypat
     from hydra import compose, initialize_config_module
 
     from fastnst import gatys
-    from fastnst.style_images import expand_style_path
+    from fastnst.paintings import expand_style_path
 
     style, content = tmp_path / "painting.png", tmp_path / "photo.png"
     write_image(stripes(32, 32), style)

@@ -221,7 +221,7 @@ def test_no_camera_is_a_clear_error(model, monkeypatch, capsys):
 
 @pytest.mark.slow  # a subprocess, or seconds of work
 def test_shipped_styles_run_by_name_with_both_backends(tmp_path, capsys):
-    from fastnst.styles import read_metadata, shipped_models
+    from fastnst.model_files import read_metadata, shipped_models
 
     shipped = shipped_models()
     assert len(shipped) >= 6 and "starry_night" in shipped

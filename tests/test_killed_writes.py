@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from fastnst.images import read_image
-from fastnst.styles import load_model
+from fastnst.model_files import load_model
 
 # Writes version 0, says "ready", then rewrites the file with versions 1, 0, 1, ... until killed.
 WRITER = r"""
@@ -30,7 +30,7 @@ if kind == "image":
     versions = [torch.rand(1, 3, 1200, 1200, generator=g) for _ in range(2)]
     def write(v): write_image(v, dest)
 elif kind == "model":
-    from fastnst.styles import save_model
+    from fastnst.model_files import save_model
     from fastnst.transformer import TransformerNet
     versions = [TransformerNet() for _ in range(2)]
     def write(v): save_model(v, dest, "s")

@@ -50,7 +50,7 @@ def perceptual(vgg_weights) -> PerceptualLoss:
     return loss
 
 
-def test_style_image_itself_has_no_style_or_content_loss(perceptual):
+def test_painting_itself_has_no_style_or_content_loss(perceptual):
     s = stripes(64, 64)
     terms = perceptual(s, content=s)
     assert float(terms["content"]) == 0

@@ -9,7 +9,7 @@ from helpers import ctrl_c_default, smooth_image, tiny_model
 
 from fastnst.color import rgb_to_yiq
 from fastnst.export import export_onnx
-from fastnst.styles import ModelFileError, load_model
+from fastnst.model_files import ModelFileError, load_model
 from fastnst.stylizer import load_backend, run_tiled, stylize
 
 
@@ -111,7 +111,7 @@ def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W"), initializer
     import onnx
     from onnx import TensorProto, helper
 
-    from fastnst.styles import MODEL_FORMAT
+    from fastnst.model_files import MODEL_FORMAT
 
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT,

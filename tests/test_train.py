@@ -21,9 +21,9 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
 from fastnst.images import write_image
+from fastnst.model_files import load_model, read_metadata
 from fastnst.module import NonFiniteLossError, StyleTransferModule, lr_factor, trainable
-from fastnst.style_images import expand_style_path
-from fastnst.styles import load_model, read_metadata
+from fastnst.paintings import expand_style_path
 from fastnst.train import (
     check_checkpoint,
     initial_weights,
@@ -44,7 +44,7 @@ def photos(tmp_path) -> Path:
 
 
 @pytest.fixture
-def style_image(tmp_path) -> Path:
+def painting(tmp_path) -> Path:
     # Muted stripes: fully saturated ones drive the output sigmoid to its flat ends, where a
     # few steps learn little and the test would hinge on floating-point noise.
     return write_image(0.3 + 0.4 * stripes(48, 48), tmp_path / "stripes.png")
@@ -53,8 +53,8 @@ def style_image(tmp_path) -> Path:
 LR = 0.002  # at 0.01 some seeds saturate the output in the first steps and learn nothing
 
 
-def _overrides(photos: Path, style_image: Path, steps: int, *extra: str) -> list[str]:
-    return [*expand_style_path([f"style={style_image}"]), f"data.root={photos}",
+def _overrides(photos: Path, painting: Path, steps: int, *extra: str) -> list[str]:
+    return [*expand_style_path([f"style={painting}"]), f"data.root={photos}",
             "data.crop_size=32", "data.short_side=40", "data.batch_size=2", "data.workers=0",
             "data.val_count=2", "data.val_size=32", "style_size=48", "sample_every=2",
             "checkpoint_every=2", "optim.warmup_steps=2", f"optim.lr={LR}",
@@ -110,10 +110,10 @@ def test_resume_true_finds_the_newest_other_run(tmp_path):
 
 
 @pytest.mark.slow  # a subprocess, or seconds of work
-def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, style_image,
+def test_a_few_steps_lower_the_loss_and_write_a_model(vgg_weights, photos, painting,
                                                       tmp_path):
     run_dir = tmp_path / "runs" / "one"
-    model = _train(run_dir, _overrides(photos, style_image, 30))
+    model = _train(run_dir, _overrides(photos, painting, 30))
     total = _metrics(run_dir, "train/total")
     assert sorted(total) == list(range(30))
     first, last = (sum(total[s] for s in steps) / 5 for steps in (range(5), range(25, 30)))
@@ -154,10 +154,10 @@ def _ctrl_c_during_step(monkeypatch: pytest.MonkeyPatch, step: int, presses: int
 
 
 def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
-        vgg_weights, photos, style_image, tmp_path, monkeypatch, capfd, ctrl_c_enabled):
+        vgg_weights, photos, painting, tmp_path, monkeypatch, capfd, ctrl_c_enabled):
     _ctrl_c_during_step(monkeypatch, 5, presses=1)
     runs = tmp_path / "runs"
-    overrides = _overrides(photos, style_image, 10, "optim.final_lr=0.5")
+    overrides = _overrides(photos, painting, 10, "optim.final_lr=0.5")
     with pytest.raises(SystemExit):  # Lightning exits after a Ctrl-C
         _train(runs / "first", overrides)
     err = capfd.readouterr().err
@@ -179,11 +179,11 @@ def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
 
 
 def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_periodic_checkpoint(
-        vgg_weights, photos, style_image, tmp_path, monkeypatch, capfd, ctrl_c_enabled):
+        vgg_weights, photos, painting, tmp_path, monkeypatch, capfd, ctrl_c_enabled):
     _ctrl_c_during_step(monkeypatch, 4, presses=2)
     run_dir = tmp_path / "runs" / "forced"
     with pytest.raises(SystemExit):
-        _train(run_dir, _overrides(photos, style_image, 10))
+        _train(run_dir, _overrides(photos, painting, 10))
     last = run_dir / "checkpoints" / "last.ckpt"
     assert (f"stopped mid-step at step 3; nothing saved. The last good checkpoint is {last}"
             " (step 2); continue with resume=true") in capfd.readouterr().err
@@ -202,21 +202,21 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_periodic_checkpoint(
     ("style.style_weight=-1", "style.style_weight=-1: must be a number in [0, inf]"),
     ("optim.lr=0", "optim.lr=0: must be a number in [1e-09, 1]"),
 ])
-def test_options_out_of_range_are_refused_before_anything_loads(photos, style_image, tmp_path,
+def test_options_out_of_range_are_refused_before_anything_loads(photos, painting, tmp_path,
                                                                  override, message):
     from fastnst.config_checks import ConfigError
 
     with pytest.raises(ConfigError) as error:
-        _train(tmp_path / "run", [*_overrides(photos, style_image, 4), override])
+        _train(tmp_path / "run", [*_overrides(photos, painting, 4), override])
     assert str(error.value) == message
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-def test_corrupt_photos_are_skipped_and_counted(vgg_weights, photos, style_image, tmp_path,
+def test_corrupt_photos_are_skipped_and_counted(vgg_weights, photos, painting, tmp_path,
                                                  caplog):
     (photos / "empty.jpg").write_bytes(b"")
     (photos / "set0" / "text.png").write_text("not an image")
-    model = _train(tmp_path / "runs" / "c", _overrides(photos, style_image, 5))
+    model = _train(tmp_path / "runs" / "c", _overrides(photos, painting, 5))
     assert model is not None
     meta = read_metadata(model)
     assert meta["steps"] == 5 and meta["skipped_images"] >= 2  # 10 files, 5 batches of 2
@@ -267,9 +267,9 @@ def test_cli_reports_a_missing_folder_in_one_line(tmp_path):
 
 
 @pytest.mark.slow  # a subprocess, or seconds of work
-def test_ddp_with_two_cpu_processes(vgg_weights, photos, style_image, tmp_path):
+def test_ddp_with_two_cpu_processes(vgg_weights, photos, painting, tmp_path):
     run_dir = tmp_path / "ddp"
-    args = _overrides(photos, style_image, 4, "trainer=ddp", "trainer.accelerator=cpu",
+    args = _overrides(photos, painting, 4, "trainer=ddp", "trainer.accelerator=cpu",
                       "trainer.devices=2", f"hydra.run.dir={run_dir}")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "fastnst.train", *args], capture_output=True,
@@ -281,7 +281,7 @@ def test_ddp_with_two_cpu_processes(vgg_weights, photos, style_image, tmp_path):
 
 
 def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
-        vgg_weights, photos, style_image, tmp_path, monkeypatch):
+        vgg_weights, photos, painting, tmp_path, monkeypatch):
     original = StyleTransferModule.training_step
 
     def nan_photos_at_step_5(self, batch, batch_idx):
@@ -293,7 +293,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
     run_dir = tmp_path / "runs" / "nan"
     last = run_dir / "checkpoints" / "last.ckpt"
     with pytest.raises(NonFiniteLossError) as stopped:
-        _train(run_dir, _overrides(photos, style_image, 10))
+        _train(run_dir, _overrides(photos, painting, 10))
     assert str(stopped.value).startswith("the loss is nan at step 5 (content nan, style nan")
     assert f"the last good checkpoint is {last} (step 4)" in str(stopped.value).lower()
     state = torch.load(last, weights_only=True)
@@ -325,12 +325,12 @@ def _start(args: list[str], run_dir: Path, *extra: str) -> subprocess.Popen:
 
 @pytest.mark.slow  # a subprocess, or seconds of work
 def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
-        vgg_weights, photos, style_image, tmp_path, reap):
+        vgg_weights, photos, painting, tmp_path, reap):
     """Ctrl-C at a random moment saves a checkpoint; SIGKILL at a random moment loses only the
     steps since the last one; resuming twice ends with the weights of an unbroken run."""
     seed = random.randrange(10**6)
     rng = random.Random(seed)
-    args = _overrides(photos, style_image, 16, "data.workers=0")
+    args = _overrides(photos, painting, 16, "data.workers=0")
     (tmp_path / "whole").mkdir()
     (tmp_path / "runs").mkdir()
     whole = _start(args, tmp_path / "whole" / "run")
@@ -379,11 +379,11 @@ def test_runs_stopped_by_ctrl_c_and_sigkill_resume_to_the_uninterrupted_weights(
 
 
 def test_init_starts_from_a_model_and_train_only_norm_keeps_the_convolutions(
-        vgg_weights, photos, style_image, tmp_path):
+        vgg_weights, photos, painting, tmp_path):
     start = tiny_model(tmp_path / "start.safetensors", channels=8, blocks=2)
     init, _ = load_model(start)
     small = ("model.channels=8", "model.blocks=2", f"init={start}")
-    model = _train(tmp_path / "runs" / "norm", _overrides(photos, style_image, 4, *small,
+    model = _train(tmp_path / "runs" / "norm", _overrides(photos, painting, 4, *small,
                                                           "train_only=norm"))
     assert model is not None
     net, meta = load_model(model)
@@ -393,7 +393,7 @@ def test_init_starts_from_a_model_and_train_only_norm_keeps_the_convolutions(
     norms = {f"{name}.{p}" for name, m in init.named_modules()
              if isinstance(m, torch.nn.InstanceNorm2d) for p in ("weight", "bias")}
     assert changed and changed <= norms  # only instance-norm scales and shifts moved
-    model = _train(tmp_path / "runs" / "all", _overrides(photos, style_image, 4, *small))
+    model = _train(tmp_path / "runs" / "all", _overrides(photos, painting, 4, *small))
     net, _ = load_model(model)
     moved = [k for k, v in net.state_dict().items() if not torch.equal(v, init.state_dict()[k])]
     assert set(moved) - norms  # train_only=all (the default) trains the convolutions too
@@ -421,7 +421,7 @@ def test_train_only_rejects_unknown_values():
 def test_fine_tune_a_shipped_style_on_your_own_photos(vgg_weights, style_dir, photos, tmp_path):
     """The README's `python -m fastnst.train style=starry_night init=starry_night
     data.root=MY_PHOTOS`, for two steps: it starts from the shipped weights and moves them."""
-    from fastnst.styles import find_model
+    from fastnst.model_files import find_model
 
     shipped, _ = load_model(find_model("starry_night"))
     overrides = [o for o in _overrides(photos, Path("unused.png"), 2) if not o.startswith(

@@ -18,7 +18,7 @@ from PIL import EpsImagePlugin, Image
 from fastnst import export, infer
 from fastnst.files import STALE_SECONDS, atomic_path
 from fastnst.images import ImageError, read_image, write_image
-from fastnst.styles import load_model, save_model, style_label
+from fastnst.model_files import load_model, save_model, style_label
 
 EVIL_STYLE = "../../escaped/owned\n\x1b[31mfastnst-infer: 0 failed\u202e"
 

@@ -92,7 +92,7 @@ def test_building_networks_draws_nothing_from_the_global_generator(vgg_weights, 
     depending on what ran before (a test that only failed after other tests)."""
     from helpers import tiny_model
 
-    from fastnst.styles import load_model
+    from fastnst.model_files import load_model
     from fastnst.transformer import TransformerNet
 
     model = tiny_model(tmp_path / "m.safetensors")

@@ -1,6 +1,7 @@
-"""Style configs (`conf/style/<name>.yaml`) and their images: find, download, load.
+"""Styles and their paintings: the configs (`conf/style/<name>.yaml`: the painting and its loss
+weights) and the painting files: find, download, load.
 
-A style image is found by path, else by file name in `$FASTNST_STYLE_DIR`, else in the user
+A painting is found by path, else by file name in `$FASTNST_STYLE_DIR`, else in the user
 cache, else downloaded from the config's `url` into the cache.
 """
 
@@ -24,7 +25,7 @@ IMAGE_STYLE = "image"
 
 
 class StyleError(LookupError):
-    """A style name or style image that cannot be found."""
+    """A style name or painting that cannot be found."""
 
 
 def _style_dir() -> resources.abc.Traversable:
@@ -45,8 +46,8 @@ def style_config(name: str) -> DictConfig:
     return OmegaConf.create(path.read_text())
 
 
-def find_style_image(image: str, url: str | None = None, md5: str | None = None) -> Path:
-    """Locate a style image file by path, `$FASTNST_STYLE_DIR`, cache, or download from `url`.
+def find_painting(image: str, url: str | None = None, md5: str | None = None) -> Path:
+    """Locate a painting file by path, `$FASTNST_STYLE_DIR`, cache, or download from `url`.
 
     Only a bare file name is searched for: a path with a folder in it must be that file (a
     mistyped folder is an error, not another image of the same name)."""
@@ -55,7 +56,7 @@ def find_style_image(image: str, url: str | None = None, md5: str | None = None)
         return path
     if has_folder(image):
         problem = f"not a file ({kind})" if (kind := not_regular(path)) else "no such file"
-        raise StyleError(f"style image {shown(image)}: {problem}")
+        raise StyleError(f"painting {shown(image)}: {problem}")
     candidates = []
     if env := os.environ.get("FASTNST_STYLE_DIR"):
         candidates.append(Path(env).expanduser() / path.name)
@@ -69,23 +70,23 @@ def find_style_image(image: str, url: str | None = None, md5: str | None = None)
         try:
             return download(url, cached, md5=md5)
         except RuntimeError as e:
-            raise StyleError(f"style image {image} not found (looked in {looked}) and {e};"
+            raise StyleError(f"painting {image} not found (looked in {looked}) and {e};"
                              " set FASTNST_STYLE_DIR to the folder that holds it") from None
-    raise StyleError(f"style image {image} not found (looked in {looked}); set"
+    raise StyleError(f"painting {image} not found (looked in {looked}); set"
                      " FASTNST_STYLE_DIR to the folder that holds it")
 
 
-def load_style_image(spec: str, max_size: int | None = None) -> torch.Tensor:
+def load_painting(spec: str, max_size: int | None = None) -> torch.Tensor:
     """`spec` is a style name or an image path -> `(1, 3, H, W)` in [0, 1]."""
     if is_image_path(spec):
-        return read_image(find_style_image(spec), max_size=max_size)
-    return read_style_image(style_config(spec), max_size=max_size)
+        return read_image(find_painting(spec), max_size=max_size)
+    return read_painting(style_config(spec), max_size=max_size)
 
 
-def read_style_image(style: DictConfig, max_size: int | None = None) -> torch.Tensor:
+def read_painting(style: DictConfig, max_size: int | None = None) -> torch.Tensor:
     """The image of a style config (`image`, `url`, `md5` keys) -> `(1, 3, H, W)` in [0, 1],
     its long side at most `max_size` pixels."""
-    path = find_style_image(style.image, style.get("url"), style.get("md5"))
+    path = find_painting(style.image, style.get("url"), style.get("md5"))
     return read_image(path, max_size=max_size)
 
 
@@ -104,14 +105,14 @@ def expand_style_path(overrides: Sequence[str]) -> list[str]:
     """Rewrite a Hydra override `style=<image path>` into the generic image style.
 
     `style=art/foo.jpg` becomes `style=image style.image=<absolute path> style.name=foo`, so a
-    style image can be given directly on the command line.
+    painting can be given directly on the command line.
     """
     out: list[str] = []
     for arg in overrides:
         key, sep, value = arg.partition("=")
         if key == "style" and sep and is_image_path(value):
             path = Path(value).expanduser()
-            # A bare name that is no file here stays bare: it is looked for (find_style_image).
+            # A bare name that is no file here stays bare: it is looked for (find_painting).
             image = str(path.resolve()) if path.exists() or has_folder(value) else value
             out += [f"style={IMAGE_STYLE}", f"style.image={_quote(image)}",
                     f"style.name={_quote(path.stem)}"]

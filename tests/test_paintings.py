@@ -1,4 +1,4 @@
-"""Style configs and style images: lookup order, checked download, `style=<path>` overrides."""
+"""Style configs and paintings: lookup order, checked download, `style=<path>` overrides."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from helpers import stripes
 
 from fastnst.download import cache_dir
 from fastnst.images import write_image
-from fastnst.style_images import (
+from fastnst.paintings import (
     StyleError,
     expand_style_path,
-    find_style_image,
-    load_style_image,
+    find_painting,
+    load_painting,
     style_config,
     style_names,
 )
@@ -32,10 +32,10 @@ def test_every_style_config_is_complete():
         assert cfg.content_weight > 0 and cfg.style_weight > 0 and cfg.tv_weight >= 0
 
 
-def test_every_style_image_is_found_and_matches_its_md5(style_dir):
+def test_every_painting_is_found_and_matches_its_md5(style_dir):
     for name in style_names():
         cfg = style_config(name)
-        path = find_style_image(cfg.image, cfg.url, cfg.md5)
+        path = find_painting(cfg.image, cfg.url, cfg.md5)
         assert path.parent == style_dir
         assert hashlib.md5(path.read_bytes()).hexdigest() == cfg.md5, name
 
@@ -45,33 +45,33 @@ def test_unknown_style_lists_the_known_ones():
         style_config("picasso")
 
 
-def test_missing_style_image_says_where_it_looked(tmp_path):
+def test_missing_painting_says_where_it_looked(tmp_path):
     with pytest.raises(StyleError, match="FASTNST_STYLE_DIR"):
-        find_style_image("nowhere.jpg")
+        find_painting("nowhere.jpg")
 
 
-def test_style_image_is_downloaded_into_the_cache_once(tmp_path):
+def test_painting_is_downloaded_into_the_cache_once(tmp_path):
     served = tmp_path / "served.png"
     write_image(stripes(16, 16), served)
     md5 = hashlib.md5(served.read_bytes()).hexdigest()
-    path = find_style_image("painting.png", served.as_uri(), md5)
+    path = find_painting("painting.png", served.as_uri(), md5)
     assert path == cache_dir() / "styles" / "painting.png"
     served.unlink()  # a second lookup finds the cached copy
-    assert find_style_image("painting.png", served.as_uri(), md5) == path
+    assert find_painting("painting.png", served.as_uri(), md5) == path
 
 
-def test_style_image_with_a_wrong_checksum_is_refused(tmp_path):
+def test_painting_with_a_wrong_checksum_is_refused(tmp_path):
     served = tmp_path / "served.png"
     write_image(stripes(16, 16), served)
     with pytest.raises(StyleError, match="md5"):
-        find_style_image("painting.png", served.as_uri(), "0" * 32)
+        find_painting("painting.png", served.as_uri(), "0" * 32)
 
 
-def test_load_style_image_takes_names_and_paths(style_dir, tmp_path):
-    assert load_style_image("mosaic", max_size=64).shape[-1] == 64
+def test_load_painting_takes_names_and_paths(style_dir, tmp_path):
+    assert load_painting("mosaic", max_size=64).shape[-1] == 64
     path = tmp_path / "mine.png"
     write_image(stripes(20, 30), path)
-    assert load_style_image(str(path)).shape == (1, 3, 20, 30)
+    assert load_painting(str(path)).shape == (1, 3, 20, 30)
 
 
 def test_style_path_override_becomes_the_generic_image_style(tmp_path):
@@ -90,12 +90,12 @@ def test_a_path_with_a_folder_must_be_that_file_not_a_namesake_elsewhere(tmp_pat
     styles = tmp_path / "styles"
     write_image(stripes(16, 16), styles / "udnie.jpg")
     monkeypatch.setenv("FASTNST_STYLE_DIR", str(styles))
-    assert find_style_image("udnie.jpg") == styles / "udnie.jpg"  # a bare name is looked for
+    assert find_painting("udnie.jpg") == styles / "udnie.jpg"  # a bare name is looked for
     for typo in ("/no/such/dir/udnie.jpg", "no_dir/udnie.jpg", "./udnie.jpg"):
-        with pytest.raises(StyleError, match=f"style image {typo}: no such file"):
-            find_style_image(typo)
+        with pytest.raises(StyleError, match=f"painting {typo}: no such file"):
+            find_painting(typo)
     with pytest.raises(StyleError, match="not a file \\(a directory\\)"):
-        find_style_image(str(styles) + "/")
+        find_painting(str(styles) + "/")
     monkeypatch.chdir(tmp_path)
     # As a training or Gatys override: a bare name stays bare (and is looked for), a path
     # is made absolute (and must exist).

@@ -25,7 +25,7 @@ from fastnst.images import IMAGE_SUFFIXES
 from fastnst.transformer import TransformerConfig, TransformerNet
 
 MODEL_FORMAT = "fastnst-transformer-v1"
-SHIPPED_PACKAGE = "fastnst.checkpoints"  # the repository's checkpoints/ folder, installed
+SHIPPED_PACKAGE = "fastnst.models"  # the repository's models/ folder, installed
 MODEL_SUFFIXES = (".safetensors", ".onnx")
 IO_CONVENTION = "input and output (N, 3, H, W) RGB float in [0, 1], any H and W"
 

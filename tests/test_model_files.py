@@ -10,7 +10,7 @@ import torch
 from helpers import smooth_image
 from hostile import PicklePayload
 
-from fastnst.styles import MODEL_FORMAT, ModelFileError, load_model, read_metadata, save_model
+from fastnst.model_files import MODEL_FORMAT, ModelFileError, load_model, read_metadata, save_model
 from fastnst.transformer import TransformerConfig, TransformerNet
 
 
@@ -152,12 +152,12 @@ def test_a_model_file_that_does_not_fit_is_a_clear_error(case, tmp_path, capsys)
 
 
 def test_shipped_style_names_resolve_to_their_files(tmp_path, monkeypatch):
-    from fastnst import styles
+    from fastnst import model_files
 
     model = save_model(TransformerNet(TransformerConfig(channels=8, blocks=1)),
                        tmp_path / "ink.safetensors", "ink")
-    monkeypatch.setattr(styles, "shipped_models", lambda suffix=".safetensors": {"ink": model})
-    assert styles.find_model("ink") == model
-    assert styles.find_model(str(model)) == model  # a path is taken as it is
+    monkeypatch.setattr(model_files, "shipped_models", lambda suffix=".safetensors": {"ink": model})
+    assert model_files.find_model("ink") == model
+    assert model_files.find_model(str(model)) == model  # a path is taken as it is
     with pytest.raises(ModelFileError, match="shipped styles: ink"):
-        styles.find_model("oil")
+        model_files.find_model("oil")
