@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from fastnst.errors import UsageError
 from fastnst.vgg import VGG_MIN_SIDE
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """An option out of its range; the message names the option and the range."""
 
 
@@ -52,11 +54,12 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-_WEIGHTS = {key: Bound(0, None) for key in (
+# The loss weights of both commands (the style group and the loss group).
+WEIGHT_BOUNDS = {key: Bound(0, None) for key in (
     "style.content_weight", "style.style_weight", "style.tv_weight", "loss.pixel_weight")}
 
 TRAIN_BOUNDS: dict[str, Bound] = {
-    **_WEIGHTS,
+    **WEIGHT_BOUNDS,
     "style_size": Bound(VGG_MIN_SIDE, 4096, integer=True),
     "optim.lr": Bound(1e-9, 1.0),
     "optim.warmup_steps": Bound(0, None, integer=True),
@@ -73,17 +76,39 @@ TRAIN_BOUNDS: dict[str, Bound] = {
     "trainer.max_steps": Bound(1, None, integer=True, also=(-1,)),
 }
 
-GATYS_BOUNDS: dict[str, Bound] = {
-    **_WEIGHTS,
-    "size": Bound(VGG_MIN_SIDE, 16384, integer=True),
-    "levels": Bound(1, 10, integer=True),
-    "iterations": Bound(1, 1_000_000, integer=True),
-    "lr": Bound(1e-12, None, nullable=True),
-    "style_scale": Bound(0.01, 16),
-    "style_weight_end": Bound(0, None),
-    "average": Bound(0, None, integer=True),
-    "save_every": Bound(0, None, integer=True),
-}
+# The Gatys baseline's bounds are on its options: fastnst.baseline.GATYS_BOUNDS.
+
+
+def option(default: Any, help: str, bound: Bound | None = None,
+           choices: Sequence[str] = ()) -> Any:
+    """A field of an options dataclass: its default, one line of help, its range or choices
+    (checked by `check_options`, listed by `describe_options`)."""
+    return field(default=default, metadata={"help": help, "bound": bound, "choices": choices})
+
+
+def check_options(options: Any) -> None:
+    """Raise ConfigError for the first field of the dataclass `options` outside its bound or
+    choices."""
+    for f in fields(options):
+        value, bound, choices = (getattr(options, f.name), f.metadata.get("bound"),
+                                 f.metadata.get("choices"))
+        if bound is not None and (problem := bound.problem(value)):
+            raise ConfigError(f"{f.name}={value!r}: {problem}")
+        if choices and value not in choices:
+            raise ConfigError(f"{f.name}={value!r}: must be one of {', '.join(choices)}")
+
+
+def describe_options(cls: type) -> str:
+    """One line per field of the options dataclass `cls`: `name=default  help`."""
+    rows = [(f"{f.name}={_shown_default(f.default)}", f.metadata["help"])
+            for f in fields(cls) if "help" in f.metadata]
+    width = max(len(key) for key, _ in rows)
+    return "\n".join(f"  {key:<{width}}  {text}" for key, text in rows)
+
+
+def _shown_default(value: object) -> str:
+    return {None: "null", True: "true", False: "false"}.get(value, str(value)) \
+        if isinstance(value, (bool, type(None))) else str(value)
 
 
 def check_config(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:

@@ -18,13 +18,14 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from fastnst.errors import FastnstError
 from fastnst.files import files_under
 from fastnst.images import IMAGE_SUFFIXES, ImageError, read_image, resize, resize_long_side
 
 log = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
+class DataError(FastnstError, ValueError):
     """A training folder that cannot be used; the message names it."""
 
 

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import torch
 
+from fastnst.errors import FastnstError
+
+
+class DeviceError(FastnstError, RuntimeError):
+    """A device asked for that this machine does not have."""
+
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` -> CUDA when available, else CPU; `cpu`, `cuda`, `cuda:1` as given.
 
-    Raises `RuntimeError` when CUDA is asked for but absent.
+    Raises DeviceError when CUDA is asked for but absent.
     """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {name!r} asked for, but CUDA is not available here")
+        raise DeviceError(f"device {name!r} asked for, but CUDA is not available here")
     return device
 
 

@@ -9,7 +9,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from fastnst.errors import FastnstError
 from fastnst.files import atomic_path
+
+
+class DownloadError(FastnstError, RuntimeError):
+    """A download that failed or whose checksum differs; the message names the URL."""
 
 
 def cache_dir() -> Path:
@@ -33,7 +38,7 @@ def download(url: str, dest: str | os.PathLike[str], md5: str | None = None,
              timeout: float = 30.0) -> Path:
     """Download `url` to `dest` with a progress bar; check `md5`; write atomically.
 
-    Raises `RuntimeError` naming the URL when the download fails or the checksum differs;
+    Raises DownloadError naming the URL when the download fails or the checksum differs;
     `dest` is then left as it was.
     """
     dest = Path(dest)
@@ -47,7 +52,7 @@ def download(url: str, dest: str | os.PathLike[str], md5: str | None = None,
                         out.write(block)
                         bar.update(len(block))
             if md5 is not None and (got := md5sum(tmp)) != md5:
-                raise RuntimeError(f"{url}: md5 {got} does not match the expected {md5}")
+                raise DownloadError(f"{url}: md5 {got} does not match the expected {md5}")
     except OSError as e:
-        raise RuntimeError(f"{url}: download failed ({e})") from e
+        raise DownloadError(f"{url}: download failed ({e})") from e
     return dest

@@ -29,12 +29,12 @@ from torch import nn
 
 from fastnst.config_checks import bounded
 from fastnst.console import prepare_console, shown
+from fastnst.errors import FastnstError, print_error
 from fastnst.files import atomic_path, check_writable
 from fastnst.model_files import (
     IO_CONVENTION,
     MODEL_FORMAT,
     ModelFileError,
-    UnknownStyleError,
     load_model,
 )
 from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet
@@ -48,7 +48,7 @@ VERIFY_SIZES: tuple[tuple[int, int], ...] = ((256, 256), (1080, 1920), (333, 517
 TOLERANCE = {False: 1e-3, True: 2e-2}
 
 
-class ExportError(RuntimeError):
+class ExportError(FastnstError, RuntimeError):
     """Export or verification failed; nothing was written."""
 
 
@@ -189,12 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ExportError(f"-o {output}: an ONNX model is written as .onnx, or give a folder")
         check_writable(output)  # now, not after the export and its verification
         report = export_onnx(net, output, meta["style"], fp16=args.fp16, opset=args.opset)
-    except UnknownStyleError as e:
-        print(f"fastnst-export: error: {shown(e)}", file=sys.stderr)
-        return 2
-    except (ModelFileError, ExportError, OSError) as e:
-        print(f"fastnst-export: error: {shown(e)}", file=sys.stderr)
-        return 1
+    except FastnstError as e:
+        return print_error("fastnst-export", e)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the file is written atomically, or not
         print("fastnst-export: interrupted; nothing written", file=sys.stderr)
         return 130

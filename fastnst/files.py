@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Collection, Iterator
 from pathlib import Path
 
+from fastnst.errors import FastnstError
+
 
 def _read_umask() -> int:
     mask = os.umask(0o022)  # the only way to read it is to set it; done once, at import
@@ -24,7 +26,7 @@ _UMASK = _read_umask()
 STALE_SECONDS = 3600  # a temporary file of ours untouched this long was left by a killed run
 
 
-class WriteError(OSError):
+class WriteError(FastnstError, OSError):
     """An output that cannot be written; the message names the output, not a temporary file."""
 
     def __str__(self) -> str:  # the message alone, without "[Errno N]", safe to print

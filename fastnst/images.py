@@ -1,5 +1,5 @@
-"""Image files <-> tensors: every image file fastnst reads or writes goes through here (the
-webcam window also uses Pillow, only to show frames).
+"""Image files <-> tensors: every image file fastnst reads or writes goes through here, and it is
+the one module that uses Pillow (also for the webcam window's Tk image, `tk_photo`).
 
 Convention everywhere in fastnst: an image tensor is `(N, 3, H, W)`, RGB, float32 in [0, 1].
 """
@@ -11,6 +11,7 @@ import io
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps
 
 from fastnst.console import shown
+from fastnst.errors import FastnstError
 from fastnst.files import atomic_path, check_writable, not_regular
 
 # Above this many pixels a file is treated as a decompression bomb (about 12,000 x 12,000).
@@ -41,7 +43,7 @@ _HIGH_BIT_MODES = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N":
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 
-class ImageError(ValueError):
+class ImageError(FastnstError, ValueError):
     """An image file that cannot be read or written; the message names the file and the problem."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
@@ -239,6 +241,14 @@ def to_pil(image: torch.Tensor) -> Image.Image:
         raise ValueError(f"expected an RGB image (3, H, W), got shape {tuple(image.shape)}")
     arr = (image.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
     return Image.fromarray(arr.permute(1, 2, 0).cpu().numpy())
+
+
+def tk_photo(rgb: np.ndarray) -> Any:
+    """An `(H, W, 3)` uint8 RGB array -> a `PIL.ImageTk.PhotoImage` for a tkinter label (the
+    webcam window). Needs a Tk root window; the caller keeps a reference (Tk does not)."""
+    from PIL import ImageTk  # imports tkinter: only where a window is shown
+
+    return ImageTk.PhotoImage(Image.fromarray(rgb))
 
 
 def grid(rows: list[list[torch.Tensor]], gap: int = 4) -> torch.Tensor:

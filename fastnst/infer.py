@@ -15,36 +15,27 @@ from __future__ import annotations
 
 import argparse
 import glob
-import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from fastnst.config_checks import bounded
 from fastnst.console import prepare_console, shown
-from fastnst.files import WriteError, check_writable, files_under, not_regular
+from fastnst.errors import FastnstError, UsageError, print_error
+from fastnst.files import WriteError, check_writable, files_under
 from fastnst.images import (
     IMAGE_SUFFIXES,
     WRITE_FORMATS,
     ImageError,
-    from_bgr,
     read_image,
-    to_bgr,
     write_image,
 )
-from fastnst.model_files import ModelFileError, UnknownStyleError
-from fastnst.stylizer import BACKENDS, Backend, BadResultError, load_backend, stylize
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
-VIDEO_OUTPUT = ".mp4"  # videos are written as MPEG-4 (OpenCV's mp4v)
-
-
-class UsageError(ValueError):
-    """Inputs and options that do not fit together (exit status 2, nothing done)."""
+from fastnst.model_files import ModelFileError
+from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize
+from fastnst.video import VIDEO_OUTPUT, VIDEO_SUFFIXES, is_video, stylize_video
 
 
 @dataclass
@@ -91,10 +82,6 @@ def expand_inputs(specs: Sequence[str]) -> tuple[list[tuple[Path, Path | None]],
                 errors.append(f"{spec}: no file matches this pattern")
             found += [(m, None) for m in matches if not m.is_dir()]
     return found, errors
-
-
-def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_SUFFIXES
 
 
 def _output_file(output: Path | None) -> Path | None:
@@ -209,93 +196,11 @@ def stylize_file(backend: Backend, job: Job, args: argparse.Namespace) -> None:
     write_image(out, job.output, replace=args.overwrite)
 
 
-def local_video(path: Path) -> str:
-    """The name to give OpenCV's FFmpeg for the local file `path`: FFmpeg reads names as URLs
-    (`concat:a|b`, `subfile,,start,0,end,0,,:x`, `http://...`), so `file:` and the absolute
-    path make it this file and nothing else."""
-    return "file:" + os.path.abspath(path)
-
-
-def _frames(capture) -> Iterator[torch.Tensor]:
-    """Frames of an OpenCV capture as `(1, 3, H, W)` RGB in [0, 1]."""
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return
-        yield from_bgr(frame)
-
-
-class FlickerFilter:
-    """Motion-aware temporal smoothing of stylized frames.
-
-    Where the photo did not change since the last frame, the result is blended with the last
-    result (weight `strength`, 0..1); where it changed, the weight falls off, so moving things do
-    not ghost. Stylization networks flicker because small input changes move their strokes.
-    """
-
-    def __init__(self, strength: float, motion_scale: float = 0.04) -> None:
-        self.strength = strength
-        self.motion_scale = motion_scale  # mean abs change (0..1) at which the weight is 1/e
-        self.last_input: torch.Tensor | None = None
-        self.last_output: torch.Tensor | None = None
-
-    def __call__(self, frame: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
-        if self.strength > 0 and self.last_output is not None and self.last_input is not None:
-            change = (frame - self.last_input).abs().mean(1, keepdim=True)
-            change = torch.nn.functional.avg_pool2d(change, 9, stride=1, padding=4)
-            weight = self.strength * torch.exp(-change / self.motion_scale)
-            stylized = weight * self.last_output + (1 - weight) * stylized
-        self.last_input, self.last_output = frame, stylized
-        return stylized
-
-
-def stylize_video(backend: Backend, job: Job, args: argparse.Namespace,
-                  progress: bool = True) -> int:
-    """Stylize a video file frame by frame into an MP4 of the same size and frame rate.
-
-    Returns the number of frames. Raises ImageError for an unreadable video."""
-    import cv2
-    from tqdm import tqdm
-
-    from fastnst.files import atomic_path
-
-    if kind := not_regular(job.source):
-        raise ImageError(job.source, f"not a regular file ({kind})")
-    if not job.source.is_file():
-        raise ImageError(job.source, "no such file")
-    capture = cv2.VideoCapture(local_video(job.source), cv2.CAP_FFMPEG)
-    try:
-        if not capture.isOpened():
-            raise ImageError(job.source, "not a video, or a format OpenCV cannot read")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        smoother = FlickerFilter(args.smooth)
-        count = 0
-        with atomic_path(job.output, replace=args.overwrite) as tmp:
-            writer = None
-            try:
-                for frame in tqdm(_frames(capture), total=total, unit="frame",
-                                  desc=shown(job.source.name), disable=not progress, leave=False):
-                    out = smoother(frame, stylize(backend, frame, tile=args.tile,
-                                                  overlap=args.overlap,
-                                                  preserve_color=args.preserve_color,
-                                                  strength=args.strength))
-                    if writer is None:
-                        h, w = out.shape[-2:]
-                        writer = cv2.VideoWriter(local_video(tmp), cv2.CAP_FFMPEG,
-                                                 cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                        if not writer.isOpened():
-                            raise ImageError(job.output, "cannot write an MP4 video here")
-                    writer.write(to_bgr(out))
-                    count += 1
-            finally:
-                if writer is not None:
-                    writer.release()
-            if count == 0:
-                raise ImageError(job.source, "no frames could be decoded")
-        return count
-    finally:
-        capture.release()
+def out_of_memory(error: BaseException) -> bool:
+    """True for running out of memory: Python's MemoryError, CUDA's, or the CPU allocator's
+    (a RuntimeError that says so)."""
+    return isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and (
+        "out of memory" in str(error) or "can't allocate memory" in str(error)))
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -387,12 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = plan(inputs, args.output, [b.style for b in backends])
         if args.output is not None:  # checked now, not once per input
             check_writable(args.output if _output_file(args.output) else args.output / "x.png")
-    except (UsageError, UnknownStyleError) as e:
-        print(f"fastnst-infer: error: {shown(e)}", file=sys.stderr)
-        return 2
-    except (ModelFileError, RuntimeError, WriteError) as e:
-        print(f"fastnst-infer: error: {shown(e)}", file=sys.stderr)
-        return 1
+    except FastnstError as e:
+        return print_error("fastnst-infer", e)
     except KeyboardInterrupt:
         print("fastnst-infer: interrupted; nothing written", file=sys.stderr)
         return 130
@@ -410,19 +311,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             try:
                 if is_video(job.source):
-                    stylize_video(backends[job.style], job, args, progress=not args.quiet)
+                    stylize_video(job.source, job.output, lambda frame, b=backends[job.style]:
+                                  stylize(b, frame, tile=args.tile, overlap=args.overlap,
+                                          preserve_color=args.preserve_color,
+                                          strength=args.strength),
+                                  smooth=args.smooth, replace=args.overwrite,
+                                  progress=not args.quiet)
                 else:
                     stylize_file(backends[job.style], job, args)
                 report.written.append(job.output)
             except FileExistsError:  # written by another run since the check above
                 report.kept.append(job.output)
             except (ImageError, WriteError) as e:  # the message names the file
-                report.failed.append(str(e))
-                tqdm.write(f"fastnst-infer: {e}", file=sys.stderr)
-            except (OSError, RuntimeError, MemoryError) as e:  # bad results, out of memory
-                line = shown(f"{job.source}: "
-                             + (str(e) if isinstance(e, BadResultError) else
-                                f"{type(e).__name__}: {e}"))
+                report.failed.append(shown(e))
+                tqdm.write(f"fastnst-infer: {shown(e)}", file=sys.stderr)
+            except Exception as e:  # the other inputs go on
+                if isinstance(e, (FastnstError, OSError)) or out_of_memory(e):
+                    line = shown(f"{job.source}: " + (str(e) if isinstance(e, FastnstError)
+                                                      else f"{type(e).__name__}: {e}"))
+                else:  # a bug: its traceback, for the report
+                    line = shown(f"{job.source}: internal error (traceback above)")
+                    tqdm.write(traceback.format_exc(), file=sys.stderr)
                 report.failed.append(line)
                 tqdm.write(f"fastnst-infer: {line}", file=sys.stderr)
     except KeyboardInterrupt:

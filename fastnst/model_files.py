@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from fastnst.console import shown
+from fastnst.errors import FastnstError, UsageError
 from fastnst.files import atomic_path
 from fastnst.images import IMAGE_SUFFIXES
 from fastnst.transformer import TransformerConfig, TransformerNet
@@ -30,7 +31,7 @@ MODEL_SUFFIXES = (".safetensors", ".onnx")
 IO_CONVENTION = "input and output (N, 3, H, W) RGB float in [0, 1], any H and W"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(FastnstError, ValueError):
     """A style model file that cannot be used; the message names the file and the problem."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
@@ -179,7 +180,7 @@ def shipped_models(suffix: str = ".safetensors") -> dict[str, Path]:
             if p.name.endswith(suffix)}
 
 
-class UnknownStyleError(ModelFileError):
+class UnknownStyleError(UsageError, ModelFileError):
     """A style name that is neither shipped nor a model file: a usage error (exit status 2)."""
 
 

@@ -22,6 +22,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import grad_norm
 
+from fastnst.errors import FastnstError
 from fastnst.images import grid, write_image
 from fastnst.losses import PerceptualLoss
 from fastnst.transformer import TransformerConfig, TransformerNet
@@ -58,7 +59,7 @@ def trainable(net: TransformerNet, train_only: str = "all") -> list[torch.nn.Par
     return [p for p in net.parameters() if p.requires_grad]
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(FastnstError, RuntimeError):
     """The loss or the weights became NaN or inf; training cannot go on from here."""
 
 

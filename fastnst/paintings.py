@@ -16,7 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from fastnst.console import shown
-from fastnst.download import cache_dir, download
+from fastnst.download import DownloadError, cache_dir, download
+from fastnst.errors import FastnstError
 from fastnst.files import not_regular
 from fastnst.images import IMAGE_SUFFIXES, read_image
 
@@ -24,7 +25,7 @@ from fastnst.images import IMAGE_SUFFIXES, read_image
 IMAGE_STYLE = "image"
 
 
-class StyleError(LookupError):
+class StyleError(FastnstError, LookupError):
     """A style name or painting that cannot be found."""
 
 
@@ -69,7 +70,7 @@ def find_painting(image: str, url: str | None = None, md5: str | None = None) ->
     if url:
         try:
             return download(url, cached, md5=md5)
-        except RuntimeError as e:
+        except DownloadError as e:
             raise StyleError(f"painting {image} not found (looked in {looked}) and {e};"
                              " set FASTNST_STYLE_DIR to the folder that holds it") from None
     raise StyleError(f"painting {image} not found (looked in {looked}); set"

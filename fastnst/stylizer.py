@@ -21,6 +21,7 @@ from torch import nn
 from fastnst.color import keep_colors
 from fastnst.console import shown
 from fastnst.device import resolve_device
+from fastnst.errors import FastnstError
 from fastnst.images import resize_long_side
 from fastnst.model_files import MODEL_FORMAT, ModelFileError, find_model, load_model, style_label
 from fastnst.transformer import TransformerNet, pad_to_min_side
@@ -52,7 +53,7 @@ class TorchBackend:
         return out.float().cpu()
 
 
-class BadResultError(RuntimeError):
+class BadResultError(FastnstError, RuntimeError):
     """A style model gave a result that must not be written (NaN or inf, or the wrong size)."""
 
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastnst.errors import UsageError
+
 # The network works on at least this many pixels a side: a reflection pad must be smaller than
 # its input (the 9x9 convs pad 4 at full size; 5 px is still 2 px at quarter size, where the 3x3
 # convs pad 1).
@@ -34,7 +36,7 @@ class TransformerConfig:
         for name, value, low, high in (("channels", self.channels, 1, 512),
                                        ("blocks", self.blocks, 0, 64)):
             if type(value) is not int or not low <= value <= high:
-                raise ValueError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
+                raise UsageError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
 
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastnst.download import cache_dir, download
+from fastnst.download import DownloadError, cache_dir, download
+from fastnst.errors import FastnstError, UsageError
 
 KERAS_H5_NAME = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 KERAS_H5_URL = ("https://github.com/fchollet/deep-learning-models/releases/download/v0.1/"
@@ -50,7 +51,7 @@ LAYERS: tuple[str, ...] = _layer_names()
 CONV_LAYERS: tuple[str, ...] = tuple(n for n in LAYERS if n.startswith("conv"))
 
 
-class VGGWeightsError(RuntimeError):
+class VGGWeightsError(FastnstError, RuntimeError):
     """Missing or malformed VGG19 weights; the message names the file."""
 
 
@@ -71,7 +72,7 @@ def resolve_weights(weights: str | os.PathLike[str] | None = None) -> Path | str
     if not cached.is_file():
         try:
             download(KERAS_H5_URL, cached, md5=KERAS_H5_MD5)
-        except RuntimeError as e:
+        except DownloadError as e:
             raise VGGWeightsError(f"{e}. Without internet, set FASTNST_VGG19 to a copy of"
                                   f" {KERAS_H5_NAME} (md5 {KERAS_H5_MD5}).") from None
     return cached
@@ -205,10 +206,10 @@ class VGGFeatures(nn.Module):
         self.taps = tuple(dict.fromkeys(layers))
         unknown = [name for name in self.taps if name not in LAYERS]
         if unknown or not self.taps:
-            raise ValueError(f"unknown VGG19 layers {unknown or '(none given)'}; choose from"
+            raise UsageError(f"unknown VGG19 layers {unknown or '(none given)'}; choose from"
                              f" {', '.join(LAYERS)}")
         if pooling not in ("max", "avg"):
-            raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+            raise UsageError(f"pooling must be 'max' or 'avg', not {pooling!r}")
         depth = max(LAYERS.index(name) for name in self.taps) + 1
         with torch.device("meta"):  # no random init to throw away, no global generator draw
             self.features = _build_layers(pooling, depth)

@@ -2,7 +2,8 @@
 
 Keys: n / space / Right: next style; p / Left: previous style; q / Escape: quit. The frame rate
 and the style name are drawn on the picture. The window is Tk (the Python standard library), as
-pip's OpenCV wheels for servers have no GUI; the camera is read with OpenCV.
+pip's OpenCV wheels for servers have no GUI; the camera is read with OpenCV. Frames become Tk
+images in fastnst.images (`tk_photo`), the one module that touches Pillow.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from fastnst.images import from_bgr, resize_long_side, to_bgr
+from fastnst.errors import FastnstError
+from fastnst.images import from_bgr, resize_long_side, tk_photo, to_bgr
 from fastnst.stylizer import Backend
 
 NEXT_KEYS = frozenset({"n", "space", "Right"})
@@ -22,7 +24,7 @@ PREVIOUS_KEYS = frozenset({"p", "Left"})
 QUIT_KEYS = frozenset({"q", "Escape"})
 
 
-class CameraError(RuntimeError):
+class CameraError(FastnstError, RuntimeError):
     """No camera, or no window to show it in; the message says which."""
 
 
@@ -74,9 +76,7 @@ class TkWindow:
         self.photo = None
 
     def show(self, rgb: np.ndarray, title: str) -> None:
-        from PIL import Image, ImageTk
-
-        self.photo = ImageTk.PhotoImage(Image.fromarray(rgb))  # kept: Tk does not hold it
+        self.photo = tk_photo(rgb)  # kept: Tk does not hold it
         self.label.configure(image=self.photo)
         self.root.title(title)
         self.root.update()

@@ -13,7 +13,7 @@ from pathlib import Path
 from common import SHARED, build_loss, machine, use_shared_data
 from common import devices as available_devices
 
-from fastnst.gatys import stylize
+from fastnst.baseline import GatysOptions, stylize
 from fastnst.images import read_image
 from fastnst.paintings import load_painting
 
@@ -41,9 +41,16 @@ def main() -> None:
     for device in devices:
         loss = build_loss(args.styles[0], device)
         for size in args.timing_sizes:
-            stylize(photo, [painting], loss, size=size, iterations=2, progress=False)  # warm-up
-            r = stylize(photo, [painting], loss, size=size, iterations=args.timing_iterations,
-                        progress=False)
+            stylize(
+                photo, [painting], loss, GatysOptions(size=size, iterations=2), progress=False
+            )  # warm-up
+            r = stylize(
+                photo,
+                [painting],
+                loss,
+                GatysOptions(size=size, iterations=args.timing_iterations),
+                progress=False,
+            )
             print(f"| {device.type} | {size} | {r.seconds / r.iterations:.3f} |", flush=True)
 
     device = devices[-1]
@@ -57,8 +64,13 @@ def main() -> None:
         painting = load_painting(style)
         for name in args.photos:
             photo = read_image(args.eval_dir / name)
-            r = stylize(photo, [painting], loss, size=args.curve_size, iterations=after[-1],
-                        init=args.init, progress=False)
+            r = stylize(
+                photo,
+                [painting],
+                loss,
+                GatysOptions(size=args.curve_size, iterations=after[-1], init=args.init),
+                progress=False,
+            )
             curve = r.losses[0]
             cells = " | ".join(f"{curve[n]['total']:.4g}" for n in after)
             print(f"| {name} | {style} | {curve[0]['total']:.4g} | {cells} | {r.seconds:.0f} |",

@@ -27,7 +27,8 @@ from common import (
     use_shared_data,
 )
 
-from fastnst.gatys import stylize as gatys
+from fastnst.baseline import GatysOptions
+from fastnst.baseline import stylize as gatys
 from fastnst.images import read_image, resize_long_side
 from fastnst.model_files import load_model
 from fastnst.paintings import load_painting
@@ -77,8 +78,13 @@ def main() -> None:
                 key = (style, name, init, weights)
                 if key not in curves:
                     start = time.perf_counter()
-                    result = gatys(photo.cpu(), [painting], loss, size=args.size,
-                                   iterations=after[-1], init=init, progress=False)
+                    result = gatys(
+                        photo.cpu(),
+                        [painting],
+                        loss,
+                        GatysOptions(size=args.size, iterations=after[-1], init=init),
+                        progress=False,
+                    )
                     curves[key] = [h["total"] for h in result.losses[0]]
                     print(f"  ({style}, {name}, init {init}: {time.perf_counter() - start:.0f}"
                           " s)", flush=True)

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from common import SHARED, build_loss, caption, machine, use_shared_data
 
-from fastnst.gatys import stylize as gatys
+from fastnst.baseline import GatysOptions
+from fastnst.baseline import stylize as gatys
 from fastnst.images import grid, read_image, resize_long_side, write_image
 from fastnst.model_files import read_metadata, shipped_models
 from fastnst.paintings import load_painting
@@ -54,9 +55,13 @@ def main() -> None:
         print(f"{backend.style}: {seconds:.2f} s a photo")
         columns.append([caption(f"{backend.style}, {seconds:.1f} s", args.size), *outs])
     style = load_backend(str(models[0]), device="cpu").style
-    result = gatys(photos[0], [load_painting(style, max_size=args.size)],
-                   build_loss(style, torch.device("cpu"), read_metadata(models[0])), size=args.size,
-                   iterations=args.gatys_iterations, progress=True)
+    result = gatys(
+        photos[0],
+        [load_painting(style, max_size=args.size)],
+        build_loss(style, torch.device("cpu"), read_metadata(models[0])),
+        GatysOptions(size=args.size, iterations=args.gatys_iterations),
+        progress=True,
+    )
     print(f"Gatys {style}, {args.gatys_iterations} L-BFGS iterations: {result.seconds:.0f} s")
     columns.append([caption(f"Gatys {style}, {result.seconds:.0f} s", args.size),
                     result.image])

@@ -2,13 +2,16 @@
 
     python scripts/ship_style.py outputs/train/starry_night/<run>/starry_night.safetensors
                                  [--quality "table or sentence from eval_quality.py"]
+                                 [--photo PHOTO] [--data-note "a stand-in for MS-COCO"] [--out DIR]
 
 The weights are stored in float16 (half the download; the network still runs in float32) after
 checking that the outputs stay the same to the eye: the largest pixel difference on an evaluation
-photo is printed and written into the card. The ONNX export is made and verified here too (its
-figures go into the card), but not shipped: users get it on demand, cached by content hash
-(`fastnst-infer --backend onnx`, `fastnst-export`). The card (models/<style>.md) is made
-from the model's own metadata.
+photo (--photo) is printed and written into the card. The ONNX export is made and verified here
+too (its figures go into the card), but not shipped: users get it on demand, cached by content
+hash (`fastnst-infer --backend onnx`, `fastnst-export`). The card (models/<style>.md) is made
+from the model's own metadata: the painting of a packaged style from its config
+(conf/style/<style>.yaml), that of a model trained from `style=path/to/painting.jpg` from the
+training config it recorded; the data, schedule and losses as training recorded them.
 """
 
 from __future__ import annotations
@@ -16,56 +19,120 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import tempfile
 from pathlib import Path
 
 import torch
 from common import SHARED, machine
+from omegaconf import OmegaConf
 
+from fastnst.data import DataError, find_images
 from fastnst.export import export_onnx
 from fastnst.files import atomic_path
 from fastnst.images import read_image, resize_long_side
 from fastnst.model_files import load_model, save_model
-from fastnst.paintings import style_config
+from fastnst.paintings import style_config, style_names
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models"
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "models"
 
 
-def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None) -> str:
-    """The model card, Markdown, from the model's metadata."""
+class CardError(ValueError):
+    """A model whose card cannot be written; the message says why."""
+
+
+def painting(meta: dict) -> dict:
+    """What the card says of the model's painting: `title`, `artist`, `image` (a file name),
+    `url`, `md5` (None when unknown) and the style's loss weights.
+
+    A packaged style's config (conf/style/<style>.yaml) when the model was trained on that
+    painting; otherwise the style config training recorded (a painting given by path: its file
+    name, the style's name as its title, no artist, URL or md5)."""
+    name = meta["style"]
+    recorded = dict(meta.get("training", {}).get("style") or {})
+    if name in style_names():
+        packaged = OmegaConf.to_container(style_config(name), resolve=True)
+        assert isinstance(packaged, dict)
+        if not recorded.get("image") or recorded["image"] == packaged["image"]:
+            return packaged
+    if not recorded.get("image"):
+        raise CardError(f"{name}: not a packaged style ({', '.join(style_names())}) and the"
+                        " model records no painting (training.style.image in its metadata)")
+    return {"title": name, "artist": None, "url": None, "md5": None,
+            **recorded, "image": Path(str(recorded["image"])).name}
+
+
+def shown_folder(folder: str) -> str:
+    """A recorded folder as the card shows it: relative to the repository when it lies beside it
+    (`../shared/data/train`), else as recorded."""
+    path = Path(folder)
+    if path.is_absolute() and path.is_relative_to(REPO.parent):
+        return os.path.relpath(path, REPO)
+    return folder
+
+
+def data_words(meta: dict, note: str | None) -> str:
+    """The training photos, in words: the recorded `data.root`, its photos counted now (the
+    metadata has no count), unreadable ones skipped in training, and `note`."""
+    root = meta.get("training", {}).get("data", {}).get("root")
+    if not root:
+        words = "not recorded"
+    else:
+        try:
+            words = f"the {len(find_images(root)):,} photos of {shown_folder(str(root))}"
+        except DataError:  # not on this machine (any more)
+            words = f"the photos of {shown_folder(str(root))}"
+    if skipped := meta.get("skipped_images"):
+        words += f", {skipped} unreadable skipped"
+    return words + (f" ({note})" if note else "")
+
+
+def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
+         photo: str = "chicago.jpg", photo_size: int = 512, data_note: str | None = None) -> str:
+    """The model card, Markdown, from the model's metadata; `photo` (a file name) at
+    `photo_size` px is where the float16 weights were compared, `data_note` is said of the
+    training photos."""
     style = meta["style"]
-    cfg = style_config(style)
+    cfg = painting(meta)
     train = meta.get("training", {})
     trainer, data, optim = train.get("trainer", {}), train.get("data", {}), train.get("optim", {})
     losses = meta.get("losses", {})
     loss = train.get("loss", {})  # what the network was trained with; the config may change
     checks = ", ".join(f"{w}x{h} {d:.1e}" for (h, w), d in onnx_report.max_abs_diff.items())
+    title = style + (f": {cfg['title']}" if cfg.get("title") != style else "") + (
+        f" ({cfg['artist']})" if cfg.get("artist") else "")
+    source = (f", from {cfg['url']}" if cfg.get("url") else ", given by path when training") + (
+        f" (md5 `{cfg['md5']}`)" if cfg.get("md5") else "")
+    processes = meta.get("processes", 1)
+    hardware = (f"{processes} x " if processes and processes > 1 else "") + str(
+        trainer.get("accelerator", "?"))
     lines = [
-        f"# {style}: {cfg.title} ({cfg.artist})",
+        f"# {title}",
         "",
-        f"- **Style image:** `{cfg.image}`, from {cfg.url} (md5 `{cfg.md5}`), used at"
+        f"- **Style image:** `{cfg['image']}`{source}, used at"
         f" {train.get('style_size', '?')} px long side.",
         "- **Architecture:** TransformerNet (Johnson et al. 2016),"
         f" {json.dumps(meta['architecture'])}, reflection padding, instance norm,"
         " resize-convolution upsampling; input and output RGB in [0, 1], any size.",
         f"- **Loss:** VGG19 content ({', '.join(loss.get('content_layers', ['relu4_2']))}) +"
         f" Gram style ({', '.join(loss.get('style_layers', ['relu1_1..relu5_1']))}), content"
-        f" weight {loss.get('content_weight', cfg.content_weight)}, style weight"
-        f" {loss.get('style_weight', cfg.style_weight)}, TV weight"
-        f" {loss.get('tv_weight', cfg.tv_weight)}.",
+        f" weight {loss.get('content_weight', cfg.get('content_weight', '?'))}, style weight"
+        f" {loss.get('style_weight', cfg.get('style_weight', '?'))}, TV weight"
+        f" {loss.get('tv_weight', cfg.get('tv_weight', '?'))}.",
         f"- **Training:** {meta.get('steps', '?')} steps of {data.get('batch_size', '?')} crops"
         f" of {data.get('crop_size', '?')} px (photos scaled to a"
         f" {data.get('short_side') or data.get('crop_size', '?')} px short side), Adam lr"
-        f" {optim.get('lr', '?')} with warm-up and cosine decay, on"
-        f" {trainer.get('accelerator', '?')} ({meta.get('precision', '?')} precision),"
-        f" {meta.get('seconds', 0) / 60:.0f} minutes; data: the 3,440 photos of"
-        " ../shared/data/train (a stand-in for MS-COCO).",
-        "- **Final losses** (mean of the last training steps): " + ", ".join(
-            f"{k} {losses[k]:.3g}" for k in ("total", "content", "style") if k in losses) + ".",
+        f" {optim.get('lr', '?')} with warm-up and cosine decay, on {hardware}"
+        f" ({meta.get('precision', '?')} precision), {meta.get('seconds', 0) / 60:.0f} minutes;"
+        f" data: {data_words(meta, data_note)}.",
+        "- **Final losses** (mean of the last training steps): " + (", ".join(
+            f"{k} {losses[k]:.3g}" for k in ("total", "content", "style") if k in losses)
+            or "not recorded") + ".",
         f"- **Files:** `{style}.safetensors` (float16 weights; largest output difference from the"
-        f" float32 network on chicago.jpg at 512 px: {fp16_diff:.4f}). Its ONNX export (float32)"
-        " is made on demand by `fastnst-export --style NAME` or `fastnst-infer --backend onnx`;"
-        f" ONNX Runtime vs PyTorch max difference at shipping: {checks}.",
+        f" float32 network on {photo} at {photo_size} px: {fp16_diff:.4f}). Its ONNX export"
+        " (float32) is made on demand by `fastnst-export --style NAME` or `fastnst-infer"
+        f" --backend onnx`; ONNX Runtime vs PyTorch max difference at shipping: {checks}.",
     ]
     if quality:
         lines.append(f"- **Quality:** {quality}")
@@ -73,30 +140,46 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="a trained <style>.safetensors")
     parser.add_argument("--quality", help="a line for the card, from eval_quality.py")
-    parser.add_argument("--photo", type=Path, default=SHARED / "data" / "eval" / "chicago.jpg")
+    parser.add_argument("--photo", type=Path, default=SHARED / "data" / "eval" / "chicago.jpg",
+                        help="the photo the float16 weights are checked on (default: %(default)s)")
+    parser.add_argument("--photo-size", type=int, default=512,
+                        help="its long side for the check, pixels (default: %(default)s)")
+    parser.add_argument("--data-note", help="said of the training photos in the card, e.g."
+                                            " 'a stand-in for MS-COCO'")
+    parser.add_argument("--out", type=Path, default=SHIPPED,
+                        help="folder for <style>.safetensors and <style>.md (default: the"
+                             " repository's models/)")
     parser.add_argument("--precision", help="training precision, for models that did not"
                                             " record it (e.g. 32-true)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if not args.photo.is_file():
+        parser.error(f"--photo {args.photo}: no such file")
     net, meta = load_model(args.model)
     style = meta["style"]
     if args.precision:
         meta.setdefault("precision", args.precision)
-    half = save_model(copy.deepcopy(net).half(), SHIPPED / f"{style}.safetensors", style,
+    try:
+        painting(meta)  # before anything is written
+    except CardError as e:
+        parser.error(str(e))
+    args.out.mkdir(parents=True, exist_ok=True)
+    half = save_model(copy.deepcopy(net).half(), args.out / f"{style}.safetensors", style,
                       extra={k: v for k, v in meta.items()
                              if k not in ("format", "style", "io", "architecture")})
     shipped, _ = load_model(half)
-    photo = resize_long_side(read_image(args.photo), 512)
+    photo = resize_long_side(read_image(args.photo), args.photo_size)
     with torch.no_grad():
         fp16_diff = float((shipped(photo) - net(photo)).abs().max())
     with tempfile.TemporaryDirectory() as tmp:
         report = export_onnx(net, Path(tmp) / f"{style}.onnx", style)
-    with atomic_path(SHIPPED / f"{style}.md") as tmp:
-        tmp.write_text(card(meta, report, fp16_diff, args.quality))
-    print(f"shipped {style}: {half}, card {style}.md;"
+    with atomic_path(args.out / f"{style}.md") as tmp:
+        tmp.write_text(card(meta, report, fp16_diff, args.quality, photo=args.photo.name,
+                            photo_size=args.photo_size, data_note=args.data_note))
+    print(f"shipped {style}: {half}, card {args.out / f'{style}.md'};"
           f" fp16 max difference {fp16_diff:.4f}")
 
 

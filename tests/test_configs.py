@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from fastnst.config_checks import GATYS_BOUNDS, TRAIN_BOUNDS, check_config
+from fastnst.baseline import GATYS_BOUNDS
+from fastnst.config_checks import TRAIN_BOUNDS, check_config
 from fastnst.paintings import style_names
 from fastnst.transformer import TransformerConfig
 

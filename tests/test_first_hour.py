@@ -9,6 +9,7 @@ import pytest
 
 from fastnst import paintings
 from fastnst.config_checks import ConfigError, check_overrides
+from fastnst.download import DownloadError
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -40,7 +41,7 @@ def test_a_failed_training_start_exits_2_or_1_and_leaves_no_run_folder(tmp_path)
 
 def test_an_offline_painting_says_where_it_looked_and_what_to_set(monkeypatch):
     def offline(url, dest, md5=None):
-        raise RuntimeError(f"{url}: download failed (no network)")
+        raise DownloadError(f"{url}: download failed (no network)")
 
     monkeypatch.setattr(paintings, "download", offline)
     with pytest.raises(paintings.StyleError) as error:

@@ -12,8 +12,16 @@ import torch
 from helpers import ctrl_c_default, smooth_image, stripes, wait_for_file
 from hostile import make_corpus, missing
 
+from fastnst.baseline import (
+    GatysInterrupted,
+    GatysOptions,
+    GatysResult,
+    level_sizes,
+    style_weight_factor,
+    stylize,
+)
 from fastnst.color import rgb_to_yiq
-from fastnst.gatys import GatysInterrupted, level_sizes, style_weight_factor, stylize
+from fastnst.config_checks import ConfigError
 from fastnst.images import read_image, write_image
 from fastnst.losses import PerceptualLoss
 
@@ -31,8 +39,13 @@ def _total(result, level=-1, i=-1) -> float:
 
 @pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
 def test_optimisers_lower_the_loss(loss, optimizer):
-    result = stylize(smooth_image(48, 64), [stripes(64, 64)], loss, size=64, iterations=12,
-                     optimizer=optimizer, progress=False)
+    result = stylize(
+        smooth_image(48, 64),
+        [stripes(64, 64)],
+        loss,
+        GatysOptions(size=64, iterations=12, optimizer=optimizer),
+        progress=False,
+    )
     assert result.image.shape == (1, 3, 48, 64)
     assert float(result.image.min()) >= 0 and float(result.image.max()) <= 1
     assert len(result.losses[0]) == 13  # before each iteration, and after the last
@@ -41,39 +54,61 @@ def test_optimisers_lower_the_loss(loss, optimizer):
 
 def test_lbfgs_beats_adam_at_equal_iterations(loss):
     args = (smooth_image(48, 48), [stripes(48, 48)], loss)
-    lbfgs = stylize(*args, size=48, iterations=15, optimizer="lbfgs", progress=False)
-    adam = stylize(*args, size=48, iterations=15, optimizer="adam", progress=False)
+    lbfgs = stylize(*args, GatysOptions(size=48, iterations=15, optimizer="lbfgs"), progress=False)
+    adam = stylize(*args, GatysOptions(size=48, iterations=15, optimizer="adam"), progress=False)
     assert _total(lbfgs) < _total(adam)
 
 
 def test_coarse_to_fine_starts_each_level_from_the_last(loss):
-    result = stylize(smooth_image(60, 80), [stripes(64, 64)], loss, size=80, levels=2,
-                     iterations=8, progress=False)
+    result = stylize(
+        smooth_image(60, 80),
+        [stripes(64, 64)],
+        loss,
+        GatysOptions(size=80, levels=2, iterations=8),
+        progress=False,
+    )
     assert result.sizes == [40, 80] and level_sizes(1024, 3) == [256, 512, 1024]
     assert result.image.shape == (1, 3, 60, 80)
     assert result.iterations == 16
     # The fine level starts from the upsampled coarse result, far below a content start.
-    plain = stylize(smooth_image(60, 80), [stripes(64, 64)], loss, size=80, iterations=1,
-                    progress=False)
+    plain = stylize(
+        smooth_image(60, 80),
+        [stripes(64, 64)],
+        loss,
+        GatysOptions(size=80, iterations=1),
+        progress=False,
+    )
     assert _total(result, level=1, i=0) < _total(plain, i=0)
 
 
 def test_preserve_color_keeps_the_photo_chroma(loss):
     content = smooth_image(48, 48)
-    result = stylize(content, [stripes(48, 48)], loss, size=48, iterations=6,
-                     preserve_color=True, progress=False)
+    result = stylize(
+        content,
+        [stripes(48, 48)],
+        loss,
+        GatysOptions(size=48, iterations=6, preserve_color=True),
+        progress=False,
+    )
     yiq_out, yiq_in = rgb_to_yiq(result.image), rgb_to_yiq(content)
     assert (yiq_out[:, 1:] - yiq_in[:, 1:]).abs().mean() < 0.01  # chroma kept (up to clamping)
     assert (yiq_out[:, :1] - yiq_in[:, :1]).abs().mean() > 0.01  # luminance stylized
-    plain = stylize(content, [stripes(48, 48)], loss, size=48, iterations=6, progress=False)
+    plain = stylize(
+        content, [stripes(48, 48)], loss, GatysOptions(size=48, iterations=6), progress=False
+    )
     assert (rgb_to_yiq(plain.image)[:, 1:] - yiq_in[:, 1:]).abs().mean() > 0.02
 
 
 def test_average_returns_the_mean_of_the_last_iterates(loss):
     seen = []
-    result = stylize(smooth_image(32, 32), [stripes(32, 32)], loss, size=32, iterations=6,
-                     average=3, on_iteration=lambda size, i, img: seen.append(img.clone()),
-                     progress=False)
+    result = stylize(
+        smooth_image(32, 32),
+        [stripes(32, 32)],
+        loss,
+        GatysOptions(size=32, iterations=6, average=3),
+        on_iteration=lambda size, i, img: seen.append(img.clone()),
+        progress=False,
+    )
     torch.testing.assert_close(result.image, torch.stack(seen[-3:]).mean(0).clamp(0, 1))
 
 
@@ -86,32 +121,40 @@ def test_style_weight_schedule_is_linear():
 
 def test_decaying_style_weight_is_used(loss):
     args = (smooth_image(32, 32), [stripes(32, 32)], loss)
-    const = stylize(*args, size=32, iterations=4, progress=False)
-    decay = stylize(*args, size=32, iterations=4, style_weight_end=0.25, progress=False)
+    const = stylize(*args, GatysOptions(size=32, iterations=4), progress=False)
+    decay = stylize(
+        *args, GatysOptions(size=32, iterations=4, style_weight_end=0.25), progress=False
+    )
     assert decay.losses[0][0]["style"] == pytest.approx(const.losses[0][0]["style"])
     assert decay.losses[0][-1]["style"] < const.losses[0][-1]["style"]
 
 
 def test_noise_init_is_seeded(loss):
     args = (smooth_image(32, 32), [stripes(32, 32)], loss)
-    kw = dict(size=32, iterations=2, init="noise", progress=False)
-    a, b = stylize(*args, seed=1, **kw), stylize(*args, seed=1, **kw)
-    c = stylize(*args, seed=2, **kw)
+    options = [GatysOptions(size=32, iterations=2, init="noise", seed=s) for s in (1, 1, 2)]
+    a, b, c = (stylize(*args, o, progress=False) for o in options)
     torch.testing.assert_close(a.image, b.image)
     assert (a.image - c.image).abs().max() > 0.1
 
 
 def test_style_init_starts_from_the_painting(loss):
-    result = stylize(smooth_image(32, 32), [stripes(32, 32)], loss, size=32, iterations=1,
-                     init="style", progress=False)
+    result = stylize(
+        smooth_image(32, 32),
+        [stripes(32, 32)],
+        loss,
+        GatysOptions(size=32, iterations=1, init="style"),
+        progress=False,
+    )
     assert result.losses[0][0]["style"] < 1e-3 * result.losses[0][0]["content"]
 
 
-def test_bad_options_are_rejected(loss):
-    with pytest.raises(ValueError, match="optimizer"):
-        stylize(smooth_image(8, 8), [stripes(8, 8)], loss, optimizer="sgd")
-    with pytest.raises(ValueError, match="init"):
-        stylize(smooth_image(8, 8), [stripes(8, 8)], loss, init="zeros")
+def test_bad_options_are_rejected_in_one_line_naming_the_option():
+    with pytest.raises(ConfigError, match=r"^optimizer='sgd': must be one of lbfgs, adam$"):
+        GatysOptions(optimizer="sgd")
+    with pytest.raises(ConfigError, match=r"^init='zeros': must be one of content, noise, style$"):
+        GatysOptions(init="zeros")
+    with pytest.raises(ConfigError, match=r"^levels=0: must be an integer in \[1, 10\]$"):
+        GatysOptions(levels=0)
 
 
 def test_ctrl_c_keeps_the_image_optimised_so_far(loss):
@@ -122,8 +165,14 @@ def test_ctrl_c_keeps_the_image_optimised_so_far(loss):
             raise KeyboardInterrupt
 
     with pytest.raises(GatysInterrupted) as stop:
-        stylize(content, [stripes(24, 24)], loss, size=24, iterations=50, progress=False,
-                on_iteration=ctrl_c_after_3)
+        stylize(
+            content,
+            [stripes(24, 24)],
+            loss,
+            GatysOptions(size=24, iterations=50),
+            progress=False,
+            on_iteration=ctrl_c_after_3,
+        )
     assert (stop.value.done, stop.value.size, stop.value.result.iterations) == (3, 24, 3)
     image = stop.value.result.image
     assert image.shape == content.shape and 0 <= float(image.min()) <= float(image.max()) <= 1
@@ -194,7 +243,7 @@ def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path, monk
 
 @pytest.mark.parametrize(("args", "message"), [
     (["content=/no/such/photo.jpg"], "/no/such/photo.jpg: no such file"),
-    ([], "no content image"),
+    ([], "no photo: give content=PHOTO"),
     (["style=/no/such/painting.jpg", "content=PHOTO"],
      "painting /no/such/painting.jpg: no such file"),
     # udnie.jpg is in $FASTNST_STYLE_DIR: a mistyped folder must not fall back to it.
@@ -210,7 +259,7 @@ def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path, monk
 ], ids=["missing photo", "no photo", "missing painting", "mistyped folder", "size 0",
         "negative iterations", "negative style weight", "gif output", "output under a file"])
 @pytest.mark.slow  # a subprocess, or seconds of work
-def test_cli_errors_are_one_line_with_non_zero_exit(vgg_weights, tmp_path, args, message):
+def test_cli_errors_are_one_line_with_exit_status_1_or_2_for_usage(vgg_weights, tmp_path, args, message):
     content = tmp_path / "photo.png"
     write_image(smooth_image(16, 16), content)
     styles = tmp_path / "styles"
@@ -218,7 +267,8 @@ def test_cli_errors_are_one_line_with_non_zero_exit(vgg_weights, tmp_path, args,
     args = [a.replace("PHOTO", str(content)).replace("OUT", str(tmp_path)) for a in args]
     proc = _cli("progress=false", "iterations=100000", "size=16", *args,
                 env_extra={"FASTNST_STYLE_DIR": str(styles)})
-    assert proc.returncode == 1
+    usage = "must be" in message or "give content" in message  # asked for what cannot be
+    assert proc.returncode == (2 if usage else 1), proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo.png", "styles"]
@@ -261,7 +311,7 @@ def test_a_diverged_optimisation_writes_nothing(vgg_weights, tmp_path, monkeypat
     write_image(smooth_image(32, 32), content)
 
     def diverged(content, *args, **kwargs):
-        return gatys.GatysResult(image=torch.full_like(content, float("nan")))
+        return GatysResult(image=torch.full_like(content, float("nan")))
 
     monkeypatch.setattr(gatys, "stylize", diverged)
     with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):

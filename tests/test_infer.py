@@ -16,7 +16,8 @@ from helpers import ctrl_c_default, smooth_image, tiny_model, wait_for_file
 from hostile import PicklePayload, make_corpus, missing
 
 from fastnst.images import read_image, write_image
-from fastnst.infer import FlickerFilter, main
+from fastnst.infer import main
+from fastnst.video import FlickerFilter
 
 
 @pytest.fixture

@@ -20,17 +20,18 @@ from hostile import PicklePayload
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
+from fastnst.checkpoints import (
+    CheckpointError,
+    check_checkpoint,
+    initial_weights,
+    resume_checkpoint,
+)
 from fastnst.images import write_image
 from fastnst.model_files import load_model, read_metadata
 from fastnst.module import NonFiniteLossError, StyleTransferModule, lr_factor, trainable
 from fastnst.paintings import expand_style_path
-from fastnst.train import (
-    check_checkpoint,
-    initial_weights,
-    resolve_precision,
-    resume_checkpoint,
-    run,
-)
+from fastnst.train import run
+from fastnst.trainer import resolve_precision
 from fastnst.transformer import TransformerConfig, TransformerNet
 
 
@@ -103,9 +104,9 @@ def test_resume_true_finds_the_newest_other_run(tmp_path):
         os.utime(p, (1000 + i, 1000 + i))
     assert resume_checkpoint(True, runs / "c") == new
     assert resume_checkpoint(False, runs / "c") is None
-    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
         resume_checkpoint(True, tmp_path / "elsewhere" / "run")
-    with pytest.raises(FileNotFoundError, match=r"nope\.ckpt"):
+    with pytest.raises(CheckpointError, match=r"nope\.ckpt"):
         resume_checkpoint(str(tmp_path / "nope.ckpt"), runs / "c")
 
 

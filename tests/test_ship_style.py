@@ -1,0 +1,74 @@
+"""scripts/ship_style.py: shipping a model trained from a painting given by path."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from helpers import REPO, smooth_image, stripes, tiny_model
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from fastnst.images import write_image
+from fastnst.model_files import load_model, read_metadata, save_model
+from fastnst.paintings import expand_style_path
+
+
+@pytest.fixture
+def ship_style(monkeypatch):
+    """The script as a module (scripts/ on sys.path, as when it runs)."""
+    monkeypatch.syspath_prepend(str(REPO / "scripts"))
+    return importlib.import_module("ship_style")
+
+
+def trained_from_path(tmp_path, painting, photos, with_training=True):
+    """A tiny model file with the metadata fastnst.train writes for `style=<painting path>`."""
+    with initialize_config_module("fastnst.conf", version_base="1.3"):
+        cfg = compose("train", overrides=expand_style_path(
+            [f"style={painting}", f"data.root={photos}", "data.crop_size=32"]))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    net, _ = load_model(tiny_model(tmp_path / "tiny.safetensors"))
+    extra = {"training": config} if with_training else {}
+    extra |= {"steps": 7, "losses": {"content": 2.0, "style": 1.25, "tv": 0.0, "total": 3.25},
+              "seconds": 90.0, "skipped_images": 0, "processes": 1, "precision": "32-true"}
+    return save_model(net, tmp_path / "run" / f"{painting.stem}.safetensors",
+                      cfg.style.name, extra=extra)
+
+
+@pytest.mark.slow  # exports and verifies ONNX
+def test_ships_a_model_trained_from_a_painting_path(ship_style, tmp_path):
+    painting, photos, photo = tmp_path / "harbour_at_dusk.png", tmp_path / "photos", \
+        tmp_path / "street.png"
+    write_image(stripes(40, 56), painting)
+    photos.mkdir()
+    for i in range(3):
+        write_image(smooth_image(36, 48, seed=i), photos / f"p{i}.jpg")
+    write_image(smooth_image(30, 44), photo)
+    model = trained_from_path(tmp_path, painting, photos)
+
+    ship_style.main([str(model), "--out", str(tmp_path / "out"), "--photo", str(photo),
+                     "--photo-size", "40"])
+
+    shipped = tmp_path / "out" / "harbour_at_dusk.safetensors"
+    assert read_metadata(shipped)["style"] == "harbour_at_dusk"
+    assert load_model(shipped)[0].config == load_model(model)[0].config
+    text = (tmp_path / "out" / "harbour_at_dusk.md").read_text()
+    assert text.startswith("# harbour_at_dusk\n")
+    assert "**Style image:** `harbour_at_dusk.png`, given by path when training" in text
+    assert "http" not in text and "md5" not in text  # no URL for a painting given by path
+    assert "7 steps of 4 crops of 32 px" in text
+    assert f"data: the 3 photos of {ship_style.shown_folder(str(photos))}." in text
+    assert "total 3.25, content 2, style 1.25" in text
+    assert "on street.png at 40 px" in text
+    for fixed in ("3,440", "shared/data/train", "MS-COCO", "chicago"):  # no hard-coded data set
+        assert fixed not in text
+
+
+def test_refuses_an_unknown_style_without_its_painting(ship_style, tmp_path):
+    painting, photo = tmp_path / "unknown_painting.png", tmp_path / "street.png"
+    write_image(smooth_image(30, 44), photo)
+    model = trained_from_path(tmp_path, painting, tmp_path, with_training=False)
+    with pytest.raises(SystemExit) as exit_info:
+        ship_style.main([str(model), "--out", str(tmp_path / "out"), "--photo", str(photo)])
+    assert exit_info.value.code == 2
+    assert not (tmp_path / "out").exists()  # nothing written
