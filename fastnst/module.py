@@ -27,6 +27,7 @@ from fastnst.images import grid, write_image
 from fastnst.losses import PerceptualLoss
 from fastnst.transformer import TransformerConfig, TransformerNet
 
+FINAL_LOSS_STEPS = 50  # the final loss is the mean of this many last steps: one step is noisy
 LOSS_PREFIX = "loss."  # state-dict keys of the loss network, left out of checkpoints
 
 
@@ -92,7 +93,7 @@ class StyleTransferModule(pl.LightningModule):
         self.sample_dir = None if sample_dir is None else Path(sample_dir)
         self.strict_loading = False  # checkpoints hold no loss-network weights
         self.skipped_images = 0
-        self.recent: deque[dict[str, torch.Tensor]] = deque(maxlen=50)
+        self.recent: deque[dict[str, torch.Tensor]] = deque(maxlen=FINAL_LOSS_STEPS)
         self._last_batch_end: float | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -158,7 +159,7 @@ class StyleTransferModule(pl.LightningModule):
             write_image(image, self.sample_dir / f"step_{self.global_step:06d}.png")
 
     def final_losses(self) -> dict[str, float]:
-        """Mean weighted loss terms over the last (up to 50) training steps."""
+        """Mean weighted loss terms over the last (up to FINAL_LOSS_STEPS) training steps."""
         if not self.recent:
             return {}
         return {k: float(sum(r[k].item() for r in self.recent) / len(self.recent))

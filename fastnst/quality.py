@@ -8,8 +8,9 @@ relu1_1..relu5_1), unweighted. The structure figure says how much of the photo's
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,15 +26,26 @@ _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luminance weights of R, G, B
 BALANCE = 2.0
 
 
-def gatys_yardstick() -> PerceptualLoss:
-    """The Gatys baseline's perceptual loss with content and style weight 1 and no TV: call
-    `set_style` with the painting at PAINTING_SIDE px, then `judge`."""
+def configured_loss(style: str | None = None, trained: Mapping[str, Any] | None = None,
+                    **weights: float) -> PerceptualLoss:
+    """The perceptual loss as configured: `style`'s weights (`conf/style/<style>.yaml`, default
+    the default style) on `conf/loss/vgg19.yaml`, or the `trained` loss config a model recorded
+    (metadata `training.loss`: a model is judged by the weights it was trained with, even after
+    its style's config changes). `weights` (content_weight=, style_weight=, ...) override."""
     from hydra import compose, initialize_config_module
     from hydra.utils import instantiate
 
+    if trained:
+        return instantiate(trained, **weights)
     with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
-        cfg = compose(config_name="gatys")
-    return instantiate(cfg.loss, content_weight=1.0, style_weight=1.0, tv_weight=0.0)
+        cfg = compose(config_name="gatys", overrides=[f"style={style}"] if style else [])
+    return instantiate(cfg.loss, **weights)
+
+
+def gatys_yardstick() -> PerceptualLoss:
+    """The Gatys baseline's perceptual loss with content and style weight 1 and no TV: call
+    `set_style` with the painting at PAINTING_SIDE px, then `judge`."""
+    return configured_loss(content_weight=1.0, style_weight=1.0, tv_weight=0.0)
 
 
 @dataclass(frozen=True)

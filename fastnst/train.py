@@ -132,7 +132,8 @@ def run(cfg: DictConfig) -> Path | None:
         with atomic_path(out) as tmp:
             shutil.copyfile(path, tmp)
     print(f"wrote {path} after {trainer.global_step} steps in {seconds / 60:.1f} min;"
-          f" loss {losses.get('total', float('nan')):.4g} (mean of the last steps);"
+          f" loss {losses.get('total', float('nan')):.4g} (the mean of the last"
+          f" {len(module.recent)} steps; the progress bar shows one step);"
           f" {module.skipped_images} unreadable images skipped")
     return path
 

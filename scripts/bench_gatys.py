@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import SHARED, build_loss, machine, use_shared_data
+from common import EVAL_DIR, build_loss, machine, use_shared_data
 from common import devices as available_devices
 
 from fastnst.baseline import GatysOptions, stylize
@@ -20,7 +20,7 @@ from fastnst.paintings import load_painting
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
+    parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     parser.add_argument("--photos", nargs="+", default=["chicago.jpg", "golden_gate.jpg",
                                                         "kodim23.jpg"])
     parser.add_argument("--styles", nargs="+", default=["starry_night", "the_scream"])

@@ -17,14 +17,11 @@ import time
 from pathlib import Path
 
 import torch
+from common import build_network, machine, model_names
 from common import devices as available_devices
-from common import machine
 
 from fastnst.export import export_onnx
 from fastnst.stylizer import OnnxBackend, TorchBackend
-from fastnst.transformer import TransformerConfig, TransformerNet
-
-MODELS = {"johnson": TransformerConfig(32, 5), "johnson_slim": TransformerConfig(16, 3)}
 
 
 def ms_per_frame(backend, image: torch.Tensor, repeats: int) -> float:
@@ -41,7 +38,7 @@ def ms_per_frame(backend, image: torch.Tensor, repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["640x480", "1280x720", "1920x1080"])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=model_names(), choices=model_names())
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
@@ -51,7 +48,7 @@ def main() -> None:
     print("|---|---|---|" + "---|" * len(sizes))
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
-            net = TransformerNet(MODELS[name]).eval()
+            net = build_network(name).eval()
             onnx_path = Path(tmp) / f"{name}.onnx"
             export_onnx(net, onnx_path, name, verify_sizes=[(64, 64)])
             for device in devices:

@@ -19,10 +19,8 @@ import time
 from collections.abc import Callable
 
 import torch
+from common import build_loss, build_network, machine, model_names, train_config, use_shared_data
 from common import devices as available_devices
-from common import machine, use_shared_data
-from hydra import compose, initialize_config_module
-from hydra.utils import instantiate
 
 from fastnst.device import bf16_is_fast
 from fastnst.losses import PerceptualLoss
@@ -67,7 +65,7 @@ def train_step(net: TransformerNet, loss: PerceptualLoss, opt: torch.optim.Optim
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["johnson", "johnson_slim"])
+    parser.add_argument("--models", nargs="+", default=model_names(), choices=model_names())
     parser.add_argument("--crops", type=int, nargs="+", default=[256, 128])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
@@ -82,11 +80,10 @@ def main() -> None:
     for device in devices:
         precisions = ["fp32"] + (["bf16"] if bf16_is_fast(device) else [])
         for model in args.models:
-            with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
-                cfg = compose(config_name="train", overrides=[f"model={model}"])
-            loss = instantiate(cfg.loss).to(device)
+            cfg = train_config(f"model={model}")  # its default style and style_size
+            loss = build_loss(cfg.style.name, device)
             loss.set_style([read_painting(cfg.style, max_size=cfg.style_size).to(device)])
-            net = TransformerNet(instantiate(cfg.model)).to(device)
+            net = build_network(model).to(device)
             opt = torch.optim.Adam(net.parameters(), lr=1e-3)
             for precision in precisions:
                 for crop in args.crops:

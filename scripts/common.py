@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 from pathlib import Path
 
@@ -12,17 +11,14 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from fastnst.losses import PerceptualLoss
+from fastnst.quality import configured_loss
+from fastnst.shared_data import EVAL_DIR, TRAIN_DIR, use_shared_data
+from fastnst.transformer import TransformerNet
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def use_shared_data() -> None:
-    """Point FASTNST_VGG19 and FASTNST_STYLE_DIR at ../shared unless they are set."""
-    os.environ.setdefault("FASTNST_VGG19", str(SHARED / "weights" /
-                                               "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"))
-    os.environ.setdefault("FASTNST_STYLE_DIR", str(SHARED / "data" / "styles"))
+__all__ = ["EVAL_DIR", "TRAIN_DIR", "use_shared_data"]  # the ../shared layout, for the scripts
 
 
 def devices() -> list[torch.device]:
@@ -43,18 +39,28 @@ def machine() -> str:
 
 
 def build_loss(style: str, device: torch.device, meta: dict | None = None) -> PerceptualLoss:
-    """The perceptual loss a style network was trained with, on `device`.
+    """The perceptual loss of `style` on `device`: the one the model whose metadata is `meta`
+    was trained with, else the style's config (fastnst.quality.configured_loss)."""
+    return configured_loss(style, (meta or {}).get("training", {}).get("loss")).to(device)
 
-    `meta` is the model's metadata (fastnst.model_files.read_metadata): its recorded training loss
-    config wins, so a model is judged by the weights it was trained under even after the style's
-    config changes. Without it: the style's own config, `conf/style/<style>.yaml`.
-    """
-    trained = (meta or {}).get("training", {}).get("loss")
-    if trained:
-        return instantiate(trained).to(device)
+
+def model_names() -> list[str]:
+    """The network architectures of `conf/model/` (`model=` choices)."""
+    from importlib import resources
+
+    return sorted(p.name.removesuffix(".yaml") for p in
+                  (resources.files("fastnst.conf") / "model").iterdir() if p.name.endswith(".yaml"))
+
+
+def train_config(*overrides: str) -> DictConfig:
+    """`conf/train.yaml` composed with Hydra `overrides` (`model=johnson_slim`, ...)."""
     with initialize_config_module(config_module="fastnst.conf", version_base="1.3"):
-        cfg = compose(config_name="gatys", overrides=[f"style={style}"])
-    return instantiate(cfg.loss).to(device)
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def build_network(model: str) -> TransformerNet:
+    """A TransformerNet of the architecture `conf/model/<model>.yaml`, random weights."""
+    return TransformerNet(instantiate(train_config(f"model={model}").model))
 
 
 LABEL_HEIGHT = 28  # pixels of a caption row
@@ -71,7 +77,7 @@ def add_model_and_photo_args(parser: argparse.ArgumentParser) -> None:
     """--models (default: the shipped styles), --eval-dir and --photos (default: all)."""
     parser.add_argument("--models", nargs="+", type=Path,
                         help="style model files (default: the shipped styles)")
-    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
+    parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     parser.add_argument("--photos", nargs="+", help="file names in --eval-dir (default: all)")
 
 

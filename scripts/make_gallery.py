@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import SHARED, build_loss, caption, machine, use_shared_data
+from common import EVAL_DIR, build_loss, caption, machine, use_shared_data
 
 from fastnst.baseline import GatysOptions
 from fastnst.baseline import stylize as gatys
@@ -31,7 +31,7 @@ from fastnst.stylizer import load_backend, stylize
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", type=Path, help="default: the shipped styles")
-    parser.add_argument("--eval-dir", type=Path, default=SHARED / "data" / "eval")
+    parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     parser.add_argument("--photos", nargs="+",
                         default=["chicago.jpg", "golden_gate.jpg", "kodim23.jpg", "amber.jpg"])
     parser.add_argument("--size", type=int, default=512, help="long side of each cell, pixels")

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from common import SHARED, machine
+from common import EVAL_DIR, machine
 from omegaconf import OmegaConf
 
 from fastnst.data import DataError, find_images
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="a trained <style>.safetensors")
     parser.add_argument("--quality", help="a line for the card, from eval_quality.py")
-    parser.add_argument("--photo", type=Path, default=SHARED / "data" / "eval" / "chicago.jpg",
+    parser.add_argument("--photo", type=Path, default=EVAL_DIR / "chicago.jpg",
                         help="the photo the float16 weights are checked on (default: %(default)s)")
     parser.add_argument("--photo-size", type=int, default=512,
                         help="its long side for the check, pixels (default: %(default)s)")

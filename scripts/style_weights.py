@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import SHARED, machine, use_shared_data
+from common import TRAIN_DIR, machine, use_shared_data
 
 from fastnst.data import find_images
 from fastnst.images import read_image, resize_long_side
@@ -30,7 +30,7 @@ from fastnst.quality import BALANCE, balanced_style_weight, gatys_yardstick
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--styles", nargs="+", help="style names or image paths (default: all)")
-    parser.add_argument("--photos-dir", type=Path, default=SHARED / "data" / "train")
+    parser.add_argument("--photos-dir", type=Path, default=TRAIN_DIR)
     parser.add_argument("--count", type=int, default=8, help="photos, spread over the folder")
     parser.add_argument("--size", type=int, default=256, help="long side of photo and style, px")
     parser.add_argument("--balance", type=float, default=BALANCE)

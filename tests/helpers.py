@@ -11,13 +11,11 @@ from pathlib import Path
 
 import torch
 
-from fastnst.vgg import KERAS_H5_NAME
+from fastnst import shared_data
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FASTNST_SHARED", REPO.parent / "shared"))
-VGG19_FILE = Path(os.environ.get("FASTNST_VGG19") or SHARED / "weights" / KERAS_H5_NAME)
-STYLE_DIR = Path(os.environ.get("FASTNST_STYLE_DIR") or SHARED / "data" / "styles")
-EVAL_DIR = SHARED / "data" / "eval"
+VGG19_FILE = Path(os.environ.get("FASTNST_VGG19") or shared_data.VGG19_FILE)
+STYLE_DIR = Path(os.environ.get("FASTNST_STYLE_DIR") or shared_data.STYLE_DIR)
 
 
 def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:

@@ -259,7 +259,8 @@ def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path, monk
 ], ids=["missing photo", "no photo", "missing painting", "mistyped folder", "size 0",
         "negative iterations", "negative style weight", "gif output", "output under a file"])
 @pytest.mark.slow  # a subprocess, or seconds of work
-def test_cli_errors_are_one_line_with_exit_status_1_or_2_for_usage(vgg_weights, tmp_path, args, message):
+def test_cli_errors_are_one_line_with_exit_status_1_or_2_for_usage(vgg_weights, tmp_path, args,
+                                                                   message):
     content = tmp_path / "photo.png"
     write_image(smooth_image(16, 16), content)
     styles = tmp_path / "styles"
