@@ -180,6 +180,22 @@ def shipped_models(suffix: str = ".safetensors") -> dict[str, Path]:
             if p.name.endswith(suffix)}
 
 
+FAST_SUFFIX = "-fast"  # `<style>-fast`: the style's fast network (python -m fastnst.distill)
+
+
+def fast_variant(spec: str) -> str:
+    """The name of the fast network of the shipped style `spec` (`<spec>-fast`). A model file,
+    or a name that is already fast, is returned as it is. Raises UnknownStyleError when the style
+    has no shipped fast network."""
+    if spec.endswith(FAST_SUFFIX) or Path(spec).suffix.lower() in MODEL_SUFFIXES \
+            or os.sep in spec:
+        return spec
+    if spec + FAST_SUFFIX not in shipped_models():
+        raise UnknownStyleError(spec, f"no fast network ships for this style; make one with"
+                                      f" `python -m fastnst.distill style={spec}`")
+    return spec + FAST_SUFFIX
+
+
 class UnknownStyleError(UsageError, ModelFileError):
     """A style name that is neither shipped nor a model file: a usage error (exit status 2)."""
 
@@ -192,7 +208,7 @@ def find_model(spec: str, suffix: str = ".safetensors") -> Path:
                                       f" painting with `python -m fastnst.train style={spec}`,"
                                       " or stylize with it directly (slow, one photo at a time):"
                                       f" `python -m fastnst.gatys content=PHOTO style={spec}`")
-    if path.suffix.lower() in MODEL_SUFFIXES or path.exists() or os.sep in spec:
+    if path.suffix.lower() in MODEL_SUFFIXES or path.is_file() or os.sep in spec:
         if not path.is_file():
             raise ModelFileError(path, "no such file")
         return path

@@ -20,9 +20,9 @@ from fastnst.model_files import ModelFileError
 
 # Every operator fastnst.export writes (export.OPSETS 11-22, float32 and float16), nothing else.
 ALLOWED_OPS = frozenset({
-    "Add", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "Gather", "Identity",
-    "InstanceNormalization", "Pad", "Relu", "Reshape", "Resize", "Shape", "Sigmoid", "Slice",
-    "Transpose", "Unsqueeze"})
+    "Add", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "DepthToSpace", "Gather",
+    "Identity", "InstanceNormalization", "Pad", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
+    "Slice", "Transpose", "Unsqueeze"})
 STANDARD_DOMAINS = ("", "ai.onnx")
 MAX_NODES = 10_000  # the widest shipped architecture has about 220; 64 residual blocks ~1,500
 

@@ -1,8 +1,17 @@
-"""TransformerNet: the feed-forward style network of Johnson et al. (2016).
+"""TransformerNet: the feed-forward style networks, in two designs.
 
-9x9 conv, two stride-2 convs, residual blocks, two upsampling stages, 9x9 conv to RGB; reflection
-padding and instance normalisation throughout. Upsampling is nearest-neighbour resize + conv
-rather than transposed convolution, which avoids checkerboard artefacts (Odena et al. 2016).
+`johnson` (Johnson et al. 2016): 9x9 conv, two stride-2 convs, residual blocks, two upsampling
+stages, 9x9 conv to RGB; reflection padding and instance normalisation throughout. Upsampling is
+nearest-neighbour resize + conv rather than transposed convolution, which avoids checkerboard
+artefacts (Odena et al. 2016). About 47 GMAC at 640x480 (32 channels, 5 blocks).
+
+`fast`: the same idea laid out for CPUs (about 1 GMAC at 640x480; scripts/bench_infer.py counts).
+Two stride-2 convs take the photo to 1/4 size at once; depthwise-separable residual blocks work
+there; a resize-conv returns to 1/2 size, where a skip from the first layer adds back detail;
+a 3x3 conv to 4 x RGB and a pixel shuffle make the full-size image. Zero padding inside the
+convs and instance normalisation only outside the blocks keep ONNX Runtime's graph to fused
+convolutions. It is trained by distillation from a `johnson` network (docs/training.md).
+
 Input and output are `(N, 3, H, W)` RGB in [0, 1]; any H and W work, the output has the input's
 size.
 """
@@ -23,13 +32,19 @@ from fastnst.errors import UsageError
 NETWORK_MIN_SIDE = 5
 
 
+DESIGNS = ("johnson", "fast")
+
+
 @dataclass(frozen=True)
 class TransformerConfig:
-    """Architecture of a TransformerNet. `channels` is the width of the first layer (the paper:
-    32, doubled at each downsampling); `blocks` is the number of residual blocks (paper: 5)."""
+    """Architecture of a TransformerNet. `design`: johnson | fast (see the module docstring).
+    johnson: `channels` is the width of the first layer (the paper: 32, doubled at each
+    downsampling). fast: `channels` is the width at 1/4 size (48; the 1/2-size layers have a
+    third of it). `blocks` is the number of residual blocks (5)."""
 
     channels: int = 32
     blocks: int = 5
+    design: str = "johnson"
 
     def __post_init__(self) -> None:
         # Bounds keep a hostile model file from asking for terabytes of weights.
@@ -37,6 +52,10 @@ class TransformerConfig:
                                        ("blocks", self.blocks, 0, 64)):
             if type(value) is not int or not low <= value <= high:
                 raise UsageError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
+        if self.design not in DESIGNS:
+            raise UsageError(f"design must be one of {', '.join(DESIGNS)}, not {self.design!r}")
+        if self.design == "fast" and self.channels < 3:
+            raise UsageError(f"a fast network needs channels >= 3, not {self.channels}")
 
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
@@ -82,12 +101,58 @@ def pad_to_min_side(image: torch.Tensor) -> torch.Tensor:
     return F.pad(image, pad, mode="replicate")
 
 
+class _SeparableBlock(nn.Module):
+    """A residual block of two depthwise 3x3 + pointwise 1x1 convolutions, ReLU between, no
+    normalisation (the fast design)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        c = channels
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
+                                  nn.ReLU(inplace=True),
+                                  nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class _FastNet(nn.Module):
+    """The fast design; see the module docstring."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        c, half = config.channels, max(1, config.channels // 3)
+        self.down = nn.Sequential(
+            nn.Conv2d(3, half, 3, stride=2, padding=1), nn.InstanceNorm2d(half, affine=True),
+            nn.ReLU(inplace=True))
+        self.down2 = nn.Sequential(
+            nn.Conv2d(half, c, 3, stride=2, padding=1), nn.InstanceNorm2d(c, affine=True),
+            nn.ReLU(inplace=True))
+        self.residuals = nn.Sequential(*(_SeparableBlock(c) for _ in range(config.blocks)))
+        self.up = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, half, 1),
+                                nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True))
+        self.to_rgb = nn.Conv2d(half, 3 * 4, 3, padding=1)  # 4 sub-pixels of a 2x2 shuffle
+        with torch.no_grad():  # start as a nearest-neighbour upsampling (no checkerboard)
+            self.to_rgb.weight.copy_(self.to_rgb.weight[::4].repeat_interleave(4, dim=0))
+            self.to_rgb.bias.copy_(self.to_rgb.bias[::4].repeat_interleave(4))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        half = self.down(pad_to_min_side(image))  # ceil(H / 2): odd sizes need no padding
+        x = self.residuals(self.down2(half))
+        x = self.up(F.interpolate(x, size=half.shape[-2:], mode="nearest")) + half
+        return torch.sigmoid(F.pixel_shuffle(self.to_rgb(x), 2)[..., :h, :w])
+
+
 class TransformerNet(nn.Module):
-    """Johnson et al.'s image transformation network; see the module docstring."""
+    """A style network of `config.design`; see the module docstring."""
 
     def __init__(self, config: TransformerConfig | None = None) -> None:
         super().__init__()
         self.config = config or TransformerConfig()
+        if self.config.design == "fast":
+            self.fast = _FastNet(self.config)
+            return
         c = self.config.channels
         self.encoder = nn.Sequential(_conv_norm_relu(3, c, 9), _conv_norm_relu(c, 2 * c, 3, 2),
                                      _conv_norm_relu(2 * c, 4 * c, 3, 2))
@@ -103,6 +168,8 @@ class TransformerNet(nn.Module):
             return cls(config)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.config.design == "fast":
+            return self.fast(image)
         h, w = image.shape[-2:]
         # Each upsampling stage resizes to the exact size of the matching encoder stage, so any
         # H and W come back unchanged, with no size-dependent Python in the graph (the ONNX

@@ -37,14 +37,14 @@ def stripes(h: int, w: int) -> torch.Tensor:
     return colours[phase].permute(2, 0, 1).unsqueeze(0).float()
 
 
-def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0):
+def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0, design: str = "johnson"):
     """Write a small TransformerNet with perturbed (trained-looking) weights as a style model
     file named `path` (style name: its stem); return the path."""
     from fastnst.model_files import save_model
     from fastnst.transformer import TransformerConfig, TransformerNet
 
     torch.manual_seed(seed)
-    net = TransformerNet(TransformerConfig(channels=channels, blocks=blocks))
+    net = TransformerNet(TransformerConfig(channels=channels, blocks=blocks, design=design))
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.1)

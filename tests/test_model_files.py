@@ -32,7 +32,7 @@ def test_saved_model_reloads_into_an_identical_network(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
     assert meta["format"] == MODEL_FORMAT and meta["style"] == "mine"
-    assert meta["architecture"] == {"channels": 8, "blocks": 2}
+    assert meta["architecture"] == {"channels": 8, "blocks": 2, "design": "johnson"}
     assert meta["steps"] == 12 and meta["losses"] == {"total": 1.5}
     assert "[0, 1]" in meta["io"]
     assert not list(tmp_path.glob(".*tmp*"))  # the atomic write left no temporary file
@@ -95,6 +95,12 @@ BAD_MODELS = {  # name: (how the file is spoiled, what the one-line error says)
                      r"channels must be an integer in \[1, 512\]"),
     "negative blocks": (lambda p: _rewrite(p, architecture='{"channels": 8, "blocks": -1}'),
                         "blocks must be an integer"),
+    "unknown design": (lambda p: _rewrite(
+        p, architecture='{"channels": 8, "blocks": 2, "design": "../../evil"}'),
+        "design must be one of johnson, fast"),
+    "another design": (lambda p: _rewrite(
+        p, architecture='{"channels": 8, "blocks": 2, "design": "fast"}'),
+        "does not fit|unexpected|missing"),
     "unknown field": (lambda p: _rewrite(p, architecture='{"width": 8}'),
                       "bad architecture metadata.*width"),
     "not JSON": (lambda p: _rewrite(p, steps="{oops"), "malformed metadata"),
@@ -161,3 +167,11 @@ def test_shipped_style_names_resolve_to_their_files(tmp_path, monkeypatch):
     assert model_files.find_model(str(model)) == model  # a path is taken as it is
     with pytest.raises(ModelFileError, match="shipped styles: ink"):
         model_files.find_model("oil")
+    # A folder named like the style where the command runs (a run folder `ink/`) is no model.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ink").mkdir()
+    assert model_files.find_model("ink") == model
+    # The fast variant of a style is `<style>-fast`, when one ships.
+    assert model_files.fast_variant(str(model)) == str(model)
+    with pytest.raises(ModelFileError, match=r"python -m fastnst\.distill style=ink"):
+        model_files.fast_variant("ink")

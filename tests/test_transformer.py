@@ -51,3 +51,55 @@ def test_gradients_reach_every_parameter():
     net = TransformerNet(TransformerConfig(channels=8, blocks=2))
     net(torch.rand(2, 3, 20, 20)).mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+FAST = TransformerConfig(channels=48, blocks=5, design="fast")
+
+
+def _macs(net: nn.Module, h: int, w: int) -> int:
+    total = 0
+
+    def hook(module, inputs, output):
+        nonlocal total
+        total += output[0].numel() * (module.in_channels // module.groups) * \
+            module.kernel_size[0] * module.kernel_size[1]
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        net(torch.rand(1, 3, h, w))
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+def test_the_fast_design_costs_about_1_gmac_at_640x480_against_47_for_johnson():
+    fast, johnson = _macs(TransformerNet(FAST), 480, 640), _macs(TransformerNet(), 480, 640)
+    assert 0.8e9 < fast < 1.1e9 and 45e9 < johnson < 50e9, (fast, johnson)
+    assert sum(p.numel() for p in TransformerNet(FAST).parameters()) < 50_000
+    kinds = {type(m) for m in TransformerNet(FAST).modules()}
+    assert nn.ConvTranspose2d not in kinds and nn.ReflectionPad2d not in kinds
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 7), (17, 30), (32, 32), (33, 19), (480, 640)])
+def test_the_fast_design_takes_any_size(h, w):
+    net = TransformerNet(TransformerConfig(channels=9, blocks=2, design="fast"))
+    with torch.no_grad():
+        y = net(torch.rand(2, 3, h, w))
+    assert y.shape == (2, 3, h, w) and float(y.min()) >= 0 and float(y.max()) <= 1
+
+
+def test_the_fast_design_starts_without_checkerboard():
+    # The last layer starts as a nearest-neighbour upsampling: the four pixels of each 2x2 cell
+    # of the pixel shuffle come out alike, so there is no checkerboard to unlearn.
+    net = TransformerNet(TransformerConfig(channels=9, blocks=1, design="fast")).eval()
+    with torch.no_grad():
+        y = net(torch.rand(1, 3, 32, 32))
+    cells = y.unfold(2, 2, 2).unfold(3, 2, 2)  # (1, 3, 16, 16, 2, 2)
+    assert (cells - cells[..., :1, :1]).abs().max() < 1e-6
+
+
+def test_an_unknown_design_is_refused():
+    from fastnst.errors import UsageError
+
+    with pytest.raises(UsageError, match="design must be one of johnson, fast"):
+        TransformerConfig(design="tiny")
