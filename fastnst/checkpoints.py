@@ -1,5 +1,6 @@
 """A training run's checkpoints: written atomically, vetted before they are loaded, and where a
-run starts from (`resume=`: a checkpoint; `init=`: a style model's weights).
+run starts from (`resume=`: a checkpoint; `init=`: a style model's weights), and the network a
+distillation copies (`teacher=`).
 
 Each run keeps its checkpoints in `<run>/checkpoints/` (`step<N>.ckpt` every `checkpoint_every`
 steps, `last.ckpt` the newest). They are training state for `resume=`, not style models.
@@ -97,6 +98,17 @@ def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, to
                               f" is {config}; pick an init of the same architecture or change"
                               " model=")
     return net.state_dict()
+
+
+def load_teacher(teacher: str | None) -> TransformerNet | None:
+    """The network `teacher=` names (a shipped style or a model file), for distillation; None
+    when unset."""
+    from fastnst.model_files import find_model, load_model
+
+    if teacher in (None, "", "null"):
+        return None
+    net, _ = load_model(find_model(str(teacher)))
+    return net
 
 
 def last_good(last: Path, advice: str) -> str:

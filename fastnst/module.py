@@ -28,7 +28,9 @@ from fastnst.losses import PerceptualLoss
 from fastnst.transformer import TransformerConfig, TransformerNet
 
 FINAL_LOSS_STEPS = 50  # the final loss is the mean of this many last steps: one step is noisy
-LOSS_PREFIX = "loss."  # state-dict keys of the loss network, left out of checkpoints
+# State-dict keys of the loss network and the teacher, left out of checkpoints: both are fixed
+# and rebuilt from their own files.
+FIXED_PREFIXES = ("loss.", "teacher.")
 
 
 def lr_factor(step: int, warmup: int, total: int, final: float) -> float:
@@ -71,14 +73,16 @@ class StyleTransferModule(pl.LightningModule):
     factor at the last step (cosine decay over the trainer's max_steps); val_photos: fixed
     `(1, 3, H, W)` photos stylized every `sample_every` steps (0: never); sample_dir: where their
     grids go; init: weights to start from (a state dict of the same architecture; None: random);
-    train_only: "all" or "norm" (see `trainable`).
+    train_only: "all" or "norm" (see `trainable`); teacher: a trained network whose outputs
+    are the content targets instead of the photos (distillation, `python -m fastnst.distill`).
     """
 
     def __init__(self, config: TransformerConfig, loss: PerceptualLoss, painting: torch.Tensor,
                  lr: float = 1e-3, warmup_steps: int = 100, final_lr: float = 0.1,
                  val_photos: Sequence[torch.Tensor] = (), sample_every: int = 100,
                  sample_dir: str | Path | None = None,
-                 init: dict[str, torch.Tensor] | None = None, train_only: str = "all") -> None:
+                 init: dict[str, torch.Tensor] | None = None, train_only: str = "all",
+                 teacher: TransformerNet | None = None) -> None:
         super().__init__()
         self.net = TransformerNet(config)
         if init is not None:
@@ -86,12 +90,13 @@ class StyleTransferModule(pl.LightningModule):
         self.train_only = train_only
         trainable(self.net, train_only)  # fails early on a bad value
         self.loss = loss
+        self.teacher = None if teacher is None else teacher.eval().requires_grad_(False)
         self.painting = painting  # a plain attribute: not in checkpoints
         self.lr, self.warmup_steps, self.final_lr = lr, warmup_steps, final_lr
         self.val_photos = list(val_photos)
         self.sample_every = sample_every
         self.sample_dir = None if sample_dir is None else Path(sample_dir)
-        self.strict_loading = False  # checkpoints hold no loss-network weights
+        self.strict_loading = False  # checkpoints hold no loss-network or teacher weights
         self.skipped_images = 0
         self.recent: deque[dict[str, torch.Tensor]] = deque(maxlen=FINAL_LOSS_STEPS)
         self._last_batch_end: float | None = None
@@ -102,10 +107,16 @@ class StyleTransferModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         self.loss.set_style([self.painting.to(self.device)])
 
+    @torch.no_grad()
+    def targets(self, photos: torch.Tensor) -> torch.Tensor:
+        """What the network's output is compared with as content: the photos, or the teacher's
+        stylized photos when distilling."""
+        return photos if self.teacher is None else self.teacher(photos)
+
     def training_step(self, batch: tuple[torch.Tensor, int], batch_idx: int) -> torch.Tensor:
         images, skipped = batch
         self.skipped_images += int(skipped)
-        terms = self.loss(self.net(images), content=images)
+        terms = self.loss(self.net(images), content=self.targets(images))
         if not torch.isfinite(terms["total"]):  # before backward: the weights are still good
             raise NonFiniteLossError(
                 f"the loss is {terms['total'].item()} at step {self.global_step} ("
@@ -142,16 +153,19 @@ class StyleTransferModule(pl.LightningModule):
         """Stylize the validation photos; log their losses and write their grid (rank 0 only)."""
         if not self.val_photos or not self.trainer.is_global_zero:
             return
-        outs, totals = [], []
+        outs, teacher_outs, totals = [], [], []
         for photo in self.val_photos:
             photo = photo.to(self.device)
-            out = self.net(photo)
+            out, target = self.net(photo), self.targets(photo)
             outs.append(out.float().cpu())
-            totals.append({k: v.item() for k, v in self.loss(out, content=photo).items()})
+            teacher_outs.append(target.float().cpu())
+            totals.append({k: v.item() for k, v in self.loss(out, content=target).items()})
         means = {f"val/{k}": sum(t[k] for t in totals) / len(totals) for k in totals[0]}
         for logger in self.loggers if log else ():
             logger.log_metrics(means, step=self.global_step)  # exactly this step, rank 0 only
-        image = grid([[p.cpu() for p in self.val_photos], outs])
+        rows = [[p.cpu() for p in self.val_photos], *([teacher_outs] if self.teacher else []),
+                outs]  # photos, the teacher's results when distilling, this network's
+        image = grid(rows)
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("samples", image[0], self.global_step)
@@ -174,7 +188,7 @@ class StyleTransferModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(LOSS_PREFIX)]:
+        for key in [k for k in state if k.startswith(FIXED_PREFIXES)]:
             del state[key]
         bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
         if bad:  # never let a NaN overwrite the last good checkpoint

@@ -31,6 +31,7 @@ from fastnst.checkpoints import (
     check_checkpoint,
     initial_weights,
     last_good,
+    load_teacher,
     resume_checkpoint,
 )
 from fastnst.console import prepare_console
@@ -79,7 +80,7 @@ def run(cfg: DictConfig) -> Path | None:
     if cfg.data.short_side is not None and cfg.data.short_side < cfg.data.crop_size:
         raise ConfigError(f"data.short_side={cfg.data.short_side} is smaller than"
                           f" data.crop_size={cfg.data.crop_size}: the crops would not fit")
-    name = style_label(cfg.style.name)
+    name = style_label(cfg.name)
     if cfg.output:  # checked now, not after the training
         out = Path(cfg.output)
         check_writable(out / f"{name}.safetensors" if out.is_dir() else out)
@@ -89,6 +90,7 @@ def run(cfg: DictConfig) -> Path | None:
     if ckpt_path:  # before anything heavy loads
         check_checkpoint(ckpt_path, TransformerNet.skeleton(config))
     init = initial_weights(cfg.init, config)  # a resumed run then overwrites them
+    teacher = load_teacher(cfg.teacher)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = instantiate(cfg.data)
     data.setup()  # a missing or empty folder fails here, before anything heavy
@@ -98,13 +100,14 @@ def run(cfg: DictConfig) -> Path | None:
         config, instantiate(cfg.loss), painting, lr=cfg.optim.lr,
         warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
         val_photos=[photo for _, photo in val], sample_every=cfg.sample_every,
-        sample_dir=run_dir / "samples", init=init, train_only=cfg.train_only)
+        sample_dir=run_dir / "samples", init=init, train_only=cfg.train_only, teacher=teacher)
     trainer = build_trainer(cfg, run_dir)
     precision = str(trainer.precision)
     if trainer.is_global_zero:
-        log.info("run folder %s; %s, %s precision, style %s at %d px, from %s%s", run_dir,
+        log.info("run folder %s; %s, %s precision, style %s at %d px, from %s%s%s", run_dir,
                  cfg.trainer.get("accelerator"), precision, cfg.style.name,
                  cfg.style_size, f"init={cfg.init}" if init else "random weights",
+                 f"; distilling {cfg.teacher}" if teacher else "",
                  f"; resuming from {ckpt_path}" if ckpt_path else "")
     start = time.perf_counter()
     try:
@@ -158,16 +161,17 @@ def remove_if_untouched(run_dir: Path) -> None:
         pass
 
 
-def main() -> None:
-    """Console entry point: `fastnst-train` / `python -m fastnst.train` (Hydra overrides)."""
+def main(config_name: str = "train", prog: str = "fastnst-train") -> None:
+    """Console entry point: `fastnst-train` / `python -m fastnst.train` (Hydra overrides), and
+    with `config_name="distill"` `python -m fastnst.distill`."""
     prepare_console()
     import hydra
 
     from fastnst.config_checks import prepare_overrides
 
-    prepare_overrides("fastnst-train")
+    prepare_overrides(prog)
 
-    @hydra.main(version_base="1.3", config_path="pkg://fastnst.conf", config_name="train")
+    @hydra.main(version_base="1.3", config_path="pkg://fastnst.conf", config_name=config_name)
     def _main(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -175,10 +179,10 @@ def main() -> None:
             run(cfg)
         except FastnstError as e:
             remove_if_untouched(Path(HydraConfig.get().runtime.output_dir))
-            sys.exit(print_error("fastnst-train", e))
+            sys.exit(print_error(prog, e))
         except KeyboardInterrupt:  # before or after the training loop (it handles its own)
-            print("fastnst-train: interrupted; no model written (checkpoints, if any, are in"
-                  " the run folder)", file=sys.stderr)
+            print(f"{prog}: interrupted; no model written (checkpoints, if any, are in the run"
+                  " folder)", file=sys.stderr)
             sys.exit(130)
 
     _main()
