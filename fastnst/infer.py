@@ -33,9 +33,11 @@ from fastnst.images import (
     read_image,
     write_image,
 )
-from fastnst.model_files import ModelFileError
+from fastnst.model_files import ModelFileError, fast_variant
 from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize
 from fastnst.video import VIDEO_OUTPUT, VIDEO_SUFFIXES, is_video, stylize_video
+
+WEBCAM_SIDE = 640  # pixels: the webcam's frames are shrunk to this long side unless --max-size
 
 
 @dataclass
@@ -212,13 +214,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("-s", "--style", action="append", default=[],
                         help="a shipped style name, a .safetensors or .onnx file; repeat for"
                              " several (each input gets each style; the webcam cycles)")
+    parser.add_argument("--fast", action="store_true",
+                        help="use each style's fast network (<style>-fast: real time on CPUs)")
     parser.add_argument("-o", "--output", type=Path, help="output file (one input) or folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument("--backend", choices=BACKENDS, default="torch")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    parser.add_argument("--half", action="store_true", help="float16 on CUDA")
+    parser.add_argument("--half", action="store_true",
+                        help="half precision: float16 on CUDA, bfloat16 on CPUs with AMX")
     parser.add_argument("--max-size", type=bounded(16, 65536),
-                        help="shrink inputs to this long side (pixels, 16-65536)")
+                        help="shrink inputs to this long side (pixels, 16-65536; webcam default:"
+                             f" {WEBCAM_SIDE})")
     parser.add_argument("--preserve-color", action="store_true",
                         help="keep the photo's colours, take luminance from the result")
     parser.add_argument("--strength", type=float, default=1.0,
@@ -251,11 +257,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def live(args: argparse.Namespace) -> int:
-    """The webcam view: every --style (default: all shipped styles), cycled with keys."""
-    from fastnst.model_files import shipped_models
+    """The webcam view: every --style (default: the shipped fast networks, else all shipped
+    styles), cycled with keys, at most WEBCAM_SIDE pixels unless --max-size says otherwise."""
+    from fastnst.model_files import FAST_SUFFIX, shipped_models
     from fastnst.webcam import TkWindow, open_camera, run_webcam
 
-    styles = args.style or sorted(shipped_models())
+    shipped = sorted(shipped_models())
+    styles = args.style or [s for s in shipped if s.endswith(FAST_SUFFIX)] or shipped
     if not styles:
         raise ModelFileError("--style", "no style given and none shipped")
     backends = [load_backend(s, args.backend, args.device, args.half) for s in styles]
@@ -267,7 +275,7 @@ def live(args: argparse.Namespace) -> int:
         raise
     frames = run_webcam(capture, window, backends, lambda b, image: stylize(
         b, image, preserve_color=args.preserve_color, strength=args.strength),
-        max_size=args.max_size)
+        max_size=args.max_size or WEBCAM_SIDE)
     print(f"showed {frames} frames")
     return 0
 
@@ -285,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n".join(names) if names else "no styles shipped yet")
         return 0
     try:
+        if args.fast:
+            args.style = [fast_variant(s) for s in args.style]
         if args.webcam is not None:
             return live(args)
         backends = [load_backend(s, args.backend, args.device, args.half) for s in args.style]

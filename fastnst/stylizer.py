@@ -38,19 +38,26 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """A TransformerNet on `device`; `half` runs it in float16 (CUDA only: CPUs gain nothing)."""
+    """A TransformerNet on `device`. `half`: float16 on CUDA; bfloat16 convolutions (autocast,
+    channels-last memory) on CPUs where bf16 is fast (AMX: device.bf16_is_fast); elsewhere
+    float32, as CPUs without AMX gain nothing. Measured: docs/benchmarks.md."""
 
     def __init__(self, net: TransformerNet, style: str, device: torch.device,
                  half: bool = False) -> None:
+        from fastnst.device import bf16_is_fast
+
         self.style = style
         self.device = device
         self.dtype = torch.float16 if half and device.type == "cuda" else torch.float32
-        self.net = net.to(device=device, dtype=self.dtype).eval()
+        self.bf16 = half and device.type == "cpu" and bf16_is_fast(device)
+        self.memory_format = torch.channels_last if self.bf16 else torch.contiguous_format
+        self.net = net.to(device=device, dtype=self.dtype,
+                          memory_format=self.memory_format).eval()
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            out = self.net(image.to(self.device, self.dtype))
-        return out.float().cpu()
+        with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
+            out = self.net(image.to(self.device, self.dtype, memory_format=self.memory_format))
+        return out.float().contiguous().cpu()
 
 
 class BadResultError(FastnstError, RuntimeError):

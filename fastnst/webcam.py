@@ -8,6 +8,8 @@ images in fastnst.images (`tk_photo`), the one module that touches Pillow.
 
 from __future__ import annotations
 
+import collections
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -100,39 +102,103 @@ def _overlay(rgb: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
+class _Latest:
+    """A one-item mailbox between threads: `put` replaces what is there, `take` waits for a new
+    item (or `timeout` seconds; None then). Slow readers see the newest item, never a queue."""
+
+    def __init__(self) -> None:
+        self._item: object = None
+        self._fresh = False
+        self._cond = threading.Condition()
+
+    def put(self, item: object) -> None:
+        with self._cond:
+            self._item, self._fresh = item, True
+            self._cond.notify_all()
+
+    def take(self, timeout: float | None = None) -> object:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._fresh, timeout):
+                return None
+            self._fresh = False
+            return self._item
+
+
+_END = object()  # what the reader posts when the camera has no more frames
+
+
 def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
                stylize: Callable[[Backend, torch.Tensor], torch.Tensor],
                max_size: int | None = None, max_frames: int | None = None) -> int:
     """Show stylized camera frames until a quit key, the camera ends, or `max_frames`.
 
-    Returns the number of frames shown."""
+    Three stages overlap: a thread reads the camera (keeping only the newest frame), a thread
+    stylizes the newest frame, and this thread (Tk's) shows the newest result and reads keys.
+    The frame rate drawn on the picture counts the frames shown in the last second. Returns
+    the number of frames shown."""
     if not backends:
         raise ValueError("no style to show")
-    current, shown, fps, last = 0, 0, 0.0, time.perf_counter()
+    frames, results = _Latest(), _Latest()
+    stop = threading.Event()
+    current = [0]  # the style index, read by the stylizing thread
+
+    def read() -> None:
+        while not stop.is_set():
+            ok, frame = capture.read()
+            frames.put(frame if ok else _END)
+            if not ok:
+                return
+
+    def work() -> None:
+        try:
+            while not stop.is_set():
+                frame = frames.take(timeout=0.1)
+                if frame is None:
+                    continue
+                if frame is _END:
+                    results.put(_END)
+                    return
+                image = from_bgr(frame)  # type: ignore[arg-type]
+                if max_size and max(image.shape[-2:]) > max_size:
+                    image = resize_long_side(image, max_size)
+                backend = backends[current[0]]
+                results.put((to_bgr(stylize(backend, image))[..., ::-1], backend.style))
+        except BaseException as e:  # shown by the main thread, with its traceback
+            results.put(e)
+
+    threads = [threading.Thread(target=read, daemon=True, name="fastnst-camera"),
+               threading.Thread(target=work, daemon=True, name="fastnst-stylize")]
+    shown_at: collections.deque[float] = collections.deque()
+    shown = 0
     try:
+        for thread in threads:
+            thread.start()
         while max_frames is None or shown < max_frames:
             for key in window.pressed_keys():
                 if key in QUIT_KEYS:
                     return shown
                 if key in NEXT_KEYS:
-                    current = (current + 1) % len(backends)
+                    current[0] = (current[0] + 1) % len(backends)
                 elif key in PREVIOUS_KEYS:
-                    current = (current - 1) % len(backends)
-            ok, frame = capture.read()
-            if not ok:
+                    current[0] = (current[0] - 1) % len(backends)
+            result = results.take(timeout=0.02)  # keys stay answered while a frame is slow
+            if result is None:
+                continue
+            if result is _END:
                 return shown
-            image = from_bgr(frame)
-            if max_size and max(image.shape[-2:]) > max_size:
-                image = resize_long_side(image, max_size)
-            rgb = to_bgr(stylize(backends[current], image))[..., ::-1]
+            if isinstance(result, BaseException):
+                raise result
+            rgb, style = result  # type: ignore[misc]
             now = time.perf_counter()
-            fps = 0.9 * fps + 0.1 / max(now - last, 1e-6) if shown else 1 / max(now - last, 1e-6)
-            last = now
-            style = backends[current].style
-            window.show(_overlay(rgb, f"{style}  {fps:.1f} fps   n: next  p: previous  q: quit"),
-                        f"fastnst - {style}")
+            shown_at.append(now)
+            while shown_at[0] < now - 1.0:
+                shown_at.popleft()
+            window.show(_overlay(rgb, f"{style}  {len(shown_at)} fps   n: next  p: previous"
+                                      "  q: quit"), f"fastnst - {style}")
             shown += 1
         return shown
     finally:
-        capture.release()
+        stop.set()
+        threads[0].join(timeout=5)  # the camera is released after its last read, not during
+        capture.release()  # the stylizing thread ends after its frame; nobody waits for it
         window.close()

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import cv2
 import numpy as np
@@ -157,14 +158,16 @@ def _change(frames: list[torch.Tensor]) -> float:
 
 
 class FakeCamera:
-    """Frames from a list, as cv2.VideoCapture.read gives them (BGR uint8)."""
+    """Frames as cv2.VideoCapture.read gives them (BGR uint8), one every `period` seconds like a
+    real camera; `frames` of them, then the end."""
 
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, period: float = 0.005) -> None:
         still = (smooth_image(24, 32)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
         self.frames = [np.roll(still, i, axis=1)[..., ::-1] for i in range(frames)]
-        self.released = False
+        self.period, self.released = period, False
 
     def read(self):
+        time.sleep(self.period)
         return (True, self.frames.pop(0)) if self.frames else (False, None)
 
     def release(self):
@@ -172,16 +175,16 @@ class FakeCamera:
 
 
 class FakeWindow:
-    """Records what is shown; presses the scripted keys before the given frame numbers."""
+    """Records what is shown; presses the scripted keys once, when that many frames are shown."""
 
     def __init__(self, script: dict[int, list[str]]) -> None:
-        self.script, self.shown, self.closed = script, [], False
+        self.script, self.shown, self.closed = dict(script), [], False
 
     def show(self, rgb, title):
         self.shown.append((rgb.shape, title))
 
     def pressed_keys(self):
-        return self.script.get(len(self.shown), [])
+        return self.script.pop(len(self.shown), [])
 
     def close(self):
         self.closed = True
@@ -193,16 +196,32 @@ def test_webcam_loop_cycles_styles_and_quits_on_q(tmp_path):
 
     backends = [load_backend(str(tiny_model(tmp_path / f"{name}.safetensors", seed=i)))
                 for i, name in enumerate(("first", "second"))]
-    camera, window = FakeCamera(20), FakeWindow({2: ["n"], 4: ["n"], 5: ["p"], 6: ["q"]})
-    shown = run_webcam(camera, window, backends, stylize)
-    assert shown == 6
-    assert [title for _, title in window.shown] == [
-        "fastnst - first", "fastnst - first", "fastnst - second", "fastnst - second",
-        "fastnst - first", "fastnst - second"]
+    camera, window = FakeCamera(200), FakeWindow({2: ["n"], 5: ["p"], 8: ["n"], 10: ["q"]})
+    assert run_webcam(camera, window, backends, stylize) == 10
+    titles = [title for _, title in window.shown]
+    # A frame already being stylized when a key is pressed keeps its style: one at the most.
+    assert titles[:2] == ["fastnst - first"] * 2 and titles[3:5] == ["fastnst - second"] * 2
+    assert titles[6:8] == ["fastnst - first"] * 2 and titles[9] == "fastnst - second"
     assert window.shown[0][0] == (24, 32, 3)
     assert camera.released and window.closed
-    # The camera running out of frames also ends the loop cleanly.
-    assert run_webcam(FakeCamera(3), FakeWindow({}), backends, stylize) == 3
+    # The camera running out of frames also ends the loop cleanly, after its last frame.
+    assert run_webcam(FakeCamera(3, period=0.05), FakeWindow({}), backends, stylize) == 3
+
+
+def test_a_slow_frame_never_freezes_the_window(tmp_path):
+    from fastnst.stylizer import load_backend
+    from fastnst.webcam import run_webcam
+
+    backend = load_backend(str(tiny_model(tmp_path / "slow.safetensors")))
+
+    def slow(backend, image):
+        time.sleep(2.0)
+        return image
+
+    window = FakeWindow({0: ["q"]})
+    start = time.perf_counter()
+    assert run_webcam(FakeCamera(100), window, [backend], slow) == 0
+    assert time.perf_counter() - start < 1.0  # q answered while the first frame is stylized
 
 
 def test_no_camera_is_a_clear_error(model, monkeypatch, capsys):
