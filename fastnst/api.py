@@ -4,6 +4,7 @@
     fastnst.stylize("photo.jpg", style="starry_night").save("out.jpg")
     model = fastnst.load("mosaic", backend="onnx")        # reusable, e.g. for video frames
     frame_out = model(frame)                              # (H, W, 3) uint8 RGB in and out
+    fastnst.stylize("photo.jpg", style="starry_night:0.6,great_wave:0.4")   # a blend
 
 The command-line tools run the same code (fastnst.stylizer); these are its plain-Python doors.
 """
@@ -57,32 +58,35 @@ class Stylizer:
                        preserve_color=preserve_color)
 
 
-def load(style: str = "starry_night", backend: str = "torch", device: str = "auto"
-         ) -> Stylizer:
+def load(style: str = "starry_night", backend: str = "torch", device: str = "auto",
+         multi: str | None = None) -> Stylizer:
     """A reusable Stylizer: `style` is a shipped style name (see list_styles), a `.safetensors`
-    model from training or an exported `.onnx` file; `backend` "torch" or "onnx" (ONNX Runtime;
-    a shipped or .safetensors model is exported on first use and cached); `device` "auto",
-    "cpu" or "cuda". Raises fastnst.model_files.ModelFileError for a missing or bad model."""
+    model from training, an exported `.onnx` file, or a blend of the styles of a multi-style
+    model (`"starry_night:0.6,great_wave:0.4"`; `multi`: that model, default the shipped one);
+    `backend` "torch" or "onnx" (ONNX Runtime; a shipped or .safetensors model is exported on
+    first use and cached); `device` "auto", "cpu" or "cuda". Raises
+    fastnst.model_files.ModelFileError for a missing or bad model, fastnst.style_mix.MixError
+    for a blend it cannot make."""
     from fastnst.stylizer import load_backend
 
-    return Stylizer(load_backend(style, backend, device))
+    return Stylizer(load_backend(style, backend, device, multi=multi))
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(style: str, backend: str) -> Stylizer:
-    return load(style, backend)
+def _cached(style: str, backend: str, multi: str | None) -> Stylizer:
+    return load(style, backend, multi=multi)
 
 
 def stylize(image: ImageLike, style: str = "starry_night", strength: float = 1.0,
             preserve_color: bool = False, max_size: int | None = None,
-            backend: str = "torch") -> Image.Image:
+            backend: str = "torch", multi: str | None = None) -> Image.Image:
     """Stylize one image and return it as a PIL image.
 
-    image: a file path, a PIL image or an `(H, W, 3)` uint8 RGB array; style: as for `load`
-    (the last four models used stay loaded); strength: 0..1, how much of the result to blend
-    over the photo; preserve_color: keep the photo's colours; max_size: shrink the long side to
-    this many pixels first."""
-    return _cached(str(style), backend).image(image, strength, preserve_color, max_size)
+    image: a file path, a PIL image or an `(H, W, 3)` uint8 RGB array; style, multi: as for
+    `load` (the last four models used stay loaded); strength: 0..1, how much of the result to
+    blend over the photo; preserve_color: keep the photo's colours; max_size: shrink the long
+    side to this many pixels first."""
+    return _cached(str(style), backend, multi).image(image, strength, preserve_color, max_size)
 
 
 def list_styles() -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import os
 import sys
@@ -37,6 +36,7 @@ from fastnst.model_files import (
     ModelFileError,
     load_model,
 )
+from fastnst.style_mix import STYLE_INPUT
 from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet
 
 DEFAULT_OPSET = 17
@@ -59,8 +59,8 @@ class _Float32IO(nn.Module):
         super().__init__()
         self.net = net.half()
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.net(image.half()).float()
+    def forward(self, image: torch.Tensor, *mix: torch.Tensor) -> torch.Tensor:
+        return self.net(image.half(), *(m.half() for m in mix)).float()
 
 
 @dataclass
@@ -72,18 +72,36 @@ class Verification:
     seconds: float
 
 
-def onnx_metadata(style: str, net: TransformerNet, fp16: bool) -> dict[str, str]:
-    """The metadata_props written into the ONNX model."""
-    return {"format": MODEL_FORMAT, "style": style, "io": IO_CONVENTION,
+def onnx_metadata(style: str, net: TransformerNet, fp16: bool,
+                  styles: Sequence[str] = ()) -> dict[str, str]:
+    """The metadata_props written into the ONNX model; a multi-style network's also name its
+    `styles` (JSON list, in the order of the `style_weights` input)."""
+    meta = {"format": MODEL_FORMAT, "style": style, "io": IO_CONVENTION,
             "min_side": str(NETWORK_MIN_SIDE), "precision": "float16" if fp16 else "float32",
-            "architecture": json.dumps(dataclasses.asdict(net.config)),
+            "architecture": json.dumps(net.config.as_dict()),
             "input": "image", "output": "stylized"}
+    if net.config.styles:
+        meta.update(styles=json.dumps(list(styles)), style_input=STYLE_INPUT)
+    return meta
+
+
+def example_inputs(net: TransformerNet, image: torch.Tensor, blend: bool = False
+                   ) -> tuple[torch.Tensor, ...]:
+    """`net`'s inputs for `image`: the image, and for a multi-style network a mix (one-hot on
+    the first style, or with `blend` every style weighed 1, 2, 3...)."""
+    n = net.config.styles
+    if not n:
+        return (image,)
+    mix = torch.arange(1.0, n + 1) if blend else torch.eye(n)[0]
+    return image, mix
 
 
 def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *,
                 fp16: bool = False, opset: int = DEFAULT_OPSET,
-                verify_sizes: Sequence[tuple[int, int]] = VERIFY_SIZES) -> Verification:
-    """Export `net` to `path` (atomically) and verify it; raise ExportError if it does not match."""
+                verify_sizes: Sequence[tuple[int, int]] = VERIFY_SIZES,
+                styles: Sequence[str] = ()) -> Verification:
+    """Export `net` to `path` (atomically) and verify it; raise ExportError if it does not match.
+    A multi-style network (`styles`: its style names) gets a second input, `style_weights`."""
     import onnx
 
     from fastnst.onnx_checks import check_graph
@@ -98,13 +116,15 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
         # verification below is what tells a good export from a bad one.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, (torch.rand(1, 3, 64, 64),), str(tmp), dynamo=False,
-                              input_names=["image"], output_names=["stylized"],
+            inputs = example_inputs(net, torch.rand(1, 3, 64, 64))
+            torch.onnx.export(module, inputs, str(tmp), dynamo=False,
+                              input_names=["image", STYLE_INPUT][:len(inputs)],
+                              output_names=["stylized"],
                               dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                             "stylized": {0: "batch", 2: "height", 3: "width"}},
                               opset_version=opset)
         model = onnx.load(str(tmp))
-        for key, value in onnx_metadata(style, net, fp16).items():
+        for key, value in onnx_metadata(style, net, fp16, styles).items():
             model.metadata_props.add(key=key, value=value)
         model.doc_string = f"fastnst style model '{style}': {IO_CONVENTION}"
         onnx.save(model, str(tmp))
@@ -143,26 +163,32 @@ def cached_onnx(model: str | os.PathLike[str]) -> Path:
         except ModelFileError:  # made by another version of fastnst or torch: made again
             pass
     net, meta = load_model(model)
-    export_onnx(net, path, meta["style"])
+    export_onnx(net, path, meta["style"], styles=meta.get("styles", ()))
     return path
 
 
 def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
            sizes: Sequence[tuple[int, int]], tolerance: float) -> Verification:
-    """Run the ONNX model with ONNX Runtime (CPU) and `net` (fp32) on the same random images."""
+    """Run the ONNX model with ONNX Runtime (CPU) and `net` (fp32) on the same random images; a
+    multi-style network with a one-hot mix, and a blend at the first size."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
     diffs: dict[tuple[int, int], float] = {}
     start = time.perf_counter()
-    for h, w in sizes:
-        image = torch.rand(1, 3, h, w, generator=generator)
+    cases = [(h, w, False) for h, w in sizes]
+    if net.config.styles and sizes:
+        cases.append((*sizes[0], True))
+    for h, w, blend in cases:
+        inputs = example_inputs(net, torch.rand(1, 3, h, w, generator=generator), blend)
         with torch.inference_mode():
-            expected = net(image).numpy()
-        got = session.run(["stylized"], {"image": image.numpy()})[0]
-        diffs[(h, w)] = float(np.abs(got - expected).max()) if got.shape == expected.shape \
+            expected = net(*inputs).numpy()
+        feeds = dict(zip(["image", STYLE_INPUT], (x.numpy() for x in inputs), strict=False))
+        got = session.run(["stylized"], feeds)[0]
+        diff = float(np.abs(got - expected).max()) if got.shape == expected.shape \
             else float("inf")
+        diffs[(h, w)] = max(diff, diffs.get((h, w), 0.0))
     return Verification(diffs, tolerance, time.perf_counter() - start)
 
 
@@ -188,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif output.suffix.lower() != ".onnx":
             raise ExportError(f"-o {output}: an ONNX model is written as .onnx, or give a folder")
         check_writable(output)  # now, not after the export and its verification
-        report = export_onnx(net, output, meta["style"], fp16=args.fp16, opset=args.opset)
+        report = export_onnx(net, output, meta["style"], fp16=args.fp16, opset=args.opset,
+                             styles=meta.get("styles", ()))
     except FastnstError as e:
         return print_error("fastnst-export", e)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the file is written atomically, or not

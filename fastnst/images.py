@@ -151,11 +151,27 @@ def _to_srgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def long_side_hw(h: int, w: int, size: int) -> tuple[int, int]:
+    """(height, width) of an `h` x `w` picture scaled to a long side of `size` pixels."""
+    scale = size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
     """Resize `(N, 3, H, W)` so that its long side is `size` pixels, keeping the aspect ratio."""
-    h, w = image.shape[-2:]
-    scale = size / max(h, w)
-    return resize(image, (max(1, round(h * scale)), max(1, round(w * scale))))
+    return resize(image, long_side_hw(*image.shape[-2:], size))
+
+
+def shrink_frame(frame: np.ndarray, max_size: int | None) -> np.ndarray:
+    """An OpenCV frame `(H, W, 3)` uint8 with its long side shrunk to `max_size` pixels (area
+    interpolation); unchanged when it is not longer, or `max_size` is None."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    if not max_size or max(h, w) <= max_size:
+        return frame
+    nh, nw = long_side_hw(h, w, max_size)
+    return cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
 
 
 def resize(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -225,10 +241,15 @@ def from_bgr(frame: np.ndarray) -> torch.Tensor:
     return from_rgb_array(frame[..., ::-1])
 
 
+def to_rgb_array(image: torch.Tensor) -> np.ndarray:
+    """`(1, 3, H, W)` RGB in [0, 1] -> `(H, W, 3)` RGB uint8."""
+    rgb = (image[0].detach().float().permute(1, 2, 0).clamp(0, 1) * 255).round().byte()
+    return np.ascontiguousarray(rgb.cpu().numpy())
+
+
 def to_bgr(image: torch.Tensor) -> np.ndarray:
     """`(1, 3, H, W)` RGB in [0, 1] -> an OpenCV frame, `(H, W, 3)` BGR uint8."""
-    rgb = (image[0].detach().float().permute(1, 2, 0).clamp(0, 1) * 255).round().byte()
-    return np.ascontiguousarray(rgb.cpu().numpy()[..., ::-1])
+    return np.ascontiguousarray(to_rgb_array(image)[..., ::-1])
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:

@@ -3,6 +3,7 @@
     fastnst-infer photo.jpg holiday/ 'scans/*.png' --style starry_night -o stylized/
     fastnst-infer clip.mp4 --style mosaic -o clip_mosaic.mp4 --smooth 0.6
     fastnst-infer --webcam 0 --style starry_night --style mosaic
+    fastnst-infer photo.jpg --style starry_night:0.6,great_wave:0.4     # a blend
 
 Outputs are named `<stem>_<style>.<ext>` (inside `-o` when it is a folder, else in the current
 folder; a folder input keeps its subfolders; inputs whose outputs would share a name get their
@@ -34,7 +35,7 @@ from fastnst.images import (
     write_image,
 )
 from fastnst.model_files import ModelFileError, fast_variant
-from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize
+from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize, stylize_frame
 from fastnst.video import VIDEO_OUTPUT, VIDEO_SUFFIXES, is_video, stylize_video
 
 WEBCAM_SIDE = 640  # pixels: the webcam's frames are shrunk to this long side unless --max-size
@@ -212,8 +213,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("inputs", nargs="*", help="image or video files, folders, globs")
     parser.add_argument("-s", "--style", action="append", default=[],
-                        help="a shipped style name, a .safetensors or .onnx file; repeat for"
-                             " several (each input gets each style; the webcam cycles)")
+                        help="a shipped style name, a .safetensors or .onnx file, or a blend of"
+                             " the multi-style model's styles (starry_night:0.6,great_wave:0.4);"
+                             " repeat for several (each input gets each style; the webcam"
+                             " cycles)")
+    parser.add_argument("--multi", metavar="MODEL",
+                        help="the multi-style model (a .safetensors or .onnx file) that blends"
+                             " and every --style name come from (default: the shipped one, for"
+                             " blends and styles without a model of their own)")
     parser.add_argument("--fast", action="store_true",
                         help="use each style's fast network (<style>-fast: real time on CPUs)")
     parser.add_argument("-o", "--output", type=Path, help="output file (one input) or folder")
@@ -236,7 +243,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--smooth", type=float, default=0.0,
                         help="video: 0..1, reduce flicker between frames (default 0: off)")
     parser.add_argument("--webcam", type=bounded(0, 1000), metavar="INDEX",
-                        help="live view of camera INDEX (keys: n next style, q quit)")
+                        help="live view of camera INDEX (keys: n next style, b blend towards"
+                             " it, q quit)")
     parser.add_argument("--list-styles", action="store_true", help="list shipped styles, exit")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -257,24 +265,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def live(args: argparse.Namespace) -> int:
-    """The webcam view: every --style (default: the shipped fast networks, else all shipped
-    styles), cycled with keys, at most WEBCAM_SIDE pixels unless --max-size says otherwise."""
+    """The webcam view: every --style (default: the styles of the multi-style model --multi or
+    the shipped one, else the shipped fast networks, else all shipped styles), cycled with
+    keys, at most WEBCAM_SIDE pixels unless --max-size says otherwise."""
     from fastnst.model_files import FAST_SUFFIX, shipped_models
+    from fastnst.style_mix import MULTI_MODEL
+    from fastnst.stylizer import model_styles
     from fastnst.webcam import TkWindow, open_camera, run_webcam
 
     shipped = sorted(shipped_models())
-    styles = args.style or [s for s in shipped if s.endswith(FAST_SUFFIX)] or shipped
+    styles = args.style
+    if not styles and (args.multi or MULTI_MODEL in shipped):
+        args.multi = args.multi or MULTI_MODEL
+        styles = model_styles(args.multi, args.backend, args.device, args.half)
+    styles = styles or [s for s in shipped if s.endswith(FAST_SUFFIX)] or shipped
     if not styles:
         raise ModelFileError("--style", "no style given and none shipped")
-    backends = [load_backend(s, args.backend, args.device, args.half) for s in styles]
+    backends = [load_backend(s, args.backend, args.device, args.half, args.multi)
+                for s in styles]
     capture = open_camera(args.webcam)
     try:
         window = TkWindow()
     except BaseException:
         capture.release()
         raise
-    frames = run_webcam(capture, window, backends, lambda b, image: stylize(
-        b, image, preserve_color=args.preserve_color, strength=args.strength),
+    frames = run_webcam(capture, window, backends, lambda b, frame: stylize_frame(
+        b, frame, preserve_color=args.preserve_color, strength=args.strength),
         max_size=args.max_size or WEBCAM_SIDE)
     print(f"showed {frames} frames")
     return 0
@@ -285,19 +301,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     prepare_console()
     from tqdm import tqdm
 
-    from fastnst.model_files import shipped_models
+    from fastnst.model_files import read_metadata, shipped_models
 
     args = parse_args(argv)
     if args.list_styles:
         names = sorted(shipped_models())
         print("\n".join(names) if names else "no styles shipped yet")
+        for name in names:
+            styles = read_metadata(shipped_models()[name]).get("styles")
+            if styles:
+                print(f"\n{name} is a multi-style model of {', '.join(styles)}: blend them with"
+                      f" --style {styles[0]}:0.6,{styles[-1]}:0.4")
         return 0
     try:
         if args.fast:
             args.style = [fast_variant(s) for s in args.style]
         if args.webcam is not None:
             return live(args)
-        backends = [load_backend(s, args.backend, args.device, args.half) for s in args.style]
+        backends = [load_backend(s, args.backend, args.device, args.half, args.multi)
+                    for s in args.style]
         inputs, report_errors = expand_inputs(args.inputs)
         work = plan(inputs, args.output, [b.style for b in backends])
         if args.output is not None:  # checked now, not once per input

@@ -69,6 +69,13 @@ class PerceptualLoss(nn.Module):
     def set_style(self, images: Sequence[torch.Tensor],
                   blend: Sequence[float] | None = None) -> None:
         """Compute the Gram targets of one or several paintings, blended by `blend` weights."""
+        self.use_grams(self.grams(images, blend))
+
+    @torch.no_grad()
+    def grams(self, images: Sequence[torch.Tensor], blend: Sequence[float] | None = None
+              ) -> dict[str, torch.Tensor]:
+        """The Gram targets of the paintings `images`, blended by `blend` weights (for
+        `use_grams`; `set_style` is both)."""
         blend = [1.0] * len(images) if blend is None else [float(b) for b in blend]
         if len(blend) != len(images) or not images or sum(blend) <= 0:
             raise ValueError("set_style needs as many positive blend weights as paintings")
@@ -78,9 +85,13 @@ class PerceptualLoss(nn.Module):
             for name in self.style_layers:
                 g = gram(feats[name]).mean(0, keepdim=True) * (weight / sum(blend))
                 targets[name] = targets[name] + g if name in targets else g
+        return targets
+
+    def use_grams(self, targets: Mapping[str, torch.Tensor]) -> None:
+        """Make `targets` (from `grams`) the style the loss compares with."""
         for name, target in targets.items():
             self.register_buffer(f"gram_{name}", target, persistent=False)
-        self.style_targets = targets
+        self.style_targets = dict(targets)
 
     @torch.no_grad()
     def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:

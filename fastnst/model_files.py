@@ -2,16 +2,17 @@
 
 The file holds the network's tensors and string metadata: `format` (always MODEL_FORMAT), `style`
 (its name), `architecture` (JSON of TransformerConfig), `io` (the input/output convention), and
-whatever else training records (`training`, `steps`, `losses`, as JSON). Loading never unpickles.
+whatever else training records (`training`, `steps`, `losses`, as JSON). A multi-style model
+also has `styles`: its style names (JSON list), in the order of its style mix. Loading never
+unpickles.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from fastnst.console import shown
 from fastnst.errors import FastnstError, UsageError
 from fastnst.files import atomic_path
 from fastnst.images import IMAGE_SUFFIXES
-from fastnst.transformer import TransformerConfig, TransformerNet
+from fastnst.transformer import MAX_STYLES, TransformerConfig, TransformerNet
 
 MODEL_FORMAT = "fastnst-transformer-v1"
 SHIPPED_PACKAGE = "fastnst.models"  # the repository's models/ folder, installed
@@ -39,10 +40,15 @@ class ModelFileError(FastnstError, ValueError):
 
 
 def save_model(net: TransformerNet, path: str | os.PathLike[str], style: str,
-               extra: Mapping[str, Any] | None = None) -> Path:
-    """Write `net` to `path` (atomically) with metadata; `extra` values are stored as JSON."""
+               extra: Mapping[str, Any] | None = None, styles: Sequence[str] = ()) -> Path:
+    """Write `net` to `path` (atomically) with metadata; `extra` values are stored as JSON.
+    A multi-style network needs its `styles`, one name per style of its mix."""
+    if len(styles) != net.config.styles:
+        raise ValueError(f"the network has {net.config.styles} styles; {len(styles)} names given")
     metadata = {"format": MODEL_FORMAT, "style": style, "io": IO_CONVENTION,
-                "architecture": json.dumps(dataclasses.asdict(net.config))}
+                "architecture": json.dumps(net.config.as_dict())}
+    if styles:
+        metadata["styles"] = json.dumps(list(styles))
     metadata.update({k: json.dumps(v) for k, v in (extra or {}).items()})
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
     path = Path(path)
@@ -86,6 +92,14 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deep
         raise ModelFileError(path, f"malformed metadata ({type(e).__name__}: {e})") from None
     metadata["style"] = style_label(metadata.get("style", Path(path).stem))
+    if "styles" in metadata:
+        names = metadata["styles"]
+        if not isinstance(names, list) or len(names) > MAX_STYLES:
+            raise ModelFileError(path, f"malformed metadata: styles must be a list of at most"
+                                       f" {MAX_STYLES} names")
+        metadata["styles"] = [style_label(n) for n in names]
+        if len(set(metadata["styles"])) != len(names):
+            raise ModelFileError(path, "malformed metadata: the style names repeat")
     return metadata
 
 
@@ -152,6 +166,9 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(path, f"bad architecture metadata ({type(e).__name__}: {e})"
                              ) from None
+    if len(metadata.get("styles", ())) != config.styles:
+        raise ModelFileError(path, f"the architecture has {config.styles} styles, the metadata"
+                                   f" names {len(metadata.get('styles', ()))}")
     try:
         with safe_open(str(path), framework="pt") as f:
             specs = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
@@ -180,6 +197,11 @@ def shipped_models(suffix: str = ".safetensors") -> dict[str, Path]:
             if p.name.endswith(suffix)}
 
 
+def is_multi_style(path: str | os.PathLike[str]) -> bool:
+    """Whether the model file `path` is a multi-style model (its metadata names `styles`)."""
+    return bool(read_metadata(path).get("styles"))
+
+
 FAST_SUFFIX = "-fast"  # `<style>-fast`: the style's fast network (python -m fastnst.distill)
 
 
@@ -187,9 +209,11 @@ def fast_variant(spec: str) -> str:
     """The name of the fast network of the shipped style `spec` (`<spec>-fast`). A model file,
     or a name that is already fast, is returned as it is. Raises UnknownStyleError when the style
     has no shipped fast network."""
+    from fastnst.style_mix import MULTI_MODEL, looks_like_mix
+
     if spec.endswith(FAST_SUFFIX) or Path(spec).suffix.lower() in MODEL_SUFFIXES \
-            or os.sep in spec:
-        return spec
+            or os.sep in spec or looks_like_mix(spec) or spec == MULTI_MODEL:
+        return spec  # a mix runs the multi-style model, which is a fast network
     if spec + FAST_SUFFIX not in shipped_models():
         raise UnknownStyleError(spec, f"no fast network ships for this style; make one with"
                                       f" `python -m fastnst.distill style={spec}`")

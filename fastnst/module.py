@@ -1,4 +1,8 @@
-"""The LightningModule that trains a TransformerNet against the perceptual loss of one style.
+"""The LightningModule that trains a TransformerNet against the perceptual loss of its styles.
+
+A one-style network trains one StyleTask; a multi-style network (conditional instance norm)
+trains several, one per step in turn (the step number picks it, so a resumed run continues the
+same sequence), each with its own painting, style weight and teacher.
 
 Logs the weighted loss terms and images/s every step, and every `sample_every` steps stylizes the
 fixed validation photos: their losses are logged as `val/*`, and a grid (photos above, results
@@ -14,6 +18,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +30,12 @@ from pytorch_lightning.utilities import grad_norm
 from fastnst.errors import FastnstError
 from fastnst.images import grid, write_image
 from fastnst.losses import PerceptualLoss
-from fastnst.transformer import TransformerConfig, TransformerNet
+from fastnst.transformer import StyleNorm, TransformerConfig, TransformerNet
 
 FINAL_LOSS_STEPS = 50  # the final loss is the mean of this many last steps: one step is noisy
 # State-dict keys of the loss network and the teacher, left out of checkpoints: both are fixed
 # and rebuilt from their own files.
-FIXED_PREFIXES = ("loss.", "teacher.")
+FIXED_PREFIXES = ("loss.", "teachers.")
 
 
 def lr_factor(step: int, warmup: int, total: int, final: float) -> float:
@@ -52,14 +57,28 @@ def trainable(net: TransformerNet, train_only: str = "all") -> list[torch.nn.Par
 
     "norm" is the conditional-instance-norm view of a style (Dumoulin et al. 2017, as in
     Magenta and Turi Create): a style lives in the norms' scales and shifts (0.2% of the
-    johnson model's weights), the convolutions are shared."""
+    johnson model's weights), the convolutions are shared. In a multi-style network these are
+    the per-style rows (StyleNorm); a step trains only the rows of its style's mix, so adding a
+    style with "norm" leaves the other styles exactly as they were."""
     if train_only not in TRAIN_ONLY:
         raise ValueError(f"train_only must be one of {', '.join(TRAIN_ONLY)}, not {train_only!r}")
     for module in net.modules():
-        is_norm = isinstance(module, torch.nn.InstanceNorm2d)
+        is_norm = isinstance(module, (torch.nn.InstanceNorm2d, StyleNorm))
         for p in module.parameters(recurse=False):
             p.requires_grad_(train_only == "all" or is_norm)
     return [p for p in net.parameters() if p.requires_grad]
+
+
+@dataclass
+class StyleTask:
+    """A style a run trains: its painting `(1, 3, H, W)`, its style weight (None: the loss's),
+    the teacher whose results are its content targets (distillation; None: the photos), and its
+    place in a multi-style network's mix (None: a one-style network)."""
+
+    painting: torch.Tensor
+    style_weight: float | None = None
+    teacher: TransformerNet | None = None
+    index: int | None = None
 
 
 class NonFiniteLossError(FastnstError, RuntimeError):
@@ -67,22 +86,24 @@ class NonFiniteLossError(FastnstError, RuntimeError):
 
 
 class StyleTransferModule(pl.LightningModule):
-    """Johnson et al.'s training: a TransformerNet minimising `loss` against `painting`.
+    """Johnson et al.'s training: a TransformerNet minimising `loss` against its `tasks`' styles
+    (a StyleTask, or a painting for a one-style network trained on the photos).
 
     lr: Adam's peak learning rate; warmup_steps: linear warm-up; final_lr: the learning rate's
     factor at the last step (cosine decay over the trainer's max_steps); val_photos: fixed
     `(1, 3, H, W)` photos stylized every `sample_every` steps (0: never); sample_dir: where their
     grids go; init: weights to start from (a state dict of the same architecture; None: random);
-    train_only: "all" or "norm" (see `trainable`); teacher: a trained network whose outputs
-    are the content targets instead of the photos (distillation, `python -m fastnst.distill`).
+    train_only: "all" or "norm" (see `trainable`). A task's teacher is a trained network whose
+    outputs are the content targets instead of the photos (distillation, `python -m
+    fastnst.distill`).
     """
 
-    def __init__(self, config: TransformerConfig, loss: PerceptualLoss, painting: torch.Tensor,
+    def __init__(self, config: TransformerConfig, loss: PerceptualLoss,
+                 tasks: torch.Tensor | Sequence[StyleTask],
                  lr: float = 1e-3, warmup_steps: int = 100, final_lr: float = 0.1,
                  val_photos: Sequence[torch.Tensor] = (), sample_every: int = 100,
                  sample_dir: str | Path | None = None,
-                 init: dict[str, torch.Tensor] | None = None, train_only: str = "all",
-                 teacher: TransformerNet | None = None) -> None:
+                 init: dict[str, torch.Tensor] | None = None, train_only: str = "all") -> None:
         super().__init__()
         self.net = TransformerNet(config)
         if init is not None:
@@ -90,8 +111,14 @@ class StyleTransferModule(pl.LightningModule):
         self.train_only = train_only
         trainable(self.net, train_only)  # fails early on a bad value
         self.loss = loss
-        self.teacher = None if teacher is None else teacher.eval().requires_grad_(False)
-        self.painting = painting  # a plain attribute: not in checkpoints
+        self.tasks = [StyleTask(tasks)] if isinstance(tasks, torch.Tensor) else list(tasks)
+        if not self.tasks or any((t.index is None) != (not config.styles) for t in self.tasks):
+            raise ValueError("a multi-style network trains tasks with a mix index, a one-style"
+                             " network one task without")
+        # Registered (they follow the module to its device), left out of checkpoints.
+        self.teachers = torch.nn.ModuleList(t.teacher.eval().requires_grad_(False)
+                                            for t in self.tasks if t.teacher is not None)
+        self.grams: list[dict[str, torch.Tensor]] = []  # each task's Gram targets
         self.lr, self.warmup_steps, self.final_lr = lr, warmup_steps, final_lr
         self.val_photos = list(val_photos)
         self.sample_every = sample_every
@@ -101,22 +128,39 @@ class StyleTransferModule(pl.LightningModule):
         self.recent: deque[dict[str, torch.Tensor]] = deque(maxlen=FINAL_LOSS_STEPS)
         self._last_batch_end: float | None = None
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
+    def forward(self, images: torch.Tensor, task: StyleTask | None = None) -> torch.Tensor:
+        """The network's results for `images` in `task`'s style (default: the first task's)."""
+        task = task or self.tasks[0]
+        if task.index is None:
+            return self.net(images)
+        mix = torch.zeros(self.net.config.styles, device=images.device)
+        mix[task.index] = 1.0
+        return self.net(images, mix)
 
     def on_fit_start(self) -> None:
-        self.loss.set_style([self.painting.to(self.device)])
+        self.grams = [self.loss.grams([t.painting.to(self.device)]) for t in self.tasks]
+
+    def task_at(self, step: int) -> int:
+        """Which task step `step` trains: each in turn."""
+        return step % len(self.tasks)
 
     @torch.no_grad()
-    def targets(self, photos: torch.Tensor) -> torch.Tensor:
+    def targets(self, photos: torch.Tensor, task: StyleTask) -> torch.Tensor:
         """What the network's output is compared with as content: the photos, or the teacher's
         stylized photos when distilling."""
-        return photos if self.teacher is None else self.teacher(photos)
+        return photos if task.teacher is None else task.teacher(photos)
+
+    def terms(self, images: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+        """The weighted loss terms of task `k` on `images`."""
+        task = self.tasks[k]
+        self.loss.use_grams(self.grams[k])
+        return self.loss(self(images, task), content=self.targets(images, task),
+                         style_weight=task.style_weight)
 
     def training_step(self, batch: tuple[torch.Tensor, int], batch_idx: int) -> torch.Tensor:
         images, skipped = batch
         self.skipped_images += int(skipped)
-        terms = self.loss(self.net(images), content=self.targets(images))
+        terms = self.terms(images, self.task_at(self.global_step))
         if not torch.isfinite(terms["total"]):  # before backward: the weights are still good
             raise NonFiniteLossError(
                 f"the loss is {terms['total'].item()} at step {self.global_step} ("
@@ -153,18 +197,23 @@ class StyleTransferModule(pl.LightningModule):
         """Stylize the validation photos; log their losses and write their grid (rank 0 only)."""
         if not self.val_photos or not self.trainer.is_global_zero:
             return
-        outs, teacher_outs, totals = [], [], []
-        for photo in self.val_photos:
-            photo = photo.to(self.device)
-            out, target = self.net(photo), self.targets(photo)
-            outs.append(out.float().cpu())
-            teacher_outs.append(target.float().cpu())
-            totals.append({k: v.item() for k, v in self.loss(out, content=target).items()})
+        rows: list[list[torch.Tensor]] = [[p.cpu() for p in self.val_photos]]
+        totals = []
+        for k, task in enumerate(self.tasks):
+            outs, teacher_outs = [], []
+            for photo in self.val_photos:
+                photo = photo.to(self.device)
+                self.loss.use_grams(self.grams[k])
+                out, target = self(photo, task), self.targets(photo, task)
+                outs.append(out.float().cpu())
+                teacher_outs.append(target.float().cpu())
+                totals.append({k: v.item() for k, v in self.loss(
+                    out, content=target, style_weight=task.style_weight).items()})
+            # The teacher's results when distilling, then this network's, per task.
+            rows += [*([teacher_outs] if task.teacher is not None else []), outs]
         means = {f"val/{k}": sum(t[k] for t in totals) / len(totals) for k in totals[0]}
         for logger in self.loggers if log else ():
             logger.log_metrics(means, step=self.global_step)  # exactly this step, rank 0 only
-        rows = [[p.cpu() for p in self.val_photos], *([teacher_outs] if self.teacher else []),
-                outs]  # photos, the teacher's results when distilling, this network's
         image = grid(rows)
         for logger in self.loggers:
             if isinstance(logger, TensorBoardLogger):

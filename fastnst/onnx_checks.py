@@ -22,7 +22,9 @@ from fastnst.model_files import ModelFileError
 ALLOWED_OPS = frozenset({
     "Add", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "DepthToSpace", "Gather",
     "Identity", "InstanceNormalization", "Pad", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
-    "Slice", "Transpose", "Unsqueeze"})
+    "Slice", "Transpose", "Unsqueeze",
+    # multi-style networks: the style mix (clipped, normalised) times the per-style scales
+    "Clip", "Div", "MatMul", "Mul", "ReduceSum"})
 STANDARD_DOMAINS = ("", "ai.onnx")
 MAX_NODES = 10_000  # the widest shipped architecture has about 220; 64 residual blocks ~1,500
 

@@ -8,11 +8,12 @@ their device.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 import numpy as np
 import torch
@@ -22,9 +23,10 @@ from fastnst.color import keep_colors
 from fastnst.console import shown
 from fastnst.device import resolve_device
 from fastnst.errors import FastnstError
-from fastnst.images import resize_long_side
+from fastnst.images import from_bgr, resize_long_side, to_rgb_array
 from fastnst.model_files import MODEL_FORMAT, ModelFileError, find_model, load_model, style_label
-from fastnst.transformer import TransformerNet, pad_to_min_side
+from fastnst.style_mix import MULTI_MODEL, STYLE_INPUT, MixError, looks_like_mix, parse_mix
+from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet, pad_to_min_side
 
 BACKENDS = ("torch", "onnx")
 
@@ -37,16 +39,51 @@ class Backend(Protocol):
     def __call__(self, image: torch.Tensor) -> torch.Tensor: ...
 
 
-class TorchBackend:
+class _Mixable:
+    """What a backend of a multi-style model adds: its `styles` (empty for a one-style model)
+    and the `mix` it runs with; `mixed` gives a view with another mix, sharing the model."""
+
+    styles: list[str]
+    mix: np.ndarray | None = None
+    style: str
+    source: str = ""  # the model file, for messages
+
+    def mixed(self, parts: Sequence[tuple[str, float]]) -> Self:
+        """A backend running this model with the mix `parts` (style_mix.parse_mix); MixError
+        for a style the model lacks or a one-style model."""
+        from fastnst.style_mix import MixError, mix_label, mix_vector
+
+        if not self.styles:
+            raise MixError(f"{self.source}: a one-style model ({self.style}) has no styles to mix")
+        view = copy.copy(self)
+        view.mix = mix_vector(parts, self.styles, self.source)
+        view.style = style_label(mix_label(parts))
+        return view
+
+    def blended(self, other: object, t: float) -> Self | None:
+        """This mix moved `t` (0..1) of the way to `other`'s, when `other` is a view of the same
+        multi-style model; else None."""
+        if (not isinstance(other, _Mixable) or not self.styles or self.mix is None
+                or other.mix is None or not self._same_model(other)):
+            return None
+        vector = (1.0 - t) * self.mix + t * other.mix
+        return self.mixed([(n, float(w)) for n, w in zip(self.styles, vector, strict=True)
+                           if w > 0])
+
+    def _same_model(self, other: _Mixable) -> bool:
+        return False
+
+
+class TorchBackend(_Mixable):
     """A TransformerNet on `device`. `half`: float16 on CUDA; bfloat16 convolutions (autocast,
     channels-last memory) on CPUs where bf16 is fast (AMX: device.bf16_is_fast); elsewhere
     float32, as CPUs without AMX gain nothing. Measured: docs/benchmarks.md."""
 
     def __init__(self, net: TransformerNet, style: str, device: torch.device,
-                 half: bool = False) -> None:
+                 half: bool = False, styles: Sequence[str] = ()) -> None:
         from fastnst.device import bf16_is_fast
 
-        self.style = style
+        self.style, self.styles, self.source = style, list(styles), style
         self.device = device
         self.dtype = torch.float16 if half and device.type == "cuda" else torch.float32
         self.bf16 = half and device.type == "cpu" and bf16_is_fast(device)
@@ -54,9 +91,16 @@ class TorchBackend:
         self.net = net.to(device=device, dtype=self.dtype,
                           memory_format=self.memory_format).eval()
 
+    def _same_model(self, other: _Mixable) -> bool:
+        return isinstance(other, TorchBackend) and other.net is self.net
+
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if self.styles and self.mix is None:
+            raise MixError(f"{self.source}: a multi-style model needs a style or a mix")
+        mix = () if self.mix is None else (torch.from_numpy(self.mix).to(self.device),)
         with torch.no_grad(), torch.autocast("cpu", torch.bfloat16, enabled=self.bf16):
-            out = self.net(image.to(self.device, self.dtype, memory_format=self.memory_format))
+            out = self.net(image.to(self.device, self.dtype, memory_format=self.memory_format),
+                           *mix)
         return out.float().contiguous().cpu()
 
 
@@ -73,7 +117,7 @@ def checked_call(backend: Backend, image: torch.Tensor) -> torch.Tensor:
     return out
 
 
-class OnnxBackend:
+class OnnxBackend(_Mixable):
     """An exported `.onnx` style model run by ONNX Runtime (CUDA provider when asked for).
 
     The file is untrusted: its graph is checked before it is loaded (onnx_checks.check_graph),
@@ -104,7 +148,37 @@ class OnnxBackend:
                                        f" {shown(meta.get('format'))!r}, expected"
                                        f" {MODEL_FORMAT!r})")
         self.style = style_label(meta.get("style", Path(path).stem))
+        self.source = os.fsdecode(path)
+        self.styles = self._styles(path, meta)
         self._check(path)
+
+    @staticmethod
+    def _styles(path: str | os.PathLike[str], meta: dict[str, str]) -> list[str]:
+        """The style names of a multi-style graph's metadata ([] for a one-style graph)."""
+        import json
+
+        from fastnst.transformer import MAX_STYLES
+
+        if "styles" not in meta:
+            return []
+        try:
+            names = json.loads(meta["styles"])
+        except (json.JSONDecodeError, RecursionError):
+            names = None
+        if not isinstance(names, list) or not 0 < len(names) <= MAX_STYLES:
+            raise ModelFileError(path, f"malformed metadata: styles must be a list of 1 to"
+                                       f" {MAX_STYLES} names")
+        return [style_label(n) for n in names]
+
+    def _same_model(self, other: _Mixable) -> bool:
+        return isinstance(other, OnnxBackend) and other.session is self.session
+
+    def _feeds(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        if not self.styles:
+            return {"image": x}
+        if self.mix is None:
+            raise MixError(f"{self.source}: a multi-style model needs a style or a mix")
+        return {"image": x, STYLE_INPUT: self.mix}
 
     def _check(self, path: str | os.PathLike[str]) -> None:
         """Refuse a graph without fastnst's interface: input `image` and output `stylized`,
@@ -112,13 +186,18 @@ class OnnxBackend:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         found = shown(f"it takes {[(i.name, i.type, i.shape) for i in inputs]} and gives"
                       f" {[(o.name, o.type, o.shape) for o in outputs]}")
-        if ([i.name for i in inputs] != ["image"] or "stylized" not in [o.name for o in outputs]
-                or inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 4):
+        names = ["image", STYLE_INPUT] if self.styles else ["image"]
+        if ([i.name for i in inputs] != names or "stylized" not in [o.name for o in outputs]
+                or inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 4
+                or (self.styles and (inputs[1].type != "tensor(float)"
+                                     or inputs[1].shape != [len(self.styles)]))):
+            mix = f" and '{STYLE_INPUT}' float (styles,)" if self.styles else ""
             raise ModelFileError(path, f"not a fastnst graph: needs input 'image' float"
-                                       f" (N, 3, H, W) and output 'stylized'; {found}")
+                                       f" (N, 3, H, W){mix} and output 'stylized'; {found}")
         probe = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
+        probing = self if not self.styles else self.mixed([(self.styles[0], 1.0)])
         try:
-            out = self(probe, timeout=self.PROBE_SECONDS)
+            out = probing(probe, timeout=self.PROBE_SECONDS)
         except TimeoutError as e:
             raise ModelFileError(path, f"its run on a 32x24 test image {e}; refused") from None
         except Exception as e:  # ORT raises its own exception types for bad graphs
@@ -134,31 +213,110 @@ class OnnxBackend:
 
         h, w = image.shape[-2:]
         x = pad_to_min_side(image.float())  # the graph needs NETWORK_MIN_SIDE pixels a side
-        out = run_bounded(self.session, {"image": np.ascontiguousarray(x.numpy())}, "stylized",
+        out = run_bounded(self.session, self._feeds(np.ascontiguousarray(x.numpy())), "stylized",
                           timeout)
         if out.ndim != 4 or out.shape[:2] != x.shape[:2] or out.shape[-2:] != x.shape[-2:]:
             return torch.from_numpy(np.asarray(out, dtype=np.float32))  # checked_call refuses it
         return torch.from_numpy(out[..., :h, :w].copy())
 
+    def run_frame(self, bgr: np.ndarray) -> np.ndarray:
+        """A camera frame `(H, W, 3)` BGR uint8 (each side at least NETWORK_MIN_SIDE) -> its
+        stylized frame `(H, W, 3)` RGB uint8, with numpy and OpenCV only: no torch operation
+        runs between frames, so ONNX Runtime's threads have the cores to themselves (torch's
+        would compete with them; docs/benchmarks.md). BadResultError as `stylize` gives it."""
+        import cv2
+
+        from fastnst.onnx_checks import run_bounded
+
+        x = cv2.dnn.blobFromImage(bgr, 1.0 / 255.0, swapRB=True)  # (1, 3, H, W) RGB float32
+        out = run_bounded(self.session, self._feeds(x), "stylized")
+        if out.shape != x.shape or out.dtype != np.float32:
+            raise BadResultError(f"style {self.style} gave a {out.shape} {out.dtype} result for"
+                                 f" a {x.shape} frame")
+        if not np.isfinite(out).all():
+            raise BadResultError(f"style {self.style} gave NaN or inf for this frame")
+        rgb = out[0].transpose(1, 2, 0)
+        np.clip(rgb, 0.0, 1.0, out=rgb)
+        return cv2.convertScaleAbs(rgb, alpha=255.0)  # rounds and saturates to uint8
+
 
 def load_backend(style: str, backend: str = "torch", device: str = "auto",
-                 half: bool = False) -> Backend:
-    """A shipped style name, a `.safetensors` or an `.onnx` file -> a ready backend.
+                 half: bool = False, multi: str | None = None) -> Backend:
+    """A style -> a ready backend. `style`: a shipped style name, a `.safetensors` or an
+    `.onnx` file, or a mix of the styles of a multi-style model (`a:0.6,b:0.4`; style_mix).
 
-    An `.onnx` file always runs on ONNX Runtime; a shipped name or a `.safetensors` file with
-    `backend="onnx"` runs its ONNX export, made on first use and cached (export.cached_onnx).
+    A mix, and a name that ships no model of its own, run the multi-style model `multi` (a
+    shipped name or a file; default: the shipped one). An `.onnx` file always runs on ONNX
+    Runtime; a shipped name or a `.safetensors` file with `backend="onnx"` runs its ONNX
+    export, made on first use and cached (export.cached_onnx). Models are loaded once per
+    process: backends of one multi-style model share it.
     """
-    from fastnst.export import cached_onnx
+    from fastnst.model_files import shipped_models
 
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
     dev = resolve_device(device)
-    if style.lower().endswith(".onnx"):
-        return OnnxBackend(find_model(style, suffix=".onnx"), dev)
-    if backend == "onnx":
-        return OnnxBackend(cached_onnx(find_model(style)), dev)
-    net, meta = load_model(find_model(style))
-    return TorchBackend(net, meta["style"], dev, half=half)  # a style_label (read_metadata)
+    is_file = Path(style).suffix.lower() in (".safetensors", ".onnx") or os.sep in style
+    if looks_like_mix(style) or (not is_file and multi is not None) or (
+            not is_file and style not in shipped_models() and _multi_has(style, multi)):
+        model = _loaded(multi or MULTI_MODEL, backend, dev, half)
+        return model.mixed(parse_mix(style))  # type: ignore[attr-defined]
+    model = _loaded(style, backend, dev, half)
+    if model.styles:  # type: ignore[attr-defined]
+        raise MixError(f"{style}: a multi-style model of {', '.join(model.styles)}; name a style"
+                       " or a mix of them, e.g. --style a:0.6,b:0.4 with --multi for this file")
+    return model
+
+
+def model_styles(spec: str, backend: str = "torch", device: str = "auto", half: bool = False
+                 ) -> list[str]:
+    """The styles of the multi-style model `spec` (a shipped name or a file); [] for a
+    one-style model."""
+    return list(_loaded(spec, backend, resolve_device(device), half).styles)  # type: ignore
+
+
+def _multi_has(style: str, multi: str | None) -> bool:
+    """Whether the multi-style model `multi` (default: the shipped one, if any) has `style`."""
+    from fastnst.model_files import read_metadata, shipped_models
+
+    if multi is None and MULTI_MODEL not in shipped_models():
+        return False
+    try:
+        path = find_model(multi or MULTI_MODEL, suffix=".onnx" if str(multi).endswith(".onnx")
+                          else ".safetensors")
+        if path.suffix == ".onnx":
+            return False  # the ONNX metadata is read when it loads
+        return style in read_metadata(path).get("styles", [])
+    except ModelFileError:
+        return False
+
+
+_LOADED: dict[tuple, Backend] = {}  # multi-style models, loaded once: their mixes share them
+
+
+def _loaded(spec: str, backend: str, device: torch.device, half: bool) -> Backend:
+    """The model `spec` (a shipped name or a file) on `backend`; a multi-style model is loaded
+    once per process (its backends for different mixes are views of it)."""
+    from fastnst.export import cached_onnx
+
+    if spec.lower().endswith(".onnx"):
+        path, kind = find_model(spec, suffix=".onnx"), "onnx"
+    else:
+        path, kind = find_model(spec), backend
+    key = (str(path.resolve()), path.stat().st_mtime_ns, kind, str(device), half)
+    if key in _LOADED:
+        return _LOADED[key]
+    model: OnnxBackend | TorchBackend
+    if kind == "onnx":
+        model = OnnxBackend(path if path.suffix.lower() == ".onnx" else cached_onnx(path), device)
+    else:
+        net, meta = load_model(path)
+        model = TorchBackend(net, meta["style"], device, half=half,  # a style_label
+                             styles=meta.get("styles", ()))
+        model.source = os.fsdecode(path)
+    if model.styles:
+        _LOADED[key] = model
+    return model
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
@@ -276,3 +434,15 @@ def stylize(backend: Backend, image: torch.Tensor, *, tile: int = 0, overlap: in
     if strength < 1.0:
         out = strength * out + (1.0 - strength) * image
     return out.clamp(0.0, 1.0)
+
+
+def stylize_frame(backend: Backend, bgr: np.ndarray, *, preserve_color: bool = False,
+                  strength: float = 1.0) -> np.ndarray:
+    """A camera or video frame `(H, W, 3)` BGR uint8 -> the stylized frame `(H, W, 3)` RGB
+    uint8; the options are `stylize`'s. An ONNX Runtime model with the default options takes
+    OnnxBackend.run_frame, without torch (faster on small CPUs)."""
+    if (isinstance(backend, OnnxBackend) and not preserve_color and strength == 1.0
+            and min(bgr.shape[:2]) >= NETWORK_MIN_SIDE):
+        return backend.run_frame(bgr)
+    return to_rgb_array(stylize(backend, from_bgr(bgr), preserve_color=preserve_color,
+                                strength=strength))

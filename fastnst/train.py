@@ -25,15 +25,7 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.checkpoints import (
-    CHECKPOINTS,
-    LAST,
-    check_checkpoint,
-    initial_weights,
-    last_good,
-    load_teacher,
-    resume_checkpoint,
-)
+from fastnst.checkpoints import CHECKPOINTS, LAST, check_checkpoint, last_good, resume_checkpoint
 from fastnst.console import prepare_console
 from fastnst.errors import FastnstError, print_error
 from fastnst.files import atomic_path
@@ -62,10 +54,9 @@ def run(cfg: DictConfig) -> Path | None:
 
     from fastnst.config_checks import TRAIN_BOUNDS, ConfigError, check_config
     from fastnst.files import check_writable
-    from fastnst.images import resize_long_side
     from fastnst.model_files import save_model, style_label
     from fastnst.module import NonFiniteLossError, StyleTransferModule
-    from fastnst.paintings import read_painting
+    from fastnst.style_tasks import network, plan
     from fastnst.trainer import build_trainer
 
     # The VGG loss network is frozen in eval mode on purpose, and the data resume at the
@@ -85,29 +76,30 @@ def run(cfg: DictConfig) -> Path | None:
         out = Path(cfg.output)
         check_writable(out / f"{name}.safetensors" if out.is_dir() else out)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    config = instantiate(cfg.model)
+    config, styles = network(cfg, instantiate(cfg.model))
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
     if ckpt_path:  # before anything heavy loads
         check_checkpoint(ckpt_path, TransformerNet.skeleton(config))
-    init = initial_weights(cfg.init, config)  # a resumed run then overwrites them
-    teacher = load_teacher(cfg.teacher)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = instantiate(cfg.data)
     data.setup()  # a missing or empty folder fails here, before anything heavy
     val = data.val_images()
-    painting = resize_long_side(read_painting(cfg.style), cfg.style_size)
+    work = plan(cfg, config, styles)  # the init weights: a resumed run then overwrites them
     module = StyleTransferModule(
-        config, instantiate(cfg.loss), painting, lr=cfg.optim.lr,
+        work.config, instantiate(cfg.loss), work.tasks, lr=cfg.optim.lr,
         warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
         val_photos=[photo for _, photo in val], sample_every=cfg.sample_every,
-        sample_dir=run_dir / "samples", init=init, train_only=cfg.train_only, teacher=teacher)
+        sample_dir=run_dir / "samples", init=work.init, train_only=cfg.train_only)
+    teacher = any(t.teacher is not None for t in work.tasks)
     trainer = build_trainer(cfg, run_dir)
     precision = str(trainer.precision)
     if trainer.is_global_zero:
-        log.info("run folder %s; %s, %s precision, style %s at %d px, from %s%s%s", run_dir,
-                 cfg.trainer.get("accelerator"), precision, cfg.style.name,
-                 cfg.style_size, f"init={cfg.init}" if init else "random weights",
-                 f"; distilling {cfg.teacher}" if teacher else "",
+        log.info("run folder %s; %s, %s precision, %s at %d px, from %s%s%s", run_dir,
+                 cfg.trainer.get("accelerator"), precision,
+                 f"styles {', '.join(work.styles)}" if work.styles else f"style {cfg.style.name}",
+                 cfg.style_size, f"init={cfg.init}" if work.init else "random weights",
+                 f"; distilling {'their models' if work.styles else cfg.teacher}" if teacher
+                 else "",
                  f"; resuming from {ckpt_path}" if ckpt_path else "")
     start = time.perf_counter()
     try:
@@ -128,7 +120,7 @@ def run(cfg: DictConfig) -> Path | None:
                              "losses": losses, "seconds": round(seconds, 1),
                              "skipped_images": module.skipped_images,
                              "processes": trainer.world_size,
-                             "precision": precision})
+                             "precision": precision}, styles=work.styles)
     if cfg.output:
         out = Path(cfg.output)
         out = out / path.name if out.is_dir() else out

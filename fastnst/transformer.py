@@ -14,10 +14,18 @@ convolutions. It is trained by distillation from a `johnson` network (docs/train
 
 Input and output are `(N, 3, H, W)` RGB in [0, 1]; any H and W work, the output has the input's
 size.
+
+Multi-style networks (`styles` > 0, either design): every instance norm's scale and shift is a
+mix of per-style ones (conditional instance normalisation, Dumoulin et al. 2017), and the fast
+design's residual blocks end in a per-style scale and shift too (its only norms are outside the
+blocks). The convolutions are shared. `net(image, mix)` takes the mix, a `(styles,)` weight
+vector: one-hot for one style, any non-negative mix for a blend (normalised to sum 1 inside).
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +41,34 @@ NETWORK_MIN_SIDE = 5
 
 
 DESIGNS = ("johnson", "fast")
+MAX_STYLES = 256  # styles in one multi-style network
+
+
+class _Mix:
+    """The style mix a multi-style network is running with: set by TransformerNet.forward, read
+    by every StyleNorm of that network (one shared box, so Sequentials need no extra input)."""
+
+    weights: torch.Tensor | None = None
+
+
+class StyleNorm(nn.Module):
+    """Conditional instance norm: instance-normalise (unless `normalize` is False), then scale
+    and shift by the current mix of the per-style `weight` and `bias` rows `(styles, channels)`."""
+
+    def __init__(self, channels: int, styles: int, mix: _Mix, normalize: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(styles, channels))
+        self.bias = nn.Parameter(torch.zeros(styles, channels))
+        self.normalize = normalize
+        self._mix = mix
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self._mix.weights
+        if w is None:
+            raise RuntimeError("a multi-style network runs through TransformerNet.forward")
+        if self.normalize:
+            x = F.instance_norm(x, eps=1e-5)
+        return x * (w @ self.weight)[None, :, None, None] + (w @ self.bias)[None, :, None, None]
 
 
 @dataclass(frozen=True)
@@ -45,11 +81,13 @@ class TransformerConfig:
     channels: int = 32
     blocks: int = 5
     design: str = "johnson"
+    styles: int = 0  # 0: one style; N > 0: a multi-style network of N styles (see above)
 
     def __post_init__(self) -> None:
         # Bounds keep a hostile model file from asking for terabytes of weights.
         for name, value, low, high in (("channels", self.channels, 1, 512),
-                                       ("blocks", self.blocks, 0, 64)):
+                                       ("blocks", self.blocks, 0, 64),
+                                       ("styles", self.styles, 0, MAX_STYLES)):
             if type(value) is not int or not low <= value <= high:
                 raise UsageError(f"{name} must be an integer in [{low}, {high}], not {value!r}")
         if self.design not in DESIGNS:
@@ -57,24 +95,38 @@ class TransformerConfig:
         if self.design == "fast" and self.channels < 3:
             raise UsageError(f"a fast network needs channels >= 3, not {self.channels}")
 
+    def as_dict(self) -> dict[str, int | str]:
+        """The fields for metadata (`TransformerConfig(**d)` rebuilds it); `styles` only for a
+        multi-style network, so one-style metadata is what it was before multi-style ones."""
+        fields = dataclasses.asdict(self)
+        if not self.styles:
+            del fields["styles"]
+        return fields
+
 
 def _conv(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel, stride))
 
 
-def _conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(_conv(c_in, c_out, kernel, stride),
-                         nn.InstanceNorm2d(c_out, affine=True), nn.ReLU(inplace=True))
+Norm = Callable[[int], nn.Module]  # channels -> an instance norm layer
+
+
+def _instance_norm(channels: int) -> nn.Module:
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
+def _conv_norm_relu(c_in: int, c_out: int, kernel: int, stride: int = 1,
+                    norm: Norm = _instance_norm) -> nn.Sequential:
+    return nn.Sequential(_conv(c_in, c_out, kernel, stride), norm(c_out), nn.ReLU(inplace=True))
 
 
 class ResidualBlock(nn.Module):
     """Two 3x3 conv + instance norm layers with an identity shortcut (He et al. 2016)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: Norm = _instance_norm) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv_norm_relu(channels, channels, 3),
-                                  _conv(channels, channels, 3),
-                                  nn.InstanceNorm2d(channels, affine=True))
+        self.body = nn.Sequential(_conv_norm_relu(channels, channels, 3, norm=norm),
+                                  _conv(channels, channels, 3), norm(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -83,9 +135,9 @@ class ResidualBlock(nn.Module):
 class _ResizeConv(nn.Sequential):
     """Nearest-neighbour resize (x2, or to a given size), then conv + instance norm + ReLU."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, norm: Norm = _instance_norm) -> None:
         super().__init__(nn.Upsample(scale_factor=2.0, mode="nearest"),
-                         _conv_norm_relu(c_in, c_out, 3))
+                         _conv_norm_relu(c_in, c_out, 3, norm=norm))
 
     def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         x = self[0](x) if size is None else F.interpolate(x, size=size, mode="nearest")
@@ -103,14 +155,16 @@ def pad_to_min_side(image: torch.Tensor) -> torch.Tensor:
 
 class _SeparableBlock(nn.Module):
     """A residual block of two depthwise 3x3 + pointwise 1x1 convolutions, ReLU between, no
-    normalisation (the fast design)."""
+    normalisation (the fast design); `scale_shift`: a last layer (a multi-style network's
+    per-style scale and shift), or None."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, scale_shift: nn.Module | None = None) -> None:
         super().__init__()
         c = channels
         self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
                                   nn.ReLU(inplace=True),
-                                  nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1))
+                                  nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, c, 1),
+                                  *([scale_shift] if scale_shift is not None else []))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -119,18 +173,19 @@ class _SeparableBlock(nn.Module):
 class _FastNet(nn.Module):
     """The fast design; see the module docstring."""
 
-    def __init__(self, config: TransformerConfig) -> None:
+    def __init__(self, config: TransformerConfig, norm: Norm = _instance_norm,
+                 scale_shift: Norm | None = None) -> None:
         super().__init__()
         c, half = config.channels, max(1, config.channels // 3)
         self.down = nn.Sequential(
-            nn.Conv2d(3, half, 3, stride=2, padding=1), nn.InstanceNorm2d(half, affine=True),
-            nn.ReLU(inplace=True))
+            nn.Conv2d(3, half, 3, stride=2, padding=1), norm(half), nn.ReLU(inplace=True))
         self.down2 = nn.Sequential(
-            nn.Conv2d(half, c, 3, stride=2, padding=1), nn.InstanceNorm2d(c, affine=True),
-            nn.ReLU(inplace=True))
-        self.residuals = nn.Sequential(*(_SeparableBlock(c) for _ in range(config.blocks)))
+            nn.Conv2d(half, c, 3, stride=2, padding=1), norm(c), nn.ReLU(inplace=True))
+        self.residuals = nn.Sequential(*(
+            _SeparableBlock(c, scale_shift(c) if scale_shift else None)
+            for _ in range(config.blocks)))
         self.up = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, groups=c), nn.Conv2d(c, half, 1),
-                                nn.InstanceNorm2d(half, affine=True), nn.ReLU(inplace=True))
+                                norm(half), nn.ReLU(inplace=True))
         self.to_rgb = nn.Conv2d(half, 3 * 4, 3, padding=1)  # 4 sub-pixels of a 2x2 shuffle
         with torch.no_grad():  # start as a nearest-neighbour upsampling (no checkerboard)
             self.to_rgb.weight.copy_(self.to_rgb.weight[::4].repeat_interleave(4, dim=0))
@@ -150,14 +205,24 @@ class TransformerNet(nn.Module):
     def __init__(self, config: TransformerConfig | None = None) -> None:
         super().__init__()
         self.config = config or TransformerConfig()
+        styles, norm, scale_shift = self.config.styles, _instance_norm, None
+        self._mix = _Mix()
+        if styles:
+            def norm(channels: int) -> nn.Module:
+                return StyleNorm(channels, styles, self._mix)
+
+            def scale_shift(channels: int) -> nn.Module:
+                return StyleNorm(channels, styles, self._mix, normalize=False)
         if self.config.design == "fast":
-            self.fast = _FastNet(self.config)
+            self.fast = _FastNet(self.config, norm, scale_shift)
             return
         c = self.config.channels
-        self.encoder = nn.Sequential(_conv_norm_relu(3, c, 9), _conv_norm_relu(c, 2 * c, 3, 2),
-                                     _conv_norm_relu(2 * c, 4 * c, 3, 2))
-        self.residuals = nn.Sequential(*(ResidualBlock(4 * c) for _ in range(self.config.blocks)))
-        self.decoder = nn.Sequential(_ResizeConv(4 * c, 2 * c), _ResizeConv(2 * c, c),
+        self.encoder = nn.Sequential(_conv_norm_relu(3, c, 9, norm=norm),
+                                     _conv_norm_relu(c, 2 * c, 3, 2, norm=norm),
+                                     _conv_norm_relu(2 * c, 4 * c, 3, 2, norm=norm))
+        self.residuals = nn.Sequential(*(ResidualBlock(4 * c, norm)
+                                         for _ in range(self.config.blocks)))
+        self.decoder = nn.Sequential(_ResizeConv(4 * c, 2 * c, norm), _ResizeConv(2 * c, c, norm),
                                      _conv(c, 3, 9))
 
     @classmethod
@@ -167,7 +232,25 @@ class TransformerNet(nn.Module):
         with torch.device("meta"):
             return cls(config)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
+        """`image` `(N, 3, H, W)` -> its stylization; `mix`: a multi-style network's style
+        weights `(styles,)` (non-negative, not all zero; normalised here), else None."""
+        if not self.config.styles:
+            if mix is not None:
+                raise ValueError("a style mix is for multi-style networks; this one has one style")
+            return self._forward(image)
+        if mix is None or tuple(mix.shape) != (self.config.styles,):
+            raise ValueError(f"a multi-style network of {self.config.styles} styles needs a mix"
+                             f" of shape ({self.config.styles},), not"
+                             f" {None if mix is None else tuple(mix.shape)}")
+        w = mix.to(image.dtype).clamp(min=0.0)
+        self._mix.weights = w / w.sum().clamp(min=1e-6)
+        try:
+            return self._forward(image)
+        finally:
+            self._mix.weights = None
+
+    def _forward(self, image: torch.Tensor) -> torch.Tensor:
         if self.config.design == "fast":
             return self.fast(image)
         h, w = image.shape[-2:]

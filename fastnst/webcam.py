@@ -1,9 +1,11 @@
 """Live webcam stylization in a window: `fastnst-infer --webcam 0 --style a --style b`.
 
-Keys: n / space / Right: next style; p / Left: previous style; q / Escape: quit. The frame rate
-and the style name are drawn on the picture. The window is Tk (the Python standard library), as
-pip's OpenCV wheels for servers have no GUI; the camera is read with OpenCV. Frames become Tk
-images in fastnst.images (`tk_photo`), the one module that touches Pillow.
+Keys: n / space / Right: next style; p / Left: previous style; b: blend a step (BLEND_STEP)
+further towards the next style (styles of one multi-style model; back to the style itself after
+the last step); q / Escape: quit. The frame rate and the style name are drawn on the picture.
+The window is Tk (the Python standard library), as pip's OpenCV wheels for servers have no GUI;
+the camera is read with OpenCV. Frames become Tk images in fastnst.images (`tk_photo`), the one
+module that touches Pillow.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from fastnst.errors import FastnstError
-from fastnst.images import from_bgr, resize_long_side, tk_photo, to_bgr
+from fastnst.images import shrink_frame, tk_photo
 from fastnst.stylizer import Backend
 
 NEXT_KEYS = frozenset({"n", "space", "Right"})
 PREVIOUS_KEYS = frozenset({"p", "Left"})
 QUIT_KEYS = frozenset({"q", "Escape"})
+BLEND_KEYS = frozenset({"b"})
+BLEND_STEP = 0.25  # how far one press of b moves the blend towards the next style
 
 
 class CameraError(FastnstError, RuntimeError):
@@ -104,11 +107,12 @@ def _overlay(rgb: np.ndarray, text: str) -> np.ndarray:
 
 class _Latest:
     """A one-item mailbox between threads: `put` replaces what is there, `take` waits for a new
-    item (or `timeout` seconds; None then). Slow readers see the newest item, never a queue."""
+    item (or `timeout` seconds; None then). Slow readers see the newest item, never a queue.
+    After `close`, `take` still gives the last fresh item, then END."""
 
     def __init__(self) -> None:
         self._item: object = None
-        self._fresh = False
+        self._fresh = self._closed = False
         self._cond = threading.Condition()
 
     def put(self, item: object) -> None:
@@ -116,21 +120,40 @@ class _Latest:
             self._item, self._fresh = item, True
             self._cond.notify_all()
 
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
     def take(self, timeout: float | None = None) -> object:
         with self._cond:
-            if not self._cond.wait_for(lambda: self._fresh, timeout):
+            if not self._cond.wait_for(lambda: self._fresh or self._closed, timeout):
                 return None
+            if not self._fresh:
+                return END
             self._fresh = False
             return self._item
 
 
-_END = object()  # what the reader posts when the camera has no more frames
+END = object()  # what `take` gives once a closed mailbox is empty
+
+
+def _blended(backends: Sequence[Backend], index: int, t: float) -> Backend:
+    """Style `index` blended `t` of the way towards the next one, when both are views of one
+    multi-style model (stylizer); the style itself otherwise."""
+    here, there = backends[index], backends[(index + 1) % len(backends)]
+    blend = getattr(here, "blended", None)
+    mixed = blend(there, t) if blend is not None and t > 0 else None
+    return mixed if mixed is not None else here
 
 
 def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
-               stylize: Callable[[Backend, torch.Tensor], torch.Tensor],
+               stylize: Callable[[Backend, np.ndarray], np.ndarray],
                max_size: int | None = None, max_frames: int | None = None) -> int:
     """Show stylized camera frames until a quit key, the camera ends, or `max_frames`.
+
+    `stylize(backend, frame)` takes a BGR uint8 frame `(H, W, 3)` and gives the RGB uint8
+    result (stylizer.stylize_frame); frames are first shrunk to `max_size` pixels a side.
 
     Three stages overlap: a thread reads the camera (keeping only the newest frame), a thread
     stylizes the newest frame, and this thread (Tk's) shows the newest result and reads keys.
@@ -140,14 +163,16 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
         raise ValueError("no style to show")
     frames, results = _Latest(), _Latest()
     stop = threading.Event()
-    current = [0]  # the style index, read by the stylizing thread
+    index, blend = 0, 0.0  # the style, and how far it is blended towards the next one
+    active = [backends[0]]  # what the stylizing thread runs: set here, read there
 
     def read() -> None:
         while not stop.is_set():
             ok, frame = capture.read()
-            frames.put(frame if ok else _END)
             if not ok:
+                frames.close()  # after the last frame is taken
                 return
+            frames.put(frame)
 
     def work() -> None:
         try:
@@ -155,14 +180,12 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
                 frame = frames.take(timeout=0.1)
                 if frame is None:
                     continue
-                if frame is _END:
-                    results.put(_END)
+                if frame is END:
+                    results.close()
                     return
-                image = from_bgr(frame)  # type: ignore[arg-type]
-                if max_size and max(image.shape[-2:]) > max_size:
-                    image = resize_long_side(image, max_size)
-                backend = backends[current[0]]
-                results.put((to_bgr(stylize(backend, image))[..., ::-1], backend.style))
+                backend = active[0]
+                rgb = stylize(backend, shrink_frame(frame, max_size))  # type: ignore[arg-type]
+                results.put((rgb, backend.style))
         except BaseException as e:  # shown by the main thread, with its traceback
             results.put(e)
 
@@ -177,14 +200,17 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
             for key in window.pressed_keys():
                 if key in QUIT_KEYS:
                     return shown
-                if key in NEXT_KEYS:
-                    current[0] = (current[0] + 1) % len(backends)
-                elif key in PREVIOUS_KEYS:
-                    current[0] = (current[0] - 1) % len(backends)
+                if key in NEXT_KEYS | PREVIOUS_KEYS:
+                    index = (index + (1 if key in NEXT_KEYS else -1)) % len(backends)
+                    blend = 0.0
+                elif key in BLEND_KEYS:
+                    blend += BLEND_STEP
+                    blend = 0.0 if blend > 1.0 - 1e-6 else blend
+                active[0] = _blended(backends, index, blend)
             result = results.take(timeout=0.02)  # keys stay answered while a frame is slow
             if result is None:
                 continue
-            if result is _END:
+            if result is END:
                 return shown
             if isinstance(result, BaseException):
                 raise result
@@ -193,8 +219,10 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
             shown_at.append(now)
             while shown_at[0] < now - 1.0:
                 shown_at.popleft()
-            window.show(_overlay(rgb, f"{style}  {len(shown_at)} fps   n: next  p: previous"
-                                      "  q: quit"), f"fastnst - {style}")
+            keys = "n: next  p: previous  b: blend  q: quit" if hasattr(active[0], "blended") \
+                and getattr(active[0], "styles", None) else "n: next  p: previous  q: quit"
+            window.show(_overlay(rgb, f"{style}  {len(shown_at)} fps   {keys}"),
+                        f"fastnst - {style}")
             shown += 1
         return shown
     finally:

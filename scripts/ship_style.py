@@ -108,13 +108,24 @@ def start_words(train: dict) -> str:
     return (" " + "; ".join(words).capitalize() + ".") if words else ""
 
 
+def styles_words(meta: dict) -> str:
+    """A multi-style model's styles, in words: each name with its painting's title and artist."""
+    words = []
+    for name in meta["styles"]:
+        cfg = OmegaConf.to_container(style_config(name)) if name in style_names() else {}
+        assert isinstance(cfg, dict)
+        words.append(f"`{name}`" + (f" ({cfg['title']}, {cfg['artist']})" if cfg else ""))
+    return ", ".join(words)
+
+
 def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
          photo: str = "chicago.jpg", photo_size: int = 512, data_note: str | None = None) -> str:
     """The model card, Markdown, from the model's metadata; `photo` (a file name) at
     `photo_size` px is where the float16 weights were compared, `data_note` is said of the
     training photos."""
     style = meta["style"]
-    cfg = painting(meta)
+    multi = bool(meta.get("styles"))
+    cfg = {"title": style, "artist": None, "image": None} if multi else painting(meta)
     train = meta.get("training", {})
     trainer, data, optim = train.get("trainer", {}), train.get("data", {}), train.get("optim", {})
     losses = meta.get("losses", {})
@@ -127,12 +138,21 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
     processes = meta.get("processes", 1)
     hardware = (f"{processes} x " if processes and processes > 1 else "") + str(
         trainer.get("accelerator", "?"))
+    style_line = (
+        f"- **Styles** ({len(meta['styles'])}, in the order of the `style_weights` input):"
+        f" {styles_words(meta)}; each painting at {train.get('style_size', '?')} px long side,"
+        " each style at its own weight (conf/style/) times"
+        f" {train.get('style_factor', 1)}." if multi else
+        f"- **Style image:** `{cfg['image']}`{source}, used at"
+        f" {train.get('style_size', '?')} px long side.")
     lines = [
         f"# {title}",
         "",
-        f"- **Style image:** `{cfg['image']}`{source}, used at"
-        f" {train.get('style_size', '?')} px long side.",
-        f"- **Architecture:** {ARCHITECTURES[meta['architecture'].get('design', 'johnson')]},"
+        style_line,
+        f"- **Architecture:** {ARCHITECTURES[meta['architecture'].get('design', 'johnson')]}"
+        + ("; multi-style: conditional instance norm, a scale and shift per style in every norm"
+           " and residual block, the convolutions shared (fastnst.transformer)" if multi else "")
+        + ","
         f" {json.dumps(meta['architecture'])}; input and output RGB in [0, 1], any size.",
         f"- **Loss:** VGG19 content ({', '.join(loss.get('content_layers', ['relu4_2']))}) +"
         f" Gram style ({', '.join(loss.get('style_layers', ['relu1_1..relu5_1']))}), content"
@@ -186,15 +206,18 @@ def main(argv: list[str] | None = None) -> None:
     except CardError as e:
         parser.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
+    styles = meta.get("styles", [])
     half = save_model(copy.deepcopy(net).half(), args.out / f"{style}.safetensors", style,
                       extra={k: v for k, v in meta.items()
-                             if k not in ("format", "style", "io", "architecture")})
+                             if k not in ("format", "style", "io", "architecture", "styles")},
+                      styles=styles)
     shipped, _ = load_model(half)
     photo = resize_long_side(read_image(args.photo), args.photo_size)
+    mixes = [(m,) for m in torch.eye(len(styles))] if styles else [()]  # every style
     with torch.no_grad():
-        fp16_diff = float((shipped(photo) - net(photo)).abs().max())
+        fp16_diff = max(float((shipped(photo, *m) - net(photo, *m)).abs().max()) for m in mixes)
     with tempfile.TemporaryDirectory() as tmp:
-        report = export_onnx(net, Path(tmp) / f"{style}.onnx", style)
+        report = export_onnx(net, Path(tmp) / f"{style}.onnx", style, styles=styles)
     with atomic_path(args.out / f"{style}.md") as tmp:
         tmp.write_text(card(meta, report, fp16_diff, args.quality, photo=args.photo.name,
                             photo_size=args.photo_size, data_note=args.data_note))

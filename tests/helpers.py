@@ -37,18 +37,26 @@ def stripes(h: int, w: int) -> torch.Tensor:
     return colours[phase].permute(2, 0, 1).unsqueeze(0).float()
 
 
-def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0, design: str = "johnson"):
+def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0, design: str = "johnson",
+               styles: tuple[str, ...] = ()):
     """Write a small TransformerNet with perturbed (trained-looking) weights as a style model
-    file named `path` (style name: its stem); return the path."""
+    file named `path` (style name: its stem); with `styles`, a multi-style network of those
+    (each style's scales and shifts perturbed more, so that the styles differ). Returns the
+    path."""
     from fastnst.model_files import save_model
-    from fastnst.transformer import TransformerConfig, TransformerNet
+    from fastnst.transformer import StyleNorm, TransformerConfig, TransformerNet
 
     torch.manual_seed(seed)
-    net = TransformerNet(TransformerConfig(channels=channels, blocks=blocks, design=design))
+    net = TransformerNet(TransformerConfig(channels=channels, blocks=blocks, design=design,
+                                           styles=len(styles)))
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    return save_model(net, path, Path(path).stem)
+        for m in net.modules():
+            if isinstance(m, StyleNorm):
+                m.weight.add_(torch.randn_like(m.weight) * 0.5)
+                m.bias.add_(torch.randn_like(m.bias) * 0.5)
+    return save_model(net, path, Path(path).stem, styles=styles)
 
 
 def ctrl_c_default() -> None:

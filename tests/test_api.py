@@ -47,6 +47,18 @@ def test_load_gives_a_reusable_model_for_frames_on_both_backends(model):
         torch_model(frame.astype(np.float32))
 
 
+def test_the_api_blends_a_multi_style_model_like_the_command_line(tmp_path):
+    multi = tiny_model(tmp_path / "multi.safetensors", channels=12, blocks=1, design="fast",
+                       styles=("a", "b"))
+    photo = write_image(smooth_image(24, 32), tmp_path / "photo.png")
+    blend = fastnst.load("a:0.5,b:0.5", multi=str(multi))
+    assert blend.style == "a50-b50"
+    a, b, ab = (np.asarray(fastnst.stylize(photo, style=s, multi=str(multi)), float)
+                for s in ("a", "b", "a:1,b:1"))
+    assert np.abs(ab - np.asarray(blend.image(photo), float)).max() == 0
+    assert np.abs(a - b).mean() > 3 and np.abs(ab - a).mean() < np.abs(b - a).mean()
+
+
 def test_list_styles_and_version():
     from fastnst.model_files import shipped_models
 

@@ -103,6 +103,27 @@ def test_demo_stylizes_with_only_numpy_pillow_and_onnxruntime(model, tmp_path):
     assert (theirs - ours).abs().max() <= 1.5 / 255  # the same, up to 8-bit rounding
 
 
+def test_demo_blends_a_multi_style_model_with_only_numpy_pillow_and_onnxruntime(tmp_path):
+    multi = tiny_model(tmp_path / "multi.safetensors", channels=12, blocks=1, design="fast",
+                       styles=("a", "b"))
+    net, meta = load_model(multi)
+    export_onnx(net, tmp_path / "m.onnx", "multi", styles=meta["styles"], verify_sizes=[(32, 32)])
+    write_image(smooth_image(30, 44), tmp_path / "photo.png")
+    demo = Path(__file__).resolve().parents[1] / "scripts" / "onnx_demo.py"
+    argv = ["demo", str(tmp_path / "m.onnx"), str(tmp_path / "photo.png"),
+            str(tmp_path / "out.png"), "--mix", "a:3,b:1"]
+    code = ("import runpy, sys; sys.modules['torch'] = sys.modules['fastnst'] = None;"
+            f" sys.argv = {argv!r}; runpy.run_path({str(demo)!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "style a:3,b:1" in proc.stdout
+    with torch.no_grad():
+        ours = (net(read_image(tmp_path / "photo.png"), torch.tensor([0.75, 0.25])) * 255
+                ).round() / 255
+    assert (read_image(tmp_path / "out.png") - ours).abs().max() <= 1.5 / 255
+
+
 def stylize_photo(net, photo):
     with torch.no_grad():
         return (net(photo) * 255).round() / 255

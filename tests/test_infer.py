@@ -191,13 +191,13 @@ class FakeWindow:
 
 
 def test_webcam_loop_cycles_styles_and_quits_on_q(tmp_path):
-    from fastnst.stylizer import load_backend, stylize
+    from fastnst.stylizer import load_backend, stylize_frame
     from fastnst.webcam import run_webcam
 
     backends = [load_backend(str(tiny_model(tmp_path / f"{name}.safetensors", seed=i)))
                 for i, name in enumerate(("first", "second"))]
     camera, window = FakeCamera(200), FakeWindow({2: ["n"], 5: ["p"], 8: ["n"], 10: ["q"]})
-    assert run_webcam(camera, window, backends, stylize) == 10
+    assert run_webcam(camera, window, backends, stylize_frame) == 10
     titles = [title for _, title in window.shown]
     # A frame already being stylized when a key is pressed keeps its style: one at the most.
     assert titles[:2] == ["fastnst - first"] * 2 and titles[3:5] == ["fastnst - second"] * 2
@@ -205,7 +205,11 @@ def test_webcam_loop_cycles_styles_and_quits_on_q(tmp_path):
     assert window.shown[0][0] == (24, 32, 3)
     assert camera.released and window.closed
     # The camera running out of frames also ends the loop cleanly, after its last frame.
-    assert run_webcam(FakeCamera(3, period=0.05), FakeWindow({}), backends, stylize) == 3
+    assert run_webcam(FakeCamera(3, period=0.05), FakeWindow({}), backends, stylize_frame) == 3
+    # Frames are shrunk to max_size before they are stylized.
+    window = FakeWindow({})
+    assert run_webcam(FakeCamera(2), window, backends, stylize_frame, max_size=16) >= 1
+    assert {shape for shape, _ in window.shown} == {(12, 16, 3)}
 
 
 def test_a_slow_frame_never_freezes_the_window(tmp_path):
@@ -307,3 +311,27 @@ def test_pickled_checkpoints_are_refused_by_infer_and_export_without_running(tmp
                                  for line in err), err
     assert not marker.exists()
     assert not (tmp_path / "o.png").exists() and not (tmp_path / "e.onnx").exists()
+
+
+def test_blends_from_the_command_line_and_the_webcam_keys(tmp_path, capsys):
+    from fastnst.stylizer import load_backend, stylize_frame
+    from fastnst.webcam import run_webcam
+
+    multi = tiny_model(tmp_path / "multi.safetensors", channels=12, blocks=1, design="fast",
+                       styles=("a", "b"))
+    write_image(smooth_image(24, 32), tmp_path / "q.png")
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "q.png"), "--style", "a:0.6,b:0.4", "--style", "b", "--multi",
+                 str(multi), "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["q_a60-b40.png", "q_b.png"]
+    assert main([str(tmp_path / "q.png"), "--style", "a:0.6,z:0.4", "--multi", str(multi),
+                 "-o", str(out), "-q"]) == 2
+    assert "z: not a style of the multi-style model" in capsys.readouterr().err
+    # The webcam: b steps the blend towards the next style, n goes on to it.
+    views = [load_backend(s, multi=str(multi)) for s in ("a", "b")]
+    window = FakeWindow({1: ["b"], 3: ["b"], 5: ["n"], 7: ["q"]})
+    assert run_webcam(FakeCamera(200), window, views, stylize_frame) == 7
+    titles = [title.removeprefix("fastnst - ") for _, title in window.shown]
+    # A frame already being stylized when a key is pressed keeps its mix: one at the most.
+    assert titles[0] == "a" and titles[2] == "a75-b25" and titles[4] == "a50-b50"
+    assert titles[6] == "b"

@@ -10,7 +10,7 @@ from helpers import ctrl_c_default, smooth_image, tiny_model
 from fastnst.color import rgb_to_yiq
 from fastnst.export import export_onnx
 from fastnst.model_files import ModelFileError, load_model
-from fastnst.stylizer import load_backend, run_tiled, stylize
+from fastnst.stylizer import BadResultError, load_backend, run_tiled, stylize, stylize_frame
 
 
 @pytest.fixture
@@ -40,6 +40,25 @@ def test_onnx_and_torch_backends_agree(model, tmp_path):
     tiny = smooth_image(3, 2)
     torch.testing.assert_close(stylize(load_backend(str(tmp_path / "tiny.onnx")), tiny),
                                stylize(load_backend(str(model)), tiny), atol=1e-3, rtol=0)
+
+
+def test_frames_take_the_numpy_path_on_onnx_and_match_the_tensor_path(model, tmp_path):
+    from fastnst.images import from_bgr, shrink_frame, to_rgb_array
+
+    export_onnx(load_model(model)[0], tmp_path / "tiny.onnx", "tiny", verify_sizes=[(32, 32)])
+    onnx, torch_backend = load_backend(str(tmp_path / "tiny.onnx")), load_backend(str(model))
+    bgr = np.ascontiguousarray(to_rgb_array(smooth_image(45, 61))[..., ::-1])
+    fast = stylize_frame(onnx, bgr)
+    assert fast.shape == (45, 61, 3) and fast.dtype == np.uint8
+    reference = to_rgb_array(stylize(onnx, from_bgr(bgr)))  # the tensor path, same graph
+    assert np.abs(fast.astype(int) - reference).max() <= 1
+    assert np.abs(stylize_frame(torch_backend, bgr).astype(int) - reference).max() <= 1
+    assert np.abs(fast.astype(int) - bgr[..., ::-1]).mean() > 5  # stylized, not the frame
+    # Options the numpy path lacks take the tensor path, on either backend.
+    kept = stylize_frame(onnx, bgr, strength=0.0)
+    assert np.abs(kept.astype(int) - bgr[..., ::-1]).max() <= 1
+    # Shrinking keeps the aspect ratio; a frame within the size is the same object.
+    assert shrink_frame(bgr, 30).shape == (22, 30, 3) and shrink_frame(bgr, 61) is bgr
 
 
 def test_tile_weights_cover_every_pixel_exactly_once():
@@ -319,3 +338,64 @@ def test_every_result_is_checked_at_run_time_not_only_the_probe(tmp_path, capsys
     assert (f"{flat}: style flat_nan gave NaN or inf for this image; nothing written"
             in capsys.readouterr().err)
     assert sorted(p.name for p in out.iterdir()) == ["noise_flat_nan.png"]
+    # Camera frames (the numpy path) are checked the same way.
+    frame = np.full((16, 20, 3), 128, np.uint8)
+    with pytest.raises(BadResultError, match="NaN or inf"):
+        stylize_frame(load_backend(str(flat_nan)), frame)
+    with pytest.raises(BadResultError, match="result for"):
+        stylize_frame(load_backend(str(fixed)), frame)
+
+
+def test_a_multi_style_model_blends_in_torch_and_onnx_alike(tmp_path):
+    """The ONNX graph has two inputs, `image` and `style_weights`; a one-hot and a blended mix
+    give PyTorch's results, and the style names travel in the metadata."""
+    import onnxruntime as ort
+
+    from fastnst.style_mix import MixError
+
+    multi = tiny_model(tmp_path / "multi.safetensors", channels=12, blocks=2, design="fast",
+                       styles=("a", "b", "c"))
+    net, meta = load_model(multi)
+    assert meta["styles"] == ["a", "b", "c"]
+    report = export_onnx(net, tmp_path / "multi.onnx", "multi", styles=meta["styles"],
+                         verify_sizes=[(32, 40)])
+    assert max(report.max_abs_diff.values()) <= 1e-3
+    session = ort.InferenceSession(str(tmp_path / "multi.onnx"))
+    assert [i.name for i in session.get_inputs()] == ["image", "style_weights"]
+    assert session.get_modelmeta().custom_metadata_map["styles"] == '["a", "b", "c"]'
+    photo = smooth_image(27, 35)
+    for spec, mix in (("b", [0, 1.0, 0]), ("a:0.6,c:0.4", [0.6, 0, 0.4]),
+                      ("a:3,c:2", [0.6, 0, 0.4])):
+        with torch.no_grad():
+            expected = net(photo, torch.tensor(mix))
+        for backend in ("torch", "onnx"):
+            got = stylize(load_backend(spec, backend, multi=str(multi)), photo)
+            assert (got - expected).abs().max() <= 1e-3, (spec, backend)
+        got = stylize(load_backend(spec, multi=str(tmp_path / "multi.onnx")), photo)
+        assert (got - expected).abs().max() <= 1e-3, (spec, "the .onnx file")
+    blend = load_backend("a:0.6,c:0.4", multi=str(multi))
+    assert blend.style == "a60-c40"
+    assert load_backend("b", multi=str(multi)).style == "b"
+    # A blend of two views steps between them; the views share the loaded model.
+    a, c = load_backend("a", multi=str(multi)), load_backend("c", multi=str(multi))
+    assert a.net is c.net
+    np.testing.assert_allclose(a.blended(c, 0.4).mix, [0.6, 0, 0.4], atol=1e-6)
+    with pytest.raises(MixError, match=r"d: not a style of the multi-style model .*multi"
+                                       r"\.safetensors; it has a, b, c"):
+        load_backend("a:0.5,d:0.5", multi=str(multi))
+    with pytest.raises(MixError, match="name a style or a mix"):
+        load_backend(str(multi))
+    with pytest.raises(MixError, match="has no styles to mix"):
+        load_backend("x:1", multi=str(tiny_model(tmp_path / "one.safetensors")))
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("a:-1", "must be a finite number >= 0"), ("a:x", "is not a number"),
+    ("a:0,b:0", "sum to 0"), ("a,a", "named twice"), ("a:1:2", "is not NAME or NAME:WEIGHT"),
+    ("a:nan", "finite"), (",", "is not NAME")])
+def test_bad_mixes_are_usage_errors_that_say_what_is_wrong(spec, message):
+    from fastnst.style_mix import MixError, parse_mix
+
+    with pytest.raises(MixError, match=message):
+        parse_mix(spec)
+    assert parse_mix(" a : 2 , b ") == [("a", 2.0), ("b", 1.0)]

@@ -468,3 +468,45 @@ def test_distillation_copies_the_teacher_into_a_fast_network(vgg_weights, photos
         target = teacher_net(photo)
         trained, fresh = ((n(photo) - target).abs().mean() for n in (net, untrained))
     assert trained < 0.8 * fresh, (trained, fresh)
+
+
+@pytest.mark.slow  # seconds of work
+def test_a_multi_style_network_distils_several_styles_and_one_more_is_added_alone(
+        vgg_weights, style_dir, photos, painting, tmp_path):
+    """`python -m fastnst.distill styles=[mosaic,udnie] name=multi` trains one network of both
+    styles from their shipped models; `add_style=true` then adds a painting's style to it,
+    training only that style's scales and shifts: the other styles stay exactly as they were."""
+    from fastnst.transformer import StyleNorm
+
+    small = [o for o in _overrides(photos, painting, 6) if not o.startswith(
+        ("style=", "+style", "style.", "style_size"))]
+    run_dir = tmp_path / "runs" / "multi"
+    model = _train(run_dir, [*small, "styles=[mosaic,udnie]", "name=multi", "model.channels=12",
+                             "model.blocks=2"], config="distill")
+    net, meta = load_model(model)
+    assert meta["styles"] == ["mosaic", "udnie"] and net.config.styles == 2
+    norms = {name for name, m in net.named_modules() if isinstance(m, StyleNorm)}
+    assert norms and not any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())
+    fresh = TransformerNet(net.config).state_dict()
+    for name in norms:  # each style trained (three steps each): its rows left their start
+        for row in (0, 1):
+            assert not torch.equal(net.state_dict()[f"{name}.weight"][row],
+                                   fresh[f"{name}.weight"][row]), (name, row)
+    added = _train(tmp_path / "runs" / "added", [
+        *_overrides(photos, painting, 4, "model=fast", "model.channels=12", "model.blocks=2"),
+        f"init={model}", "add_style=true", "train_only=norm", "name=multi3"])
+    grown, meta = load_model(added)
+    assert meta["styles"] == ["mosaic", "udnie", "stripes"] and grown.config.styles == 3
+    before, after = net.state_dict(), grown.state_dict()
+    moved = set()
+    for key, value in after.items():
+        old = before[key][:2] if key.rsplit(".", 1)[0] in norms else before[key]
+        kept = value[:2] if key.rsplit(".", 1)[0] in norms else value
+        assert torch.equal(kept, old), key  # convolutions and the old styles: bit for bit
+        if key.rsplit(".", 1)[0] in norms and not torch.equal(value[2], before[key].mean(0)):
+            moved.add(key)
+    assert moved  # the new style trained
+    with pytest.raises(ValueError, match="udnie is already a style of"):
+        _train(tmp_path / "runs" / "again", [*small, "style=udnie", f"init={added}",
+                                             "add_style=true", "model=fast",
+                                             "model.channels=12", "model.blocks=2"])

@@ -103,3 +103,46 @@ def test_an_unknown_design_is_refused():
 
     with pytest.raises(UsageError, match="design must be one of johnson, fast"):
         TransformerConfig(design="tiny")
+
+
+@pytest.mark.parametrize("design", ["fast", "johnson"])
+def test_a_multi_style_network_blends_its_styles_through_the_mix(design):
+    from fastnst.transformer import StyleNorm
+
+    torch.manual_seed(0)
+    net = TransformerNet(TransformerConfig(channels=12, blocks=2, design=design, styles=3))
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, StyleNorm):  # styles that differ
+                m.weight.add_(torch.randn_like(m.weight))
+                m.bias.add_(torch.randn_like(m.bias))
+    net.eval()
+    x = torch.rand(1, 3, 21, 30)
+    with torch.no_grad():
+        a, b = net(x, torch.tensor([1.0, 0, 0])), net(x, torch.tensor([0, 1.0, 0]))
+        assert (a - b).abs().mean() > 0.01  # the styles differ
+        torch.testing.assert_close(net(x, torch.tensor([3.0, 0, 0])), a)  # normalised
+        half = net(x, torch.tensor([0.5, 0.5, 0]))
+        # Halfway between the styles' scales and shifts: a picture between theirs.
+        assert (half - a).abs().mean() < (b - a).abs().mean()
+        assert (half - b).abs().mean() < (b - a).abs().mean()
+    for bad in (None, torch.ones(2)):
+        with pytest.raises(ValueError, match=r"needs a mix of shape \(3,\)"):
+            net(x, bad)
+    with pytest.raises(ValueError, match="for multi-style networks"):
+        TransformerNet(TransformerConfig(channels=8, blocks=1))(x, torch.ones(1))
+    # Per-style rows: each StyleNorm holds (styles, channels) scales and shifts; the fast design
+    # has one in every residual block as well as its three norms.
+    rows = [m for m in net.modules() if isinstance(m, StyleNorm)]
+    assert all(m.weight.shape[0] == 3 for m in rows)
+    assert len(rows) == (3 + 2 if design == "fast" else 3 + 2 * 2 + 2)
+    assert not any(isinstance(m, nn.InstanceNorm2d) for m in net.modules())
+
+
+def test_one_style_networks_keep_their_weights_layout():
+    """Model files of one style written before multi-style networks existed still load: the
+    same tensor names and no `styles` in the architecture metadata."""
+    config = TransformerConfig(channels=48, blocks=5, design="fast")
+    assert "styles" not in config.as_dict()
+    names = set(TransformerNet(config).state_dict())
+    assert "fast.down.1.weight" in names and not any("residuals.0.body.5" in n for n in names)

@@ -1,0 +1,134 @@
+"""What a training run trains: one style, several styles in one multi-style network, or a style
+added to a multi-style model. Builds the StyleTasks (fastnst.module) from the config.
+
+- one style: `style=` (its painting and weights), `teacher=` when distilling;
+- `styles=[a, b, ...]` or `styles=all` (every shipped one-style model's style): a multi-style
+  network of those styles; each style's weight is its own `conf/style/<name>.yaml` weight times
+  `style_factor` (unless the loss has no style term, as in distillation), and when distilling
+  each style's teacher is its shipped model;
+- `add_style=true` with `init=` a multi-style model: `style=` becomes one more style of it, and
+  only that style trains (its scales and shifts with `train_only=norm`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from omegaconf import DictConfig, ListConfig
+
+from fastnst.checkpoints import CheckpointError, initial_weights, load_teacher
+from fastnst.config_checks import ConfigError
+from fastnst.images import resize_long_side
+from fastnst.model_files import (
+    FAST_SUFFIX,
+    find_model,
+    is_multi_style,
+    read_metadata,
+    shipped_models,
+)
+from fastnst.module import StyleTask
+from fastnst.paintings import read_painting, style_config
+from fastnst.transformer import TransformerConfig
+
+
+@dataclass
+class Plan:
+    """The network to build, its starting weights, its style names (multi-style) and tasks."""
+
+    config: TransformerConfig
+    init: dict[str, torch.Tensor] | None
+    tasks: list[StyleTask]
+    styles: list[str] = field(default_factory=list)
+
+
+def one_style_models() -> list[str]:
+    """The shipped styles with a model of their own (not their fast variants, not multi)."""
+    return sorted(name for name, path in shipped_models().items()
+                  if not name.endswith(FAST_SUFFIX) and not is_multi_style(path))
+
+
+def network(cfg: DictConfig, config: TransformerConfig) -> tuple[TransformerConfig, list[str]]:
+    """The architecture the run trains (`config` with its style count) and a multi-style
+    network's style names; reads metadata only, so it runs before anything heavy loads."""
+    if cfg.add_style:
+        have = _added_to(cfg, config)
+        return replace(config, styles=len(have) + 1), [*have, str(cfg.style.name)]
+    names = _style_names(cfg.styles)
+    return (replace(config, styles=len(names)), names) if names else (config, [])
+
+
+def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Plan:
+    """The run's Plan for the architecture and styles `network` gave: the starting weights, the
+    paintings and the teachers, loaded. CheckpointError for an `init=` that does not fit."""
+    size = cfg.style_size
+    distilling = cfg.teacher not in (None, "", "null")
+    if cfg.add_style:
+        return _added(cfg, config, names, size)
+    if not names:
+        painting = resize_long_side(read_painting(cfg.style), size)
+        task = StyleTask(painting, teacher=load_teacher(cfg.teacher) if distilling else None)
+        return Plan(config, initial_weights(cfg.init, config), [task])
+    if cfg.init not in (None, "", "null"):
+        have = read_metadata(find_model(str(cfg.init))).get("styles", [])
+        if have != names:
+            raise CheckpointError(f"init={cfg.init} has the styles {have}, styles= names {names};"
+                                  " the same styles in the same order")
+    no_style_term = not cfg.loss.style_weight
+    tasks = []
+    for i, name in enumerate(names):
+        style = style_config(name)
+        tasks.append(StyleTask(
+            resize_long_side(read_painting(style), size),
+            style_weight=None if no_style_term else style.style_weight * cfg.style_factor,
+            teacher=load_teacher(name) if distilling else None, index=i))
+    return Plan(config, initial_weights(cfg.init, config), tasks, names)
+
+
+def _style_names(styles: object) -> list[str]:
+    if styles in (None, "", "null") or (isinstance(styles, (list, ListConfig)) and not styles):
+        return []
+    if styles == "all":
+        names = one_style_models()
+        if not names:
+            raise ConfigError("styles=all: no style models are shipped")
+        return names
+    if not isinstance(styles, (list, ListConfig)) or len(set(map(str, styles))) != len(styles):
+        raise ConfigError(f"styles= must be all or a list of distinct style names, not {styles}")
+    return [str(s) for s in styles]
+
+
+def _added_to(cfg: DictConfig, config: TransformerConfig) -> list[str]:
+    """`add_style=true`: the styles of the multi-style model `init=`, checked against model=."""
+    if cfg.init in (None, "", "null"):
+        raise ConfigError("add_style=true needs init= a multi-style model to add the style to")
+    meta = read_metadata(find_model(str(cfg.init)))
+    have = meta.get("styles", [])
+    if not have:
+        raise ConfigError(f"add_style=true: init={cfg.init} is a one-style model")
+    if str(cfg.style.name) in have:
+        raise ConfigError(f"add_style=true: {cfg.style.name} is already a style of {cfg.init}")
+    theirs = TransformerConfig(**{**meta.get("architecture", {}), "styles": 0})
+    if theirs != replace(config, styles=0):
+        raise CheckpointError(f"init={cfg.init} is a TransformerNet {theirs}, but model= is"
+                              f" {config}; pick model= of the same architecture")
+    return have
+
+
+def _added(cfg: DictConfig, config: TransformerConfig, names: list[str], size: int) -> Plan:
+    """`add_style=true`: the multi-style model `init=` with `style=` as one more style."""
+    from fastnst.model_files import load_model
+
+    net, _ = load_model(find_model(str(cfg.init)))
+    init = {k: torch.cat([v, v.mean(0, keepdim=True)]) if _per_style(k, net) else v
+            for k, v in net.state_dict().items()}  # the new style starts at the mean style
+    painting = resize_long_side(read_painting(cfg.style), size)
+    teacher = load_teacher(cfg.teacher) if cfg.teacher not in (None, "", "null") else None
+    return Plan(config, init, [StyleTask(painting, teacher=teacher, index=len(names) - 1)],
+                names)
+def _per_style(key: str, net: torch.nn.Module) -> bool:
+    """Whether the state-dict entry `key` is a StyleNorm's per-style rows."""
+    from fastnst.transformer import StyleNorm
+
+    module_name = key.rsplit(".", 1)[0]
+    return isinstance(net.get_submodule(module_name), StyleNorm)
