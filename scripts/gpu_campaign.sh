@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Better shipped styles in one GPU loan: train every shipped style at a GPU schedule, one after
+# another, in commands of at most 10 minutes that each go on where the last one stopped.
+#
+#   On this machine, once:   python scripts/pack_photos.py        # .carry/photos, <= 56 MiB
+#   On the GPU, repeatedly:  bash scripts/gpu_campaign.sh [STEPS]  # device tool: carry .carry
+#   Back here, per style:    python scripts/eval_quality.py --models outputs/campaign/<s>/<s>.safetensors ...
+#                            python scripts/ship_style.py outputs/campaign/<s>/<s>.safetensors
+#
+# What the GPU machine needs: this repository, .carry/photos (the packed training photos) and
+# the VGG19 weights and paintings (FASTNST_VGG19, FASTNST_STYLE_DIR; ../shared where the device
+# tool provides it). The schedule: the measured CPU recipe (random weights, balanced weights,
+# content at relu4_2; docs/training_recipes.md: no starting network measured better) at
+# trainer=gpu's 256 px crops, STEPS steps per style (default 8000: at the ~25 steps/s that
+# scripts/gpu_check.py measures for bench_train on an H100 in bf16, about 6 minutes a style; set
+# it from the check's figure). Each command stops itself at MINUTES (default 9) with a
+# checkpoint; the next resumes it. A style is done when its model file records STEPS steps.
+# EXTRA adds training overrides (the test runs it on the CPU: EXTRA="trainer.accelerator=cpu ...").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=${1:-8000}
+MINUTES=${MINUTES:-9}
+PHOTOS=${PHOTOS:-.carry/photos}
+STYLES=${STYLES:-"starry_night the_scream udnie mosaic great_wave composition_vii shipwreck woman_with_hat"}
+OUT=${OUT:-outputs/campaign}
+read -r -a extra <<< "${EXTRA:-}"
+[ -d "$PHOTOS" ] || { echo "gpu_campaign: no $PHOTOS; run python scripts/pack_photos.py first" >&2; exit 2; }
+deadline=$(( $(date +%s) + MINUTES * 60 ))
+
+done_steps() {  # the steps a finished model file records, else 0
+  python - "$1" <<'EOF'
+import sys
+from pathlib import Path
+from fastnst.model_files import read_metadata
+path = Path(sys.argv[1])
+print(read_metadata(path).get("steps", 0) if path.is_file() else 0)
+EOF
+}
+
+for style in $STYLES; do
+  run_dir="$OUT/$style"
+  if [ "$(done_steps "$run_dir/$style.safetensors")" -ge "$STEPS" ]; then
+    echo "$style: done ($STEPS steps)"; continue
+  fi
+  left=$(( deadline - $(date +%s) ))
+  if [ "$left" -lt 60 ]; then
+    echo "gpu_campaign: out of time for this command; run it again to go on"; exit 0
+  fi
+  resume=()
+  [ -f "$run_dir/checkpoints/last.ckpt" ] && resume=("resume=$run_dir/checkpoints/last.ckpt")
+  echo "$style: training to step $STEPS, ${left}s left in this command"
+  python -m fastnst.train "style=$style" trainer=gpu "trainer.max_steps=$STEPS" \
+    "data.root=$PHOTOS" "hydra.run.dir=$run_dir" \
+    "trainer.max_time=$(printf '00:00:%02d:%02d' $(( (left - 30) / 60 )) $(( (left - 30) % 60 )))" \
+    trainer.enable_progress_bar=false "${resume[@]}" "${extra[@]}"
+done
+echo "gpu_campaign: all styles at $STEPS steps under $OUT"
