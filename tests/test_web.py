@@ -1,0 +1,197 @@
+"""fastnst-web: the page stylizes in a real (headless) Chromium, with ONNX Runtime Web, what
+ONNX Runtime in Python gives for the same model and photo; bad input is a message on the page.
+Needs Debian's chromium and chromium-driver, selenium and `npm ci --prefix fastnst/webpage`
+(.ci/run installs them); skips without."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import smooth_image, tiny_model
+from PIL import Image
+
+from fastnst.images import from_rgb_array, write_image
+from fastnst.model_files import find_model
+from fastnst.web import ORT_DIST, ORT_FILES, Site, WebError, offered_models, serve
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pytest.importorskip("selenium", reason="selenium is not installed (pip install -e .[dev])")
+    if not all((ORT_DIST / f).is_file() for f in ORT_FILES):
+        pytest.skip(f"onnxruntime-web is not installed: npm ci --prefix {ORT_DIST.parents[2]}")
+    from fastnst.web import headless_browser
+
+    try:
+        chrome = headless_browser()
+    except WebError as e:
+        pytest.skip(str(e))
+    yield chrome
+    chrome.quit()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    """The page served with a shipped fast network and a small multi-style model; returns a
+    function that opens it and waits until it is ready."""
+    multi = tiny_model(tmp_path / "blends.safetensors", channels=12, blocks=1, design="fast",
+                       styles=("a", "b"))
+    site = Site(offered_models(["mosaic-fast", str(multi)]))
+    server = serve(site, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    def open_page():
+        browser.get(f"http://127.0.0.1:{server.server_address[1]}/")
+        wait_for(browser, ("ready", "error"))
+        return browser
+
+    yield open_page
+    server.shutdown()
+    server.server_close()
+
+
+def wait_for(browser, states, timeout: float = 120) -> str:
+    """Wait until the page's state is one of `states`; return its status line."""
+    from selenium.webdriver.common.by import By
+
+    end = time.monotonic() + timeout
+    while browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") not in states:
+        assert time.monotonic() < end, browser.find_element(By.ID, "status").text
+        time.sleep(0.05)
+    return browser.find_element(By.ID, "status").text
+
+
+def canvas_pixels(browser, canvas: str = "result") -> np.ndarray:
+    data = browser.execute_script(f"return document.getElementById('{canvas}').toDataURL()")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))
+                                 ).convert("RGB"))
+
+
+def python_result(model: Path, photo: np.ndarray, mix: list[float] | None = None) -> np.ndarray:
+    """What ONNX Runtime in Python gives for the model's export and the photo, as uint8."""
+    from fastnst.export import cached_onnx
+    from fastnst.images import to_rgb_array
+    from fastnst.stylizer import OnnxBackend
+
+    backend = OnnxBackend(cached_onnx(model), __import__("torch").device("cpu"))
+    if mix is not None:
+        backend = backend.mixed([(s, w) for s, w in zip(backend.styles, mix, strict=True)])
+    return to_rgb_array(backend(from_rgb_array(photo)))
+
+
+@pytest.mark.slow  # a browser, and ONNX exports
+def test_the_page_stylizes_a_photo_as_onnx_runtime_does_and_blends(page, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser = page()
+    photo = np.asarray(Image.open(find_photo()).convert("RGB").resize((200, 150)))
+    path = write_image(from_rgb_array(photo), tmp_path / "photo.png")  # PNG: no decoder drift
+    Select(browser.find_element(By.ID, "style")).select_by_value("model:mosaic-fast")
+    browser.find_element(By.ID, "photo").send_keys(str(path))
+    assert wait_for(browser, ("done", "error")).startswith("Done: mosaic-fast")
+    got = canvas_pixels(browser).astype(int)
+    expected = python_result(find_model("mosaic-fast"), photo).astype(int)
+    assert got.shape == expected.shape == (150, 200, 3)
+    assert np.abs(got - expected).max() <= 3 and np.abs(got - expected).mean() < 0.5
+    assert np.abs(got - photo).mean() > 10  # the result, not the photo
+    browser.save_screenshot(str(tmp_path / "page.png"))
+    assert (tmp_path / "page.png").stat().st_size > 10_000
+    # A multi-style model's blend: its two inputs, the same as in Python.
+    Select(browser.find_element(By.ID, "style")).select_by_value("multi:a")
+    Select(browser.find_element(By.ID, "style-b")).select_by_value("b")
+    browser.execute_script("const s = document.getElementById('blend'); s.value = 40;"
+                           " s.dispatchEvent(new Event('change'));")
+    assert "a 60% + b 40%" in wait_for(browser, ("done", "error"))
+    blended = canvas_pixels(browser).astype(int)
+    expected = python_result(tmp_path / "blends.safetensors", photo, [0.6, 0.4]).astype(int)
+    assert np.abs(blended - expected).max() <= 3
+
+
+def find_photo() -> Path:
+    from fastnst.shared_data import EVAL_DIR
+
+    path = EVAL_DIR / "kodim23.jpg"
+    if not path.is_file():
+        pytest.skip(f"evaluation photos not found in {EVAL_DIR} (needs ../shared)")
+    return path
+
+
+@pytest.mark.slow  # a browser
+def test_bad_input_is_a_message_on_the_page_not_a_blank_canvas(page, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    browser = page()
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a picture")
+    browser.find_element(By.ID, "photo").send_keys(str(bad))
+    assert "notes.jpg: cannot be decoded as an image" in wait_for(browser, ("error", "done"))
+    # No camera permission: the page says so.
+    browser.execute_script("navigator.mediaDevices.getUserMedia = () => Promise.reject("
+                           "new DOMException('denied', 'NotAllowedError'));")
+    browser.find_element(By.ID, "webcam").click()
+    assert "no permission" in wait_for(browser, ("error",))
+    # A model that fails to load.
+    browser.execute_script("window.fastnst.models[0].url = 'models/missing.onnx';")
+    write_image(smooth_image(40, 50), tmp_path / "ok.png")
+    browser.find_element(By.ID, "photo").send_keys(str(tmp_path / "ok.png"))
+    assert "failed to load" in wait_for(browser, ("error", "done"))
+
+
+@pytest.mark.slow  # a browser, and seconds of frames
+def test_the_webcam_shows_stylized_frames_and_their_rate(page):
+    from selenium.webdriver.common.by import By
+
+    browser = page()  # Chromium's fake camera: a moving test pattern
+    browser.find_element(By.ID, "webcam").click()
+    end = time.monotonic() + 60
+    while "frames/s" not in browser.find_element(By.ID, "status").text:
+        assert time.monotonic() < end and browser.find_element(
+            By.TAG_NAME, "body").get_attribute("data-state") != "error", \
+            browser.find_element(By.ID, "status").text
+        time.sleep(0.1)
+    assert canvas_pixels(browser).std() > 5  # a picture, not a blank canvas
+    browser.find_element(By.ID, "webcam").click()
+    assert wait_for(browser, ("done",)) == "Webcam stopped."
+
+
+def test_the_server_hands_out_only_its_files_and_says_what_is_missing(tmp_path, capsys):
+    import urllib.error
+    import urllib.request
+
+    from fastnst import web
+
+    with pytest.raises(WebError, match=r"onnxruntime-web is not installed .*npm ci --prefix"):
+        Site({}, ort_dist=tmp_path)
+    assert web.main(["--port", "0", "--style", str(tmp_path / "none.safetensors")]) == 1
+    assert "none.safetensors: no such file" in capsys.readouterr().err
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in ORT_FILES:
+        (dist / name).write_text("// ort")
+    (tmp_path / "secret.txt").write_text("secret")
+    model = tiny_model(tmp_path / "tiny.safetensors")
+    server = serve(Site({"tiny": model}, ort_dist=dist), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+        with urllib.request.urlopen(base) as r:
+            assert b"fastnst" in r.read()
+            assert r.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+        with urllib.request.urlopen(base + "models.json") as r:
+            assert b'"url": "models/tiny.onnx"' in r.read()
+        with urllib.request.urlopen(base + "models/tiny.onnx") as r:
+            assert r.headers["Content-Type"] == "application/octet-stream" and len(r.read()) > 1000
+        for path in ("ort/../secret.txt", "..%2Fsecret.txt", "models/other.onnx",
+                     "webpage/app.js", "ort/ort.min.js.map"):
+            with pytest.raises(urllib.error.HTTPError, match="404"):
+                urllib.request.urlopen(base + path)
+    finally:
+        server.shutdown()
+        server.server_close()
