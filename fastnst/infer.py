@@ -31,11 +31,14 @@ from fastnst.images import (
     IMAGE_SUFFIXES,
     WRITE_FORMATS,
     ImageError,
+    from_bgr,
     read_image,
+    to_rgb_array,
     write_image,
 )
 from fastnst.model_files import ModelFileError, fast_variant
 from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize, stylize_frame
+from fastnst.temporal import FLOW_SIDE, FlowSmoother
 from fastnst.video import VIDEO_OUTPUT, VIDEO_SUFFIXES, is_video, stylize_video
 
 WEBCAM_SIDE = 640  # pixels: the webcam's frames are shrunk to this long side unless --max-size
@@ -241,7 +244,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--overlap", type=bounded(0), default=128,
                         help="pixels shared by tiles")
     parser.add_argument("--smooth", type=float, default=0.0,
-                        help="video: 0..1, reduce flicker between frames (default 0: off)")
+                        help="video and webcam: 0..1, steady the strokes between frames along"
+                             " the optical flow (default 0: off; 0.8 is strong)")
+    parser.add_argument("--flow-size", type=bounded(16, 4096), default=FLOW_SIDE,
+                        help="long side (pixels) of the flow --smooth computes: smaller is"
+                             f" cheaper (default {FLOW_SIDE})")
     parser.add_argument("--webcam", type=bounded(0, 1000), metavar="INDEX",
                         help="live view of camera INDEX (keys: n next style, b blend towards"
                              " it, q quit)")
@@ -291,7 +298,8 @@ def live(args: argparse.Namespace) -> int:
         raise
     frames = run_webcam(capture, window, backends, lambda b, frame: stylize_frame(
         b, frame, preserve_color=args.preserve_color, strength=args.strength),
-        max_size=args.max_size or WEBCAM_SIDE)
+        max_size=args.max_size or WEBCAM_SIDE,
+        smoother=FlowSmoother(args.smooth, args.flow_size) if args.smooth else None)
     print(f"showed {frames} frames")
     return 0
 
@@ -344,11 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 if is_video(job.source):
                     stylize_video(job.source, job.output, lambda frame, b=backends[job.style]:
-                                  stylize(b, frame, tile=args.tile, overlap=args.overlap,
-                                          preserve_color=args.preserve_color,
-                                          strength=args.strength),
+                                  to_rgb_array(stylize(b, from_bgr(frame), tile=args.tile,
+                                                       overlap=args.overlap,
+                                                       preserve_color=args.preserve_color,
+                                                       strength=args.strength)),
                                   smooth=args.smooth, replace=args.overwrite,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, flow_side=args.flow_size)
                 else:
                     stylize_file(backends[job.style], job, args)
                 report.written.append(job.output)

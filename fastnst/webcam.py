@@ -21,6 +21,7 @@ import numpy as np
 from fastnst.errors import FastnstError
 from fastnst.images import shrink_frame, tk_photo
 from fastnst.stylizer import Backend
+from fastnst.temporal import FlowSmoother
 
 NEXT_KEYS = frozenset({"n", "space", "Right"})
 PREVIOUS_KEYS = frozenset({"p", "Left"})
@@ -149,11 +150,13 @@ def _blended(backends: Sequence[Backend], index: int, t: float) -> Backend:
 
 def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
                stylize: Callable[[Backend, np.ndarray], np.ndarray],
-               max_size: int | None = None, max_frames: int | None = None) -> int:
+               max_size: int | None = None, max_frames: int | None = None,
+               smoother: FlowSmoother | None = None) -> int:
     """Show stylized camera frames until a quit key, the camera ends, or `max_frames`.
 
     `stylize(backend, frame)` takes a BGR uint8 frame `(H, W, 3)` and gives the RGB uint8
-    result (stylizer.stylize_frame); frames are first shrunk to `max_size` pixels a side.
+    result (stylizer.stylize_frame); frames are first shrunk to `max_size` pixels a side, and
+    the results steadied by `smoother` (fastnst.temporal; restarted at each change of style).
 
     Three stages overlap: a thread reads the camera (keeping only the newest frame), a thread
     stylizes the newest frame, and this thread (Tk's) shows the newest result and reads keys.
@@ -165,6 +168,7 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
     stop = threading.Event()
     index, blend = 0, 0.0  # the style, and how far it is blended towards the next one
     active = [backends[0]]  # what the stylizing thread runs: set here, read there
+    last: list[Backend | None] = [None]  # what it ran last (the stylizing thread's own)
 
     def read() -> None:
         while not stop.is_set():
@@ -184,7 +188,13 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
                     results.close()
                     return
                 backend = active[0]
-                rgb = stylize(backend, shrink_frame(frame, max_size))  # type: ignore[arg-type]
+                small = shrink_frame(frame, max_size)  # type: ignore[arg-type]
+                rgb = stylize(backend, small)
+                if smoother is not None:
+                    if backend is not last[0]:
+                        smoother.reset()  # no blending across a change of style
+                    rgb = smoother(small, rgb)
+                last[0] = backend
                 results.put((rgb, backend.style))
         except BaseException as e:  # shown by the main thread, with its traceback
             results.put(e)

@@ -18,7 +18,6 @@ from hostile import PicklePayload, make_corpus, missing
 
 from fastnst.images import read_image, write_image
 from fastnst.infer import main
-from fastnst.video import FlickerFilter
 
 
 @pytest.fixture
@@ -138,23 +137,69 @@ def test_video_keeps_size_frame_rate_and_frame_count(model, tmp_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
-def test_flicker_filter_steadies_still_scenes_and_follows_motion():
-    torch.manual_seed(0)
-    frame = smooth_image(32, 32)
-    filt, plain = FlickerFilter(0.7), []
-    smoothed = []
+def _textured(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A `(h, w, 3)` uint8 picture with detail everywhere (flow needs texture to follow)."""
+    rng = np.random.default_rng(seed)
+    base = smooth_image(h, w, seed)[0].permute(1, 2, 0).numpy()
+    detail = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1.5)[..., None]
+    return ((0.6 * base + 0.4 * detail) * 255).clip(0, 255).astype(np.uint8)
+
+
+def _jittery(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A stand-in stylization that flickers: the frame's colours plus fresh noise each time."""
+    return (frame[..., ::-1] * 0.8 + rng.normal(0, 12, frame.shape)).clip(0, 255).astype(np.uint8)
+
+
+def test_the_flow_smoother_steadies_a_pan_along_the_motion_and_passes_a_cut():
+    from fastnst.temporal import FlickerFilter, FlowSmoother
+
+    rng = np.random.default_rng(0)
+    scene = _textured(96, 200)
+    frames = [np.ascontiguousarray(scene[:, 3 * i:3 * i + 120]) for i in range(12)]  # a pan
+    results = {"none": [], "flow": [], "simple": []}
+    smoothers = {"flow": FlowSmoother(0.8), "simple": FlickerFilter(0.8)}
+    for frame in frames:
+        stylized = _jittery(frame, rng)
+        results["none"].append(stylized)
+        for name, smoother in smoothers.items():
+            results[name].append(smoother(frame, stylized))
+
+    def warping_error(outs):  # frame t moved 3 px left is frame t+1, away from the edge
+        return np.mean([((b[:, 8:-8].astype(float) - a[:, 11:-5]) ** 2).mean()
+                        for a, b in itertools.pairwise(outs[3:])])
+
+    none, flow = (warping_error(results[k]) for k in ("none", "flow"))
+    assert flow < 0.4 * none, (flow, none)  # the strokes follow the pan
+
+    def ghosting(outs):  # distance from the flicker-free stylization of each frame
+        return np.mean([np.abs(o.astype(float) - f[..., ::-1] * 0.8)[:, 8:-8].mean()
+                        for o, f in zip(outs[3:], frames[3:], strict=True)])
+
+    # Blending in place smears the moving scene; blending along the flow does not.
+    assert ghosting(results["flow"]) < 0.7 * ghosting(results["simple"])
+    # A cut: the new scene passes through, not the old one's strokes.
+    cut = _textured(96, 120, seed=5)
+    out = smoothers["flow"](cut, cut[..., ::-1])
+    assert np.abs(out.astype(int) - cut[..., ::-1]).mean() < 8
+
+
+def test_the_flicker_filter_steadies_still_scenes():
+    from fastnst.temporal import FlickerFilter
+
+    rng = np.random.default_rng(0)
+    frame = _textured(32, 32)
+    filt, plain, smoothed = FlickerFilter(0.7), [], []
     for _ in range(8):  # a still scene whose stylization jitters from frame to frame
-        jitter = (frame + 0.1 * torch.randn_like(frame)).clamp(0, 1)
-        plain.append(jitter)
-        smoothed.append(filt(frame, jitter))
+        stylized = _jittery(frame, rng)
+        plain.append(stylized)
+        smoothed.append(filt(frame, stylized))
     assert _change(smoothed[2:]) < 0.5 * _change(plain[2:])
-    cut = torch.rand_like(frame)  # a new scene passes through (almost) unblended
-    assert (filt(cut, cut) - cut).abs().mean() < 0.01
 
 
-def _change(frames: list[torch.Tensor]) -> float:
+def _change(frames: list[np.ndarray]) -> float:
     """Mean absolute change between consecutive frames."""
-    return float(np.mean([(a - b).abs().mean() for a, b in itertools.pairwise(frames)]))
+    return float(np.mean([np.abs(a.astype(float) - b).mean()
+                          for a, b in itertools.pairwise(frames)]))
 
 
 class FakeCamera:
@@ -210,6 +255,12 @@ def test_webcam_loop_cycles_styles_and_quits_on_q(tmp_path):
     window = FakeWindow({})
     assert run_webcam(FakeCamera(2), window, backends, stylize_frame, max_size=16) >= 1
     assert {shape for shape, _ in window.shown} == {(12, 16, 3)}
+    # --smooth in the live view: the flow smoother steadies the shown frames.
+    from fastnst.temporal import FlowSmoother
+
+    window = FakeWindow({2: ["n"]})
+    assert run_webcam(FakeCamera(6, period=0.05), window, backends, stylize_frame,
+                      smoother=FlowSmoother(0.5)) >= 4
 
 
 def test_a_slow_frame_never_freezes_the_window(tmp_path):
