@@ -25,7 +25,15 @@ from fastnst.device import resolve_device
 from fastnst.errors import FastnstError
 from fastnst.images import from_bgr, resize_long_side, to_rgb_array
 from fastnst.model_files import MODEL_FORMAT, ModelFileError, find_model, load_model, style_label
-from fastnst.style_mix import MULTI_MODEL, STYLE_INPUT, MixError, looks_like_mix, parse_mix
+from fastnst.style_mix import (
+    MULTI_MODEL,
+    STYLE_INPUT,
+    MixError,
+    looks_like_mix,
+    mix_label,
+    mix_vector,
+    parse_mix,
+)
 from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet, pad_to_min_side
 
 BACKENDS = ("torch", "onnx")
@@ -51,8 +59,6 @@ class _Mixable:
     def mixed(self, parts: Sequence[tuple[str, float]]) -> Self:
         """A backend running this model with the mix `parts` (style_mix.parse_mix); MixError
         for a style the model lacks or a one-style model."""
-        from fastnst.style_mix import MixError, mix_label, mix_vector
-
         if not self.styles:
             raise MixError(f"{self.source}: a one-style model ({self.style}) has no styles to mix")
         view = copy.copy(self)

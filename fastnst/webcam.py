@@ -80,11 +80,16 @@ class TkWindow:
         self.root.bind("<Key>", lambda event: self.pressed.append(event.keysym))
         self.root.protocol("WM_DELETE_WINDOW", lambda: self.pressed.append("Escape"))
         self.photo = None
+        self.title = ""
 
     def show(self, rgb: np.ndarray, title: str) -> None:
-        self.photo = tk_photo(rgb)  # kept: Tk does not hold it
-        self.label.configure(image=self.photo)
-        self.root.title(title)
+        photo = tk_photo(rgb, self.photo)  # the same image, refilled, while the size holds
+        if photo is not self.photo:
+            self.photo = photo  # kept: Tk does not hold it
+            self.label.configure(image=photo)
+        if title != self.title:
+            self.title = title
+            self.root.title(title)
         self.root.update()
 
     def pressed_keys(self) -> list[str]:

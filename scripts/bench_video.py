@@ -147,10 +147,10 @@ def main() -> None:
             strips["input"] = [np.ascontiguousarray(f[..., ::-1]) for f in clip]
     if args.strip:
         picks = [t for t in (6, 12, 18, 24) if t < args.frames]
-        rows = [[caption(name, 160)] + [from_rgb_array(
-            cv2.resize(strips[name][t], (320, 240), interpolation=cv2.INTER_AREA))
+        rows = [[caption(name, 100)] + [from_rgb_array(
+            cv2.resize(strips[name][t], (240, 180), interpolation=cv2.INTER_AREA))
             for t in picks] for name in ("input", "none", "simple", "flow")]
-        write_image(grid(rows), args.strip, quality=85)
+        write_image(grid(rows), args.strip, quality=80)
         print(f"\nwrote {args.strip}")
 
 

@@ -18,9 +18,11 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 from common import EVAL_DIR, machine, use_shared_data
 
-from fastnst.images import read_image, resize_long_side, write_image
+from fastnst.images import from_rgb_array, read_image, resize_long_side, write_image
 from fastnst.web import Site, headless_browser, offered_models, serve
 
 
@@ -72,7 +74,9 @@ def main() -> None:
             while browser.execute_script("return document.body.dataset.state") not in (
                     "done", "error"):
                 time.sleep(0.1)
-            browser.save_screenshot(str(args.screenshot))
+            png = np.frombuffer(browser.get_screenshot_as_png(), np.uint8)
+            rgb = cv2.cvtColor(cv2.imdecode(png, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            write_image(from_rgb_array(rgb), args.screenshot, quality=85)
             print(f"wrote {args.screenshot}")
     finally:
         browser.quit()

@@ -31,7 +31,7 @@ from fastnst.data import DataError, find_images
 from fastnst.export import export_onnx
 from fastnst.files import atomic_path
 from fastnst.images import read_image, resize_long_side
-from fastnst.model_files import load_model, save_model
+from fastnst.model_files import load_model, read_metadata, save_model
 from fastnst.paintings import style_config, style_names
 
 REPO = Path(__file__).resolve().parents[1]
@@ -99,12 +99,20 @@ ARCHITECTURES = {
 
 
 def start_words(train: dict) -> str:
-    """Where training started, in words: a distillation's teacher, an `init=` model."""
+    """Where training started, in words: a distillation's teacher, an `init=` model (with its
+    own steps and time when its file is still there)."""
     words = []
     if train.get("teacher"):
         words.append(f"distilled from the `{train['teacher']}` network")
     if train.get("init"):
-        words.append(f"started from `{Path(str(train['init'])).name}`")
+        init = Path(str(train["init"]))
+        words.append(f"started from `{init.name}`")
+        if init.is_file():
+            meta = read_metadata(init)
+            how = ("distillation from each style's network" if meta.get("training", {}).get(
+                "teacher") else "training")
+            words[-1] += (f" ({meta.get('steps', '?')} steps of {how},"
+                          f" {meta.get('seconds', 0) / 60:.0f} minutes)")
     return (" " + "; ".join(words).capitalize() + ".") if words else ""
 
 
@@ -138,6 +146,9 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
     processes = meta.get("processes", 1)
     hardware = (f"{processes} x " if processes and processes > 1 else "") + str(
         trainer.get("accelerator", "?"))
+    architecture = ARCHITECTURES[meta["architecture"].get("design", "johnson")]
+    if multi:
+        architecture = architecture.replace("the style's network", "each style's network")
     style_line = (
         f"- **Styles** ({len(meta['styles'])}, in the order of the `style_weights` input):"
         f" {styles_words(meta)}; each painting at {train.get('style_size', '?')} px long side,"
@@ -149,7 +160,7 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
         f"# {title}",
         "",
         style_line,
-        f"- **Architecture:** {ARCHITECTURES[meta['architecture'].get('design', 'johnson')]}"
+        f"- **Architecture:** {architecture}"
         + ("; multi-style: conditional instance norm, a scale and shift per style in every norm"
            " and residual block, the convolutions shared (fastnst.transformer)" if multi else "")
         + ","
@@ -157,7 +168,8 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
         f"- **Loss:** VGG19 content ({', '.join(loss.get('content_layers', ['relu4_2']))}) +"
         f" Gram style ({', '.join(loss.get('style_layers', ['relu1_1..relu5_1']))}), content"
         f" weight {loss.get('content_weight', cfg.get('content_weight', '?'))}, style weight"
-        f" {loss.get('style_weight', cfg.get('style_weight', '?'))}, TV weight"
+        + (" each style's (above)" if multi else
+           f" {loss.get('style_weight', cfg.get('style_weight', '?'))}") + ", TV weight"
         f" {loss.get('tv_weight', cfg.get('tv_weight', '?'))}.",
         f"- **Training:** {meta.get('steps', '?')} steps of {data.get('batch_size', '?')} crops"
         f" of {data.get('crop_size', '?')} px (photos scaled to a"
@@ -202,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.precision:
         meta.setdefault("precision", args.precision)
     try:
-        painting(meta)  # before anything is written
+        if not meta.get("styles"):
+            painting(meta)  # before anything is written
     except CardError as e:
         parser.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -296,13 +296,16 @@ def test_no_camera_is_a_clear_error(model, monkeypatch, capsys):
 
 @pytest.mark.slow  # a subprocess, or seconds of work
 def test_shipped_styles_run_by_name_with_both_backends(tmp_path, capsys):
-    from fastnst.model_files import read_metadata, shipped_models
+    from fastnst.model_files import is_multi_style, read_metadata, shipped_models
 
-    shipped = shipped_models()
+    everything = shipped_models()
+    shipped = {s: p for s, p in everything.items() if not is_multi_style(p)}
     assert len(shipped) >= 6 and "starry_night" in shipped
     # Every style ships with its fast network, and --fast picks it.
     fast = {s for s in shipped if s.endswith("-fast")}
     assert {f"{s}-fast" for s in set(shipped) - fast} == fast
+    # ... and the multi-style model holds every one of them.
+    assert read_metadata(everything["multi"])["styles"] == sorted(set(shipped) - fast)
     write_image(smooth_image(48, 64), tmp_path / "q.png")
     assert main([str(tmp_path / "q.png"), "--style", "mosaic", "--fast", "-o",
                  str(tmp_path / "fast"), "-q"]) == 0
@@ -322,6 +325,12 @@ def test_shipped_styles_run_by_name_with_both_backends(tmp_path, capsys):
         # on this image: at most 3/255 on a few pixels (mosaic), a mean well under 1/255.
         diff = (torch_out - onnx_out).abs()
         assert diff.max() <= 4 / 255 and diff.mean() <= 0.5 / 255, style
+    for backend in ("torch", "onnx"):  # a blend of the multi-style model, by name
+        assert main([str(tmp_path / "p.png"), "--style", "starry_night:0.5,mosaic:0.5",
+                     "--backend", backend, "-o", str(tmp_path / f"blend_{backend}.png"),
+                     "-q"]) == 0
+    diff = (read_image(tmp_path / "blend_torch.png") - read_image(tmp_path / "blend_onnx.png"))
+    assert diff.abs().max() <= 4 / 255
 
 
 def test_hostile_corpus_writes_every_valid_image_and_names_every_bad_one(model, tmp_path,

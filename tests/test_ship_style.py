@@ -72,3 +72,21 @@ def test_refuses_an_unknown_style_without_its_painting(ship_style, tmp_path):
         ship_style.main([str(model), "--out", str(tmp_path / "out"), "--photo", str(photo)])
     assert exit_info.value.code == 2
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+@pytest.mark.slow  # exports and verifies ONNX
+def test_ships_a_multi_style_model_with_its_styles_in_the_card(ship_style, tmp_path):
+    photo = tmp_path / "street.png"
+    write_image(smooth_image(30, 44), photo)
+    multi = tiny_model(tmp_path / "blends.safetensors", channels=12, blocks=1, design="fast",
+                       styles=("starry_night", "mosaic"))
+    ship_style.main([str(multi), "--out", str(tmp_path / "out"), "--photo", str(photo),
+                     "--photo-size", "40"])
+    shipped = tmp_path / "out" / "blends.safetensors"
+    assert read_metadata(shipped)["styles"] == ["starry_night", "mosaic"]
+    net, _ = load_model(shipped)
+    assert net.config.styles == 2 and next(iter(net.state_dict().values())).dtype.is_floating_point
+    text = (tmp_path / "out" / "blends.md").read_text()
+    assert "**Styles** (2, in the order of the `style_weights` input): `starry_night` (The" \
+           " Starry Night, Vincent van Gogh), `mosaic`" in text
+    assert "multi-style: conditional instance norm" in text and "Style image" not in text

@@ -6,6 +6,9 @@
 const $ = (id) => document.getElementById(id);
 const state = { models: [], sessions: new Map(), image: null, camera: null, busy: false };
 ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;  // served by fastnst-web
+// Every core up to 4 (ONNX Runtime's own default takes half of them); threads need the page to
+// be cross-origin isolated, which fastnst-web's headers make it.
+ort.env.wasm.numThreads = crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
 
 function say(text, kind = "done") {
   $("status").textContent = text;
