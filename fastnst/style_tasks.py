@@ -7,7 +7,9 @@ added to a multi-style model. Builds the StyleTasks (fastnst.module) from the co
   `style_factor` (unless the loss has no style term, as in distillation), and when distilling
   each style's teacher is its shipped model;
 - `add_style=true` with `init=` a multi-style model: `style=` becomes one more style of it, and
-  only that style trains (its scales and shifts with `train_only=norm`).
+  only that style trains (its scales and shifts with `train_only=norm`);
+- `train_styles=[a, ...]` with `styles=`: only those styles train (with `train_only=norm` and
+  `init=` a multi-style model, the others stay exactly as they were).
 """
 
 from __future__ import annotations
@@ -75,8 +77,13 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Plan:
             raise CheckpointError(f"init={cfg.init} has the styles {have}, styles= names {names};"
                                   " the same styles in the same order")
     no_style_term = not cfg.loss.style_weight
+    trained = _style_names(cfg.train_styles) or names
+    if unknown := [n for n in trained if n not in names]:
+        raise ConfigError(f"train_styles: {', '.join(unknown)} not in styles= ({', '.join(names)})")
     tasks = []
     for i, name in enumerate(names):
+        if name not in trained:
+            continue
         style = style_config(name)
         tasks.append(StyleTask(
             resize_long_side(read_painting(style), size),

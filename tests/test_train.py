@@ -492,6 +492,17 @@ def test_a_multi_style_network_distils_several_styles_and_one_more_is_added_alon
         for row in (0, 1):
             assert not torch.equal(net.state_dict()[f"{name}.weight"][row],
                                    fresh[f"{name}.weight"][row]), (name, row)
+    # One style re-tuned alone: with train_only=norm the other keeps its rows and the
+    # convolutions, bit for bit.
+    tuned, _ = load_model(_train(tmp_path / "runs" / "tuned", [
+        *small, "styles=[mosaic,udnie]", "train_styles=[udnie]", "train_only=norm",
+        f"init={model}", "name=multi", "model=fast", "model.channels=12", "model.blocks=2"]))
+    for key, value in tuned.state_dict().items():
+        kept = value[0] if key.rsplit(".", 1)[0] in norms else value
+        assert torch.equal(kept, net.state_dict()[key][0] if key.rsplit(".", 1)[0] in norms
+                           else net.state_dict()[key]), key
+    assert any(not torch.equal(tuned.state_dict()[f"{n}.weight"][1],
+                               net.state_dict()[f"{n}.weight"][1]) for n in norms)
     added = _train(tmp_path / "runs" / "added", [
         *_overrides(photos, painting, 4, "model=fast", "model.channels=12", "model.blocks=2"),
         f"init={model}", "add_style=true", "train_only=norm", "name=multi3"])
