@@ -38,7 +38,7 @@ from fastnst.images import (
 )
 from fastnst.model_files import ModelFileError, fast_variant
 from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize, stylize_frame
-from fastnst.temporal import FLOW_SIDE, FlowSmoother
+from fastnst.temporal import FLOW_METHODS, FLOW_SIDE, FlowSmoother
 from fastnst.video import VIDEO_OUTPUT, VIDEO_SUFFIXES, is_video, stylize_video
 
 WEBCAM_SIDE = 640  # pixels: the webcam's frames are shrunk to this long side unless --max-size
@@ -249,6 +249,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--flow-size", type=bounded(16, 4096), default=FLOW_SIDE,
                         help="long side (pixels) of the flow --smooth computes: smaller is"
                              f" cheaper (default {FLOW_SIDE})")
+    parser.add_argument("--flow-method", choices=FLOW_METHODS, default=FLOW_METHODS[0],
+                        help="--smooth's optical flow: dis (real time) or farneback (steadier,"
+                             " 1.5x slower; docs/video.md)")
     parser.add_argument("--webcam", type=bounded(0, 1000), metavar="INDEX",
                         help="live view of camera INDEX (keys: n next style, b blend towards"
                              " it, q quit)")
@@ -299,7 +302,8 @@ def live(args: argparse.Namespace) -> int:
     frames = run_webcam(capture, window, backends, lambda b, frame: stylize_frame(
         b, frame, preserve_color=args.preserve_color, strength=args.strength),
         max_size=args.max_size or WEBCAM_SIDE,
-        smoother=FlowSmoother(args.smooth, args.flow_size) if args.smooth else None)
+        smoother=FlowSmoother(args.smooth, args.flow_size, args.flow_method) if args.smooth
+        else None)
     print(f"showed {frames} frames")
     return 0
 
@@ -357,7 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                        preserve_color=args.preserve_color,
                                                        strength=args.strength)),
                                   smooth=args.smooth, replace=args.overwrite,
-                                  progress=not args.quiet, flow_side=args.flow_size)
+                                  progress=not args.quiet,
+                                  smoother=FlowSmoother(args.smooth, args.flow_size,
+                                                        args.flow_method))
                 else:
                     stylize_file(backends[job.style], job, args)
                 report.written.append(job.output)

@@ -22,6 +22,7 @@ import numpy as np
 
 FLOW_SIDE = 320  # long side (pixels) at which the flow is computed: its cost and its detail
 SAME_GRAY = 10.0  # grey levels (0..255): a warped input pixel further off than this is new
+FLOW_METHODS = ("dis", "farneback")  # OpenCV's optical flows; DIS measured better (docs/video.md)
 
 
 def _gray(bgr: np.ndarray, side: int) -> np.ndarray:
@@ -82,17 +83,26 @@ def reliable(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
 class FlowSmoother:
     """Motion-aware consistency (see the module docstring). `strength` (0..1): the weight of
     the warped previous result where the flow is reliable; `flow_side`: the long side (pixels)
-    the flow is computed at (smaller: cheaper, coarser). Call `reset` at a cut or a style
-    change."""
+    the flow is computed at (smaller: cheaper, coarser); `method`: dis (DIS, ultrafast preset)
+    or farneback. Call `reset` at a cut or a style change."""
 
-    def __init__(self, strength: float, flow_side: int = FLOW_SIDE) -> None:
-        import cv2
-
+    def __init__(self, strength: float, flow_side: int = FLOW_SIDE, method: str = "dis") -> None:
         if not 0.0 <= strength < 1.0:
             raise ValueError(f"strength must be in [0, 1), not {strength}")
-        self.strength, self.flow_side = strength, flow_side
-        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        if method not in FLOW_METHODS:
+            raise ValueError(f"method must be one of {', '.join(FLOW_METHODS)}, not {method!r}")
+        self.strength, self.flow_side, self.method = strength, flow_side, method
         self.reset()
+
+    def _flow(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The flow from grey image `a` to `b`: for each pixel of `a`, where it is in `b`."""
+        import cv2
+
+        if self.method == "farneback":
+            return cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+        if not hasattr(self, "_dis"):
+            self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        return self._dis.calc(a, b, None)
 
     def reset(self) -> None:
         self.last_gray: np.ndarray | None = None
@@ -109,8 +119,8 @@ class FlowSmoother:
         if (self.strength > 0 and last is not None and self.last_gray is not None
                 and last.shape == stylized.shape and self.last_gray.shape == gray.shape):
             h, w = stylized.shape[:2]
-            backward = self.flow.calc(gray, self.last_gray, None)  # at the flow's size
-            forward = self.flow.calc(self.last_gray, gray, None)
+            backward = self._flow(gray, self.last_gray)  # at the flow's size
+            forward = self._flow(self.last_gray, gray)
             # Reliable: the flow's way back and forth agrees, and the input pixel it points at
             # looks the same (what the flow smooths over at a moving edge does not).
             seen = np.abs(warp(self.last_gray, backward).astype(np.float32) - gray)

@@ -12,7 +12,7 @@ import numpy as np
 from fastnst.console import shown
 from fastnst.files import atomic_path, not_regular
 from fastnst.images import ImageError
-from fastnst.temporal import FLOW_SIDE, FlowSmoother
+from fastnst.temporal import FlowSmoother
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 VIDEO_OUTPUT = ".mp4"  # videos are written as MPEG-4 (OpenCV's mp4v)
@@ -41,12 +41,12 @@ def _frames(capture) -> Iterator[np.ndarray]:
 
 def stylize_video(source: Path, output: Path,
                   stylize_frame: Callable[[np.ndarray], np.ndarray], smooth: float = 0.0,
-                  replace: bool = False, progress: bool = True, flow_side: int = FLOW_SIDE
-                  ) -> int:
+                  replace: bool = False, progress: bool = True,
+                  smoother: FlowSmoother | None = None) -> int:
     """Stylize the video `source` frame by frame (`stylize_frame`: a BGR uint8 frame -> its RGB
-    uint8 stylization) into an MP4 `output` of the same frame rate, smoothed by a FlowSmoother
-    of strength `smooth` (0..1, 0: off) with its flow at `flow_side` pixels. The output is
-    written atomically; an existing one is replaced only if `replace` (else FileExistsError).
+    uint8 stylization) into an MP4 `output` of the same frame rate, steadied by `smoother`
+    (default: a FlowSmoother of strength `smooth`, 0..1, 0: off). The output is written
+    atomically; an existing one is replaced only if `replace` (else FileExistsError).
 
     Returns the number of frames. Raises ImageError for an unreadable video."""
     import cv2
@@ -62,7 +62,8 @@ def stylize_video(source: Path, output: Path,
             raise ImageError(source, "not a video, or a format OpenCV cannot read")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        smoother = FlowSmoother(smooth, flow_side)
+        smoother = smoother or FlowSmoother(smooth)
+        smoother.reset()
         count = 0
         with atomic_path(output, replace=replace) as tmp:
             writer = None

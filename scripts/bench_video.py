@@ -9,7 +9,8 @@ Each frame is stylized by the model (ONNX Runtime, the webcam's frame path) and 
 
 - none: as it is;
 - simple: fastnst's earlier `--smooth` (temporal.FlickerFilter, blending in place);
-- flow: temporal.FlowSmoother (`--smooth`, flow at 320 px), and flow 160 (`--flow-size 160`).
+- flow: temporal.FlowSmoother (`--smooth`: DIS flow at 320 px), flow 160 (`--flow-size 160`),
+  and flow (Farneback): the same with OpenCV's Farneback flow instead of DIS.
 
 Warping error (Lai et al. 2018): the mean squared difference between result t+1 and result t
 warped by the true flow, over the pixels visible in both frames, RGB in [0, 1], x 1000. Distance
@@ -117,7 +118,8 @@ def main() -> None:
     methods: dict[str, Callable[[], object]] = {
         "none": lambda: None, "simple": lambda: FlickerFilter(args.smooth),
         "flow": lambda: FlowSmoother(args.smooth), "flow 160": lambda: FlowSmoother(
-            args.smooth, 160)}
+            args.smooth, 160), "flow (Farneback)": lambda: FlowSmoother(
+            args.smooth, method="farneback")}
     clips = {"pan": pan(args.frames), "zoom": zoom(args.frames),
              "independent motion": sliding(args.frames)}
     print(machine())

@@ -131,6 +131,11 @@ def test_video_keeps_size_frame_rate_and_frame_count(model, tmp_path):
     assert main([str(tmp_path / "clip.mp4"), "--style", str(model), "-o", str(out), "-q"]) == 0
     frames, fps = _read_video(out)
     assert len(frames) == 9 and frames[0].shape == (48, 64, 3) and fps == pytest.approx(12.0)
+    for method in ("dis", "farneback"):  # --smooth: the same frames, steadied along the flow
+        smoothed = tmp_path / f"clip_{method}.mp4"
+        assert main([str(tmp_path / "clip.mp4"), "--style", str(model), "-o", str(smoothed),
+                     "-q", "--smooth", "0.8", "--flow-method", method]) == 0
+        assert len(_read_video(smoothed)[0]) == 9
     (tmp_path / "not_a_video.mp4").write_bytes(b"nothing")
     assert main([str(tmp_path / "not_a_video.mp4"), "--style", str(model), "-o",
                  str(tmp_path / "x.mp4"), "-q"]) == 1
