@@ -126,6 +126,19 @@ BAD_MODELS = {  # name: (how the file is spoiled, what the one-line error says)
         "decoder.2.1.weight"].to(torch.int8)}), "decoder.2.1.weight is I8, not floating point"),
     "bool weights": (lambda p: _rewrite(p, lambda t: {**t, "decoder.2.1.bias": torch.ones(
         3, dtype=torch.bool)}), "decoder.2.1.bias is BOOL, not floating point"),
+    "styles without a multi-style architecture": (
+        lambda p: _rewrite(p, styles='["a", "b"]'),
+        "the architecture has 0 styles, the metadata names 2"),
+    "a multi-style architecture without its styles": (
+        lambda p: _rewrite(p, architecture='{"channels": 8, "blocks": 2, "styles": 2}'),
+        "the architecture has 2 styles, the metadata names 0"),
+    "too many styles": (
+        lambda p: _rewrite(p, architecture='{"channels": 8, "blocks": 2, "styles": 100000}'),
+        r"styles must be an integer in \[0, 256\]"),
+    "styles not a list": (lambda p: _rewrite(p, styles='"a"'),
+                          "styles must be a list of at most 256 names"),
+    "styles named twice": (lambda p: _rewrite(p, styles='["a", "a"]'),
+                           "the style names repeat"),
     "widest architecture, small file": (
         lambda p: _rewrite(p, architecture='{"channels": 512, "blocks": 64}'),
         r"encoder.0.0.1.weight is \[8, 3, 9, 9\], the architecture needs \[512, 3, 9, 9\]"),
