@@ -254,8 +254,8 @@ def load_backend(style: str, backend: str = "torch", device: str = "auto",
     A mix, and a name that ships no model of its own, run the multi-style model `multi` (a
     shipped name or a file; default: the shipped one). An `.onnx` file always runs on ONNX
     Runtime; a shipped name or a `.safetensors` file with `backend="onnx"` runs its ONNX
-    export, made on first use and cached (export.cached_onnx). Models are loaded once per
-    process: backends of one multi-style model share it.
+    export, made on first use and cached (export.cached_onnx). A multi-style model is loaded
+    once per process: the backends of its styles and mixes share it.
     """
     from fastnst.model_files import shipped_models
 
