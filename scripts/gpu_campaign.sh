@@ -11,9 +11,10 @@
 # the VGG19 weights and paintings (FASTNST_VGG19, FASTNST_STYLE_DIR; ../shared where the device
 # tool provides it). The schedule: the measured CPU recipe (random weights, balanced weights,
 # content at relu4_2; docs/training_recipes.md: no starting network measured better) at
-# trainer=gpu's 256 px crops, STEPS steps per style (default 8000: at the ~25 steps/s that
-# scripts/gpu_check.py measures for bench_train on an H100 in bf16, about 6 minutes a style; set
-# it from the check's figure). Each command stops itself at MINUTES (default 9) with a
+# trainer=gpu's 256 px crops, STEPS steps per style. Set STEPS from the steps/s that
+# scripts/gpu_check.py measures (bench_train, 256 px, bf16) so that the eight styles fit the
+# loan: e.g. 6 minutes a style is STEPS = 360 x steps/s. The default, 8000, is a guess until a
+# GPU has been measured (none has yet). Each command stops itself at MINUTES (default 9) with a
 # checkpoint; the next resumes it. A style is done when its model file records STEPS steps.
 # EXTRA adds training overrides (the test runs it on the CPU: EXTRA="trainer.accelerator=cpu ...").
 set -euo pipefail
