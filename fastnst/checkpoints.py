@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from fastnst.config_checks import unset
 from fastnst.errors import FastnstError
 from fastnst.files import atomic_path
 from fastnst.transformer import TransformerConfig, TransformerNet
@@ -89,7 +90,7 @@ def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, to
     configured architecture; None for random weights."""
     from fastnst.model_files import find_model, load_model
 
-    if init in (None, "", "null"):
+    if unset(init):
         return None
     path = find_model(str(init))
     net, _ = load_model(path)
@@ -105,7 +106,7 @@ def load_teacher(teacher: str | None) -> TransformerNet | None:
     when unset."""
     from fastnst.model_files import find_model, load_model
 
-    if teacher in (None, "", "null"):
+    if unset(teacher):
         return None
     net, _ = load_model(find_model(str(teacher)))
     return net

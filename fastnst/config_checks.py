@@ -54,6 +54,11 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+def unset(value: Any) -> bool:
+    """Whether a config value means "none": null, empty, or the text "null" (a CLI override)."""
+    return value in (None, "", "null")
+
+
 # The loss weights of both commands (the style group and the loss group).
 WEIGHT_BOUNDS = {key: Bound(0, None) for key in (
     "style.content_weight", "style.style_weight", "style.tv_weight", "loss.pixel_weight")}

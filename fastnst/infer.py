@@ -274,6 +274,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def smoother(args: argparse.Namespace) -> FlowSmoother | None:
+    """The flicker smoother --smooth, --flow-size and --flow-method ask for (None: off)."""
+    return FlowSmoother(args.smooth, args.flow_size, args.flow_method) if args.smooth else None
+
+
 def live(args: argparse.Namespace) -> int:
     """The webcam view: every --style (default: the styles of the multi-style model --multi or
     the shipped one, else the shipped fast networks, else all shipped styles), cycled with
@@ -302,8 +307,7 @@ def live(args: argparse.Namespace) -> int:
     frames = run_webcam(capture, window, backends, lambda b, frame: stylize_frame(
         b, frame, preserve_color=args.preserve_color, strength=args.strength),
         max_size=args.max_size or WEBCAM_SIDE,
-        smoother=FlowSmoother(args.smooth, args.flow_size, args.flow_method) if args.smooth
-        else None)
+        smoother=smoother(args))
     print(f"showed {frames} frames")
     return 0
 
@@ -317,10 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     if args.list_styles:
-        names = sorted(shipped_models())
+        shipped = shipped_models()
+        names = sorted(shipped)
         print("\n".join(names) if names else "no styles shipped yet")
         for name in names:
-            styles = read_metadata(shipped_models()[name]).get("styles")
+            styles = read_metadata(shipped[name]).get("styles")
             if styles:
                 print(f"\n{name} is a multi-style model of {', '.join(styles)}: blend them with"
                       f" --style {styles[0]}:0.6,{styles[-1]}:0.4")
@@ -360,10 +365,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                        overlap=args.overlap,
                                                        preserve_color=args.preserve_color,
                                                        strength=args.strength)),
-                                  smooth=args.smooth, replace=args.overwrite,
-                                  progress=not args.quiet,
-                                  smoother=FlowSmoother(args.smooth, args.flow_size,
-                                                        args.flow_method))
+                                  replace=args.overwrite, progress=not args.quiet,
+                                  smoother=smoother(args))
                 else:
                     stylize_file(backends[job.style], job, args)
                 report.written.append(job.output)

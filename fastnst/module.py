@@ -87,7 +87,7 @@ class NonFiniteLossError(FastnstError, RuntimeError):
 
 class StyleTransferModule(pl.LightningModule):
     """Johnson et al.'s training: a TransformerNet minimising `loss` against its `tasks`' styles
-    (a StyleTask, or a painting for a one-style network trained on the photos).
+    (StyleTask: one for a one-style network).
 
     lr: Adam's peak learning rate; warmup_steps: linear warm-up; final_lr: the learning rate's
     factor at the last step (cosine decay over the trainer's max_steps); val_photos: fixed
@@ -99,7 +99,7 @@ class StyleTransferModule(pl.LightningModule):
     """
 
     def __init__(self, config: TransformerConfig, loss: PerceptualLoss,
-                 tasks: torch.Tensor | Sequence[StyleTask],
+                 tasks: Sequence[StyleTask],
                  lr: float = 1e-3, warmup_steps: int = 100, final_lr: float = 0.1,
                  val_photos: Sequence[torch.Tensor] = (), sample_every: int = 100,
                  sample_dir: str | Path | None = None,
@@ -111,7 +111,7 @@ class StyleTransferModule(pl.LightningModule):
         self.train_only = train_only
         trainable(self.net, train_only)  # fails early on a bad value
         self.loss = loss
-        self.tasks = [StyleTask(tasks)] if isinstance(tasks, torch.Tensor) else list(tasks)
+        self.tasks = list(tasks)
         if not self.tasks or any((t.index is None) != (not config.styles) for t in self.tasks):
             raise ValueError("a multi-style network trains tasks with a mix index, a one-style"
                              " network one task without")
@@ -199,15 +199,15 @@ class StyleTransferModule(pl.LightningModule):
             return
         rows: list[list[torch.Tensor]] = [[p.cpu() for p in self.val_photos]]
         totals = []
-        for k, task in enumerate(self.tasks):
+        for task, grams in zip(self.tasks, self.grams, strict=True):
+            self.loss.use_grams(grams)
             outs, teacher_outs = [], []
             for photo in self.val_photos:
                 photo = photo.to(self.device)
-                self.loss.use_grams(self.grams[k])
                 out, target = self(photo, task), self.targets(photo, task)
                 outs.append(out.float().cpu())
                 teacher_outs.append(target.float().cpu())
-                totals.append({k: v.item() for k, v in self.loss(
+                totals.append({name: v.item() for name, v in self.loss(
                     out, content=target, style_weight=task.style_weight).items()})
             # The teacher's results when distilling, then this network's, per task.
             rows += [*([teacher_outs] if task.teacher is not None else []), outs]

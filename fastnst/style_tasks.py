@@ -20,7 +20,7 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from fastnst.checkpoints import CheckpointError, initial_weights, load_teacher
-from fastnst.config_checks import ConfigError
+from fastnst.config_checks import ConfigError, unset
 from fastnst.images import resize_long_side
 from fastnst.model_files import (
     FAST_SUFFIX,
@@ -64,14 +64,14 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Plan:
     """The run's Plan for the architecture and styles `network` gave: the starting weights, the
     paintings and the teachers, loaded. CheckpointError for an `init=` that does not fit."""
     size = cfg.style_size
-    distilling = cfg.teacher not in (None, "", "null")
+    distilling = not unset(cfg.teacher)
     if cfg.add_style:
         return _added(cfg, config, names, size)
     if not names:
         painting = resize_long_side(read_painting(cfg.style), size)
-        task = StyleTask(painting, teacher=load_teacher(cfg.teacher) if distilling else None)
+        task = StyleTask(painting, teacher=load_teacher(cfg.teacher))
         return Plan(config, initial_weights(cfg.init, config), [task])
-    if cfg.init not in (None, "", "null"):
+    if not unset(cfg.init):
         have = read_metadata(find_model(str(cfg.init))).get("styles", [])
         if have != names:
             raise CheckpointError(f"init={cfg.init} has the styles {have}, styles= names {names};"
@@ -93,7 +93,7 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Plan:
 
 
 def _style_names(styles: object) -> list[str]:
-    if styles in (None, "", "null") or (isinstance(styles, (list, ListConfig)) and not styles):
+    if unset(styles) or (isinstance(styles, (list, ListConfig)) and not styles):
         return []
     if styles == "all":
         names = one_style_models()
@@ -107,7 +107,7 @@ def _style_names(styles: object) -> list[str]:
 
 def _added_to(cfg: DictConfig, config: TransformerConfig) -> list[str]:
     """`add_style=true`: the styles of the multi-style model `init=`, checked against model=."""
-    if cfg.init in (None, "", "null"):
+    if unset(cfg.init):
         raise ConfigError("add_style=true needs init= a multi-style model to add the style to")
     meta = read_metadata(find_model(str(cfg.init)))
     have = meta.get("styles", [])
@@ -130,9 +130,10 @@ def _added(cfg: DictConfig, config: TransformerConfig, names: list[str], size: i
     init = {k: torch.cat([v, v.mean(0, keepdim=True)]) if _per_style(k, net) else v
             for k, v in net.state_dict().items()}  # the new style starts at the mean style
     painting = resize_long_side(read_painting(cfg.style), size)
-    teacher = load_teacher(cfg.teacher) if cfg.teacher not in (None, "", "null") else None
-    return Plan(config, init, [StyleTask(painting, teacher=teacher, index=len(names) - 1)],
-                names)
+    task = StyleTask(painting, teacher=load_teacher(cfg.teacher), index=len(names) - 1)
+    return Plan(config, init, [task], names)
+
+
 def _per_style(key: str, net: torch.nn.Module) -> bool:
     """Whether the state-dict entry `key` is a StyleNorm's per-style rows."""
     from fastnst.transformer import StyleNorm

@@ -40,12 +40,11 @@ def _frames(capture) -> Iterator[np.ndarray]:
 
 
 def stylize_video(source: Path, output: Path,
-                  stylize_frame: Callable[[np.ndarray], np.ndarray], smooth: float = 0.0,
-                  replace: bool = False, progress: bool = True,
-                  smoother: FlowSmoother | None = None) -> int:
+                  stylize_frame: Callable[[np.ndarray], np.ndarray], replace: bool = False,
+                  progress: bool = True, smoother: FlowSmoother | None = None) -> int:
     """Stylize the video `source` frame by frame (`stylize_frame`: a BGR uint8 frame -> its RGB
     uint8 stylization) into an MP4 `output` of the same frame rate, steadied by `smoother`
-    (default: a FlowSmoother of strength `smooth`, 0..1, 0: off). The output is written
+    (fastnst.temporal; None: not smoothed). The output is written
     atomically; an existing one is replaced only if `replace` (else FileExistsError).
 
     Returns the number of frames. Raises ImageError for an unreadable video."""
@@ -62,15 +61,17 @@ def stylize_video(source: Path, output: Path,
             raise ImageError(source, "not a video, or a format OpenCV cannot read")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        smoother = smoother or FlowSmoother(smooth)
-        smoother.reset()
+        if smoother is not None:
+            smoother.reset()
         count = 0
         with atomic_path(output, replace=replace) as tmp:
             writer = None
             try:
                 for frame in tqdm(_frames(capture), total=total, unit="frame",
                                   desc=shown(source.name), disable=not progress, leave=False):
-                    out = smoother(frame, stylize_frame(frame))
+                    out = stylize_frame(frame)
+                    if smoother is not None:
+                        out = smoother(frame, out)
                     if writer is None:
                         h, w = out.shape[:2]
                         writer = cv2.VideoWriter(local_video(tmp), cv2.CAP_FFMPEG,

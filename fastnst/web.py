@@ -20,7 +20,7 @@ import threading
 from collections.abc import Sequence
 from functools import partial
 from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from fastnst.console import prepare_console
@@ -91,8 +91,9 @@ class Site:
         return None
 
 
-class Handler(SimpleHTTPRequestHandler):
-    """GET only, from a Site; cross-origin isolated; quiet unless something fails."""
+class Handler(BaseHTTPRequestHandler):
+    """GET only, from a Site (nothing else on disk, no other method); cross-origin isolated;
+    quiet unless something fails."""
 
     def __init__(self, *args, site: Site, **kwargs) -> None:
         self.site = site

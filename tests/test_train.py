@@ -28,7 +28,13 @@ from fastnst.checkpoints import (
 )
 from fastnst.images import write_image
 from fastnst.model_files import load_model, read_metadata
-from fastnst.module import NonFiniteLossError, StyleTransferModule, lr_factor, trainable
+from fastnst.module import (
+    NonFiniteLossError,
+    StyleTask,
+    StyleTransferModule,
+    lr_factor,
+    trainable,
+)
 from fastnst.paintings import expand_style_path
 from fastnst.train import run
 from fastnst.trainer import resolve_precision
@@ -308,7 +314,7 @@ def test_a_checkpoint_with_non_finite_weights_is_never_written():
     from fastnst.transformer import TransformerConfig
 
     module = StyleTransferModule(TransformerConfig(channels=8, blocks=1), torch.nn.Identity(),
-                                 torch.zeros(1, 3, 8, 8))
+                                 [StyleTask(torch.zeros(1, 3, 8, 8))])
     good = {"state_dict": {k: v.clone() for k, v in module.state_dict().items()}}
     module.on_save_checkpoint(good)  # finite: fine
     with torch.no_grad():

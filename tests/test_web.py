@@ -192,6 +192,8 @@ def test_the_server_hands_out_only_its_files_and_says_what_is_missing(tmp_path, 
                      "webpage/app.js", "ort/ort.min.js.map"):
             with pytest.raises(urllib.error.HTTPError, match="404"):
                 urllib.request.urlopen(base + path)
+        with pytest.raises(urllib.error.HTTPError, match="501"):  # GET only: no HEAD, no POST
+            urllib.request.urlopen(urllib.request.Request(base + "secret.txt", method="HEAD"))
     finally:
         server.shutdown()
         server.server_close()
