@@ -122,6 +122,9 @@ def checked_call(backend: Backend, image: torch.Tensor) -> torch.Tensor:
                              f" {tuple(image.shape)} image; nothing written")
     return out
 
+ORT_CUDA_PROVIDER = "CUDAExecutionProvider"
+ORT_GPU_PACKAGE = "onnxruntime-gpu"  # the PyPI package whose onnxruntime has that provider
+
 
 class OnnxBackend(_Mixable):
     """An exported `.onnx` style model run by ONNX Runtime (CUDA provider when asked for).
@@ -143,7 +146,13 @@ class OnnxBackend(_Mixable):
         check_graph(path, data)
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
-            providers.insert(0, "CUDAExecutionProvider")
+            if ORT_CUDA_PROVIDER in ort.get_available_providers():
+                providers.insert(0, ORT_CUDA_PROVIDER)
+            else:
+                warnings.warn(f"{os.fsdecode(path)}: this onnxruntime has no CUDA provider, so"
+                              f" the model runs on the CPU (`pip install {ORT_GPU_PACKAGE}`"
+                              " has it)", stacklevel=2)
+        self.device_type = "cuda" if providers[0] == ORT_CUDA_PROVIDER else "cpu"
         try:
             self.session = ort.InferenceSession(data, providers=providers)
         except Exception as e:  # ORT raises its own exception types for bad files

@@ -111,7 +111,7 @@ def _load_file(path: Path, mtime_ns: int) -> dict[str, torch.Tensor]:
         raise VGGWeightsError(f"{path}: cannot read VGG19 weights ({type(e).__name__}: {e})"
                               ) from None
     _check_shapes(path, state)
-    return state
+    return {k: v.float() for k, v in state.items()}  # fp16 copies compute in fp32 like the rest
 
 
 def _read_h5(path: Path) -> dict[str, torch.Tensor]:

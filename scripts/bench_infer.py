@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import build_network, machine, model_names
+from common import DEVICE_TYPES, build_network, machine, model_names
 from common import devices as available_devices
 
 from fastnst.device import bf16_is_fast
@@ -169,9 +169,11 @@ def main() -> None:
                              " (0: not)")
     parser.add_argument("--webcam-frames", type=int, default=300,
                         help="frames for the webcam row (0: no webcam row)")
+    parser.add_argument("--devices", nargs="+", choices=DEVICE_TYPES,
+                        help="which to measure (default: the CPU, and CUDA when present)")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes]
-    devices = available_devices()
+    devices = available_devices(args.devices)
     print(machine())
     print(f"\n| device | model | backend | GMAC at {COUNT_SIZE[1]}x{COUNT_SIZE[0]} | parameters | "
           + " | ".join(f"{w}x{h} ms" for w, h in sizes) + " |")
@@ -186,8 +188,10 @@ def main() -> None:
             styles = [f"style{i}" for i in range(net.config.styles)]
             export_onnx(net, onnx_path, name, verify_sizes=[(64, 64)], styles=styles)
             for device in devices:
-                backends = {"torch fp32": TorchBackend(net, name, device, styles=styles),
-                            "onnxruntime fp32": OnnxBackend(onnx_path, device)}
+                backends = {"torch fp32": TorchBackend(net, name, device, styles=styles)}
+                onnx = OnnxBackend(onnx_path, device)
+                if onnx.device_type == device.type:  # not ORT's CPU fallback in a CUDA row
+                    backends["onnxruntime fp32"] = onnx
                 if device.type == "cuda" or bf16_is_fast(device):  # what --half gives there
                     label = "torch fp16" if device.type == "cuda" else "torch bf16 (AMX)"
                     backends[label] = TorchBackend(copy.deepcopy(net), name, device, half=True,

@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable
 
 import torch
-from common import build_loss, build_network, machine, model_names, train_config, use_shared_data
+from common import (
+    DEVICE_TYPES,
+    build_loss,
+    build_network,
+    machine,
+    model_names,
+    train_config,
+    use_shared_data,
+)
 from common import devices as available_devices
 
 from fastnst.device import bf16_is_fast
@@ -69,10 +77,12 @@ def main() -> None:
     parser.add_argument("--crops", type=int, nargs="+", default=[256, 128])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--devices", nargs="+", choices=DEVICE_TYPES,
+                        help="which to measure (default: the CPU, and CUDA when present)")
     args = parser.parse_args()
     use_shared_data()
 
-    devices = available_devices()
+    devices = available_devices(args.devices)
     print(machine())
     print("\n| device | precision | model | crop | batch | s / step | images / s | VGG share |"
           " s / step, full photo pass |")

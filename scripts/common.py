@@ -21,9 +21,13 @@ from fastnst.transformer import TransformerNet
 __all__ = ["EVAL_DIR", "TRAIN_DIR", "use_shared_data"]  # the ../shared layout, for the scripts
 
 
-def devices() -> list[torch.device]:
-    """The CPU, and CUDA when present."""
-    return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+DEVICE_TYPES = ("cpu", "cuda")
+
+
+def devices(only: list[str] | None = None) -> list[torch.device]:
+    """The CPU, and CUDA when present; `only` keeps just those types (from `DEVICE_TYPES`)."""
+    found = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    return [d for d in found if only is None or d.type in only]
 
 
 def machine() -> str:

@@ -2,30 +2,31 @@
 # Better shipped styles in one GPU loan: train every shipped style at a GPU schedule, one after
 # another, in commands of at most 10 minutes that each go on where the last one stopped.
 #
-#   On this machine, once:   python scripts/pack_photos.py        # .carry/photos, <= 56 MiB
-#   On the GPU, repeatedly:  bash scripts/gpu_campaign.sh [STEPS]  # device tool: carry .carry
-#   Back here, per style:    python scripts/eval_quality.py --models outputs/campaign/<s>/<s>.safetensors ...
+#   On this machine, once:   python scripts/pack_for_gpu.py       # .carry: photos, VGG19, wheels
+#   On the GPU, repeatedly:  source scripts/gpu_setup.sh; bash scripts/gpu_campaign.sh [STEPS]
+#   Back here, per style:    python scripts/eval_quality.py --models <s>.safetensors ...
 #                            python scripts/ship_style.py outputs/campaign/<s>/<s>.safetensors
 #
-# What the GPU machine needs: this repository, .carry/photos (the packed training photos) and
-# the VGG19 weights and paintings (FASTNST_VGG19, FASTNST_STYLE_DIR; ../shared where the device
-# tool provides it). The schedule: the measured CPU recipe (random weights, balanced weights,
-# content at relu4_2; docs/training_recipes.md: no starting network measured better) at
-# trainer=gpu's 256 px crops, STEPS steps per style. Set STEPS from the steps/s that
-# scripts/gpu_check.py measures (bench_train, 256 px, bf16) so that the eight styles fit the
-# loan: e.g. 6 minutes a style is STEPS = 360 x steps/s. The default, 8000, is a guess until a
-# GPU has been measured (none has yet). Each command stops itself at MINUTES (default 9) with a
-# checkpoint; the next resumes it. A style is done when its model file records STEPS steps.
+# What the GPU machine needs: this repository and what scripts/pack_for_gpu.py packs into .carry
+# (photos, VGG19, paintings, the wheels for Hydra), set up by sourcing scripts/gpu_setup.sh. The
+# schedule: the measured CPU recipe (random weights, balanced weights, content at relu4_2;
+# docs/training_recipes.md: no starting network measured better) at trainer=gpu's 256 px crops,
+# STEPS steps per style. Set STEPS from the steps/s that scripts/gpu_check.py measures
+# (bench_train, 256 px, bf16) so that the eight styles fit the loan: e.g. 6 minutes a style is
+# STEPS = 360 x steps/s. Measured on an H200 (docs/benchmarks.md): 31 steps/s in a real run, so
+# the default 8000 takes about 4.5 minutes a style with start-up, and a 15-minute loan trains two
+# styles. Each command stops itself at MINUTES (default 9) with a checkpoint; the next resumes it.
+# A style is done when its model file records STEPS steps.
 # EXTRA adds training overrides (the test runs it on the CPU: EXTRA="trainer.accelerator=cpu ...").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-8000}
 MINUTES=${MINUTES:-9}
-PHOTOS=${PHOTOS:-.carry/photos}
+PHOTOS=${PHOTOS:-${FASTNST_CARRY:-.carry}/photos}
 STYLES=${STYLES:-"starry_night the_scream udnie mosaic great_wave composition_vii shipwreck woman_with_hat"}
-OUT=${OUT:-outputs/campaign}
+CAMPAIGN_OUT=${CAMPAIGN_OUT:-outputs/campaign}  # not OUT: the device tool sets that
 read -r -a extra <<< "${EXTRA:-}"
-[ -d "$PHOTOS" ] || { echo "gpu_campaign: no $PHOTOS; run python scripts/pack_photos.py first" >&2; exit 2; }
+[ -d "$PHOTOS" ] || { echo "gpu_campaign: no $PHOTOS; run python scripts/pack_for_gpu.py first" >&2; exit 2; }
 deadline=$(( $(date +%s) + MINUTES * 60 ))
 
 done_steps() {  # the steps a finished model file records, else 0
@@ -39,7 +40,7 @@ EOF
 }
 
 for style in $STYLES; do
-  run_dir="$OUT/$style"
+  run_dir="$CAMPAIGN_OUT/$style"
   if [ "$(done_steps "$run_dir/$style.safetensors")" -ge "$STEPS" ]; then
     echo "$style: done ($STEPS steps)"; continue
   fi
@@ -55,4 +56,4 @@ for style in $STYLES; do
     "trainer.max_time=$(printf '00:00:%02d:%02d' $(( (left - 30) / 60 )) $(( (left - 30) % 60 )))" \
     trainer.enable_progress_bar=false "${resume[@]}" "${extra[@]}"
 done
-echo "gpu_campaign: all styles at $STEPS steps under $OUT"
+echo "gpu_campaign: all styles at $STEPS steps under $CAMPAIGN_OUT"

@@ -20,7 +20,11 @@ The report (Markdown) names the GPU and holds each check's verdict, time and fig
 status is 1 when any check failed. `--dry-run` runs the same commands on the CPU with tiny
 sizes and few steps, so a test keeps the script from rotting between GPU loans. Needs the
 VGG19 weights, the paintings and some training photos: ../shared, or FASTNST_VGG19,
-FASTNST_STYLE_DIR and --train-dir.
+FASTNST_STYLE_DIR and --train-dir, or on a loaned machine what scripts/pack_for_gpu.py packed:
+
+    source scripts/gpu_setup.sh && python scripts/gpu_check.py --report $OUT/gpu_check.md
+
+The report is rewritten after every check, so a loan that ends early keeps what was found.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ import torch
 from common import EVAL_DIR, TRAIN_DIR, machine, use_shared_data
 
 from fastnst.files import atomic_path
+from fastnst.stylizer import ORT_CUDA_PROVIDER, ORT_GPU_PACKAGE
 
 SCRIPTS = Path(__file__).resolve().parent
-ORT_GPU_PACKAGE = "onnxruntime-gpu"  # the PyPI package whose onnxruntime has the CUDA provider
 
 
 @dataclass
@@ -157,7 +161,7 @@ def infer(sizes: Sizes, work: Path, photo: Path) -> list[str]:
 
     found = []
     runs = {"torch fp32": [], "torch --half": ["--half"]}
-    has_cuda_ep = "CUDAExecutionProvider" in ort.get_available_providers()
+    has_cuda_ep = ORT_CUDA_PROVIDER in ort.get_available_providers()
     if sizes.device == "cpu" or has_cuda_ep:
         runs["onnxruntime"] = ["--backend", "onnx"]
     for label, extra in runs.items():
@@ -179,9 +183,11 @@ def infer(sizes: Sizes, work: Path, photo: Path) -> list[str]:
 def benchmarks(sizes: Sizes) -> list[str]:
     """The benchmark scripts' tables (their CUDA rows on a GPU)."""
     infer_table = run(["python", str(SCRIPTS / "bench_infer.py"), "--sizes", *sizes.bench_sizes,
-                       "--repeats", str(sizes.repeats), "--webcam-frames", "0"], 400)
+                       "--repeats", str(sizes.repeats), "--webcam-frames", "0",
+                       "--devices", sizes.device], 400)
     train_table = run(["python", str(SCRIPTS / "bench_train.py"), "--crops",
-                       str(sizes.bench_crops), "--repeats", str(sizes.repeats)], 400)
+                       str(sizes.bench_crops), "--repeats", str(sizes.repeats),
+                       "--devices", sizes.device], 400)
     rows = [line for line in (infer_table + train_table).splitlines() if line.startswith("|")]
     if not rows:
         raise CheckFailed("the benchmarks printed no table")
@@ -189,14 +195,32 @@ def benchmarks(sizes: Sizes) -> list[str]:
             *[line for line in train_table.splitlines() if line.startswith("|")]]
 
 
+def write_report(path: Path, checks: list[Check], planned: int, dry_run: bool) -> None:
+    """The Markdown report of the checks run so far (of `planned`), written atomically."""
+    failed = [c.name for c in checks if not c.passed]
+    lines = [f"# GPU check{' (dry run on the CPU)' if dry_run else ''}", "", machine(), "",
+             f"{len(checks) - len(failed)} of {len(checks)} checks passed"
+             + (f" ({planned - len(checks)} not run yet)" if len(checks) < planned else ""), ""]
+    for c in checks:
+        lines += [f"## {c.name}: {'pass' if c.passed else 'FAIL'} ({c.seconds:.0f} s)", ""]
+        lines += [f"    {line}" if not c.passed else line for line in c.found] + [""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true",
                         help="the same sequence on the CPU at tiny sizes (what the test runs)")
     parser.add_argument("--report", type=Path, default=Path("outputs/gpu_check.md"))
-    parser.add_argument("--train-dir", type=Path, default=TRAIN_DIR,
+    carry = os.environ.get("FASTNST_CARRY")  # set by scripts/gpu_setup.sh on a loaned machine
+    parser.add_argument("--train-dir", type=Path,
+                        default=Path(carry) / "photos" if carry else TRAIN_DIR,
                         help="training photos (default: %(default)s)")
-    parser.add_argument("--photo", type=Path, default=EVAL_DIR / "chicago.jpg")
+    parser.add_argument("--photo", type=Path,
+                        default=Path(carry) / "eval" / "chicago.jpg" if carry
+                        else EVAL_DIR / "chicago.jpg")
     args = parser.parse_args(argv)
     use_shared_data()
     sizes = DRY if args.dry_run else GPU
@@ -204,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no CUDA device here (torch.cuda.is_available() is False); --dry-run runs"
                      " the checks on the CPU")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    checks = []
+    checks: list[Check] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         steps = {"training (trainer=gpu, resume, fp16 vs fp32)":
@@ -224,15 +248,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'pass' if check.passed else 'FAIL'}: {name} ({check.seconds:.0f} s)",
                   flush=True)
             checks.append(check)
+            # After every check: a loan that ends mid-way still leaves what was found.
+            write_report(args.report, checks, len(steps), args.dry_run)
     failed = [c.name for c in checks if not c.passed]
-    lines = [f"# GPU check{' (dry run on the CPU)' if args.dry_run else ''}", "",
-             machine(), "", f"{len(checks) - len(failed)} of {len(checks)} checks passed", ""]
-    for c in checks:
-        lines += [f"## {c.name}: {'pass' if c.passed else 'FAIL'} ({c.seconds:.0f} s)", ""]
-        lines += [f"    {line}" if not c.passed else line for line in c.found] + [""]
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.report) as tmp:
-        tmp.write_text("\n".join(lines))
     print(f"wrote {args.report}; {len(failed)} failed" + (f": {', '.join(failed)}" if failed
                                                          else ""))
     return 1 if failed else 0

@@ -1,4 +1,4 @@
-"""scripts/gpu_check.py, scripts/gpu_campaign.sh and scripts/pack_photos.py: the GPU loan's
+"""scripts/gpu_check.py, gpu_campaign.sh, pack_for_gpu.py and gpu_setup.sh: the GPU loan's
 work, run here on the CPU at tiny sizes so that it cannot rot between loans."""
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ def test_a_failed_check_is_reported_with_its_error_and_the_others_still_run(
 @pytest.mark.slow  # two training subprocesses
 def test_the_campaign_trains_resumes_and_skips_finished_styles(vgg_weights, style_dir, photos,
                                                                 tmp_path):
-    env = {**os.environ, "STYLES": "udnie", "PHOTOS": str(photos), "OUT": str(tmp_path / "c"),
+    env = {**os.environ, "STYLES": "udnie", "PHOTOS": str(photos),
+           "CAMPAIGN_OUT": str(tmp_path / "c"), "OUT": str(tmp_path / "device_out"),
            "EXTRA": "trainer.accelerator=cpu trainer.precision=32-true data.crop_size=32"
                     " data.workers=0 data.val_count=1 data.val_size=32 sample_every=2"}
     script = str(REPO / "scripts" / "gpu_campaign.sh")
@@ -93,21 +94,48 @@ def test_the_campaign_trains_resumes_and_skips_finished_styles(vgg_weights, styl
     assert read_metadata(model)["steps"] == 5
     missing = subprocess.run(["bash", script], env={**env, "PHOTOS": str(tmp_path / "none")},
                              capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 2 and "pack_photos.py" in missing.stderr
+    assert missing.returncode == 2 and "pack_for_gpu.py" in missing.stderr
 
 
-def test_photos_are_packed_small_and_within_the_size_limit(photos, tmp_path, monkeypatch):
+@pytest.mark.slow  # reads and packs the VGG19 weights
+def test_the_loan_is_packed_within_the_limit_and_set_up_from_the_pack(vgg_weights, style_dir,
+                                                                      tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(REPO / "scripts"))
-    pack = importlib.import_module("pack_photos")
+    pack = importlib.import_module("pack_for_gpu")
     big = tmp_path / "big"
-    for i in range(4):
+    for i in range(6):
         write_image(smooth_image(400, 600, seed=i), big / f"b{i}.png")
-    out = tmp_path / "packed"
-    assert pack.main(["--src", str(big), "--out", str(out), "--short-side", "100"]) == 0
-    packed = sorted(out.iterdir())
-    assert len(packed) == 4 and all(read_image(p).shape[-2] == 100 for p in packed)
-    small = tmp_path / "small"
-    size = packed[0].stat().st_size
-    assert pack.main(["--src", str(big), "--out", str(small), "--short-side", "100",
-                      "--max-mib", str(2.5 * size / 2**20)]) == 0
-    assert len(list(small.iterdir())) == 2  # the third would pass the limit
+    carry = tmp_path / "carry"
+    travels = pack.tracked_bytes()
+    # Room for the repository, the pack and 2.5 photos of about `size` bytes.
+    assert pack.main(["--src", str(big), "--out", str(carry), "--short-side", "100",
+                      "--no-wheels", "--limit-mib", "1000"]) == 0
+    photos = sorted((carry / "photos").iterdir())
+    assert len(photos) == 6 and all(read_image(p).shape[-2] == 100 for p in photos)
+    size = photos[0].stat().st_size
+    fixed = pack.tree_bytes([carry]) - pack.tree_bytes([carry / "photos"])
+    limit = (travels + fixed + 2.5 * size) / 2**20 + 1
+    assert pack.main(["--src", str(big), "--out", str(carry), "--short-side", "100",
+                      "--no-wheels", "--limit-mib", str(limit)]) == 0
+    assert len(list((carry / "photos").iterdir())) == 2  # the third would pass the limit
+    assert {p.stem for p in (carry / "paintings").iterdir()} >= {"starry_night", "udnie"}
+    assert pack.main(["--out", str(carry), "--no-wheels", "--limit-mib", "1"]) == 1
+    # gpu_setup.sh, sourced, points fastnst at the pack: the packed VGG19 gives the same
+    # features as the original through relu5_1 (fp16-close), and training finds its config.
+    packed_vgg = "vgg19.safetensors.gz"
+    assert pack.main(["--src", str(big), "--out", str(carry), "--short-side", "100",
+                      "--no-wheels", "--limit-mib", "1000"]) == 0
+    assert (carry / packed_vgg).stat().st_size < 30 * 2**20
+    probe = ("import os, torch; from fastnst.vgg import VGGFeatures;"
+             "x = torch.rand(1, 3, 48, 48); taps = ['relu1_1', 'relu3_1', 'relu5_1'];"
+             "a = VGGFeatures(taps, weights=os.environ['FASTNST_VGG19'])(x);"
+             f"b = VGGFeatures(taps, weights={str(vgg_weights)!r})(x);"
+             "print(max(float((a[t] - b[t]).abs().max() / b[t].abs().max()) for t in taps));"
+             "print(os.environ['FASTNST_STYLE_DIR'])")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTNST_")}
+    out = subprocess.run(["bash", "-c", f"source scripts/gpu_setup.sh {carry} >/dev/null &&"
+                          f" python -c \"{probe}\""], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    error, paintings = out.stdout.split()
+    assert float(error) < 0.01 and paintings == str(carry / "paintings")

@@ -74,6 +74,11 @@ def _kill_while_writing(kind: str, folder: Path, rng: random.Random) -> Path:
     line = proc.stdout.readline()
     assert line == "ready\n", proc.communicate()[1][-2000:]
     time.sleep(rng.uniform(0.05, 0.8))
+    if kind != "plain":  # an atomic writer: kill while its temporary file is there (mid-write)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(
+                p.name.startswith(".") for p in folder.iterdir()):
+            time.sleep(0.0005)
     proc.kill()
     proc.wait(timeout=30)
     return dest

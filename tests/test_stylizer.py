@@ -399,3 +399,17 @@ def test_bad_mixes_are_usage_errors_that_say_what_is_wrong(spec, message):
     with pytest.raises(MixError, match=message):
         parse_mix(spec)
     assert parse_mix(" a : 2 , b ") == [("a", 2.0), ("b", 1.0)]
+
+
+def test_onnx_on_cuda_without_the_cuda_provider_says_it_runs_on_the_cpu(model, tmp_path):
+    import onnxruntime as ort
+
+    from fastnst.stylizer import ORT_CUDA_PROVIDER, ORT_GPU_PACKAGE, OnnxBackend
+
+    if ORT_CUDA_PROVIDER in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    export_onnx(load_model(model)[0], tmp_path / "tiny.onnx", "tiny", verify_sizes=[(32, 32)])
+    with pytest.warns(UserWarning, match=f"tiny.onnx: .*no CUDA provider.*{ORT_GPU_PACKAGE}"):
+        backend = OnnxBackend(tmp_path / "tiny.onnx", torch.device("cuda"))
+    assert backend.device_type == "cpu"
+    assert backend(smooth_image(16, 16)).shape == (1, 3, 16, 16)
