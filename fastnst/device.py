@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 from fastnst.errors import FastnstError
@@ -36,3 +38,20 @@ def bf16_is_fast(device: torch.device) -> bool:
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
         return bool(amx and amx())
     return False
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def hardware_name(device: torch.device) -> str:
+    """What `device` is, in words for a model card: the GPU's name, or the CPU's and its threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_name()}, {torch.get_num_threads()} threads"

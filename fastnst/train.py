@@ -53,6 +53,7 @@ def run(cfg: DictConfig) -> Path | None:
     from hydra.core.hydra_config import HydraConfig
 
     from fastnst.config_checks import TRAIN_BOUNDS, ConfigError, check_config
+    from fastnst.device import hardware_name
     from fastnst.files import check_writable
     from fastnst.model_files import save_model, style_label
     from fastnst.module import NonFiniteLossError, StyleTransferModule
@@ -120,7 +121,9 @@ def run(cfg: DictConfig) -> Path | None:
                              "losses": losses, "seconds": round(seconds, 1),
                              "skipped_images": module.skipped_images,
                              "processes": trainer.world_size,
-                             "precision": precision}, styles=work.styles)
+                             "precision": precision,
+                             "hardware": hardware_name(trainer.strategy.root_device)},
+                      styles=work.styles)
     if cfg.output:
         out = Path(cfg.output)
         out = out / path.name if out.is_dir() else out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
 import cv2
@@ -13,6 +12,7 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from fastnst.device import hardware_name
 from fastnst.losses import PerceptualLoss
 from fastnst.quality import configured_loss
 from fastnst.shared_data import EVAL_DIR, TRAIN_DIR, use_shared_data
@@ -32,14 +32,8 @@ def devices(only: list[str] | None = None) -> list[torch.device]:
 
 def machine() -> str:
     """One line: PyTorch version, CPU model and threads, GPU."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     gpu = f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    return f"torch {torch.__version__}; CPU: {cpu}, {torch.get_num_threads()} threads{gpu}"
+    return f"torch {torch.__version__}; CPU: {hardware_name(torch.device('cpu'))}{gpu}"
 
 
 def build_loss(style: str, device: torch.device, meta: dict | None = None) -> PerceptualLoss:

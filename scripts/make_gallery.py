@@ -23,14 +23,15 @@ from common import EVAL_DIR, build_loss, caption, machine, use_shared_data
 from fastnst.baseline import GatysOptions
 from fastnst.baseline import stylize as gatys
 from fastnst.images import grid, read_image, resize_long_side, write_image
-from fastnst.model_files import is_multi_style, read_metadata, shipped_models
+from fastnst.model_files import FAST_SUFFIX, is_multi_style, read_metadata, shipped_models
 from fastnst.paintings import load_painting
 from fastnst.stylizer import load_backend, stylize
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", type=Path, help="default: the shipped styles")
+    parser.add_argument("--models", nargs="+", type=Path,
+                        help="default: the shipped full networks, one a style")
     parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     parser.add_argument("--photos", nargs="+",
                         default=["chicago.jpg", "golden_gate.jpg", "kodim23.jpg", "amber.jpg"])
@@ -41,7 +42,9 @@ def main() -> None:
     parser.add_argument("--preview-size", type=int, default=200, help="its cell size, pixels")
     args = parser.parse_args()
     use_shared_data()
-    models = args.models or sorted(p for p in shipped_models().values() if not is_multi_style(p))
+    models = args.models or sorted(  # the full networks: one column a style
+        p for name, p in shipped_models().items()
+        if not is_multi_style(p) and not name.endswith(FAST_SUFFIX))
     if not models:
         parser.error("no shipped styles: give --models")
     print(machine())

@@ -127,10 +127,11 @@ def styles_words(meta: dict) -> str:
 
 
 def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
-         photo: str = "chicago.jpg", photo_size: int = 512, data_note: str | None = None) -> str:
+         photo: str = "chicago.jpg", photo_size: int = 512, data_note: str | None = None,
+         trained_on: str | None = None) -> str:
     """The model card, Markdown, from the model's metadata; `photo` (a file name) at
     `photo_size` px is where the float16 weights were compared, `data_note` is said of the
-    training photos."""
+    training photos, `trained_on` names the hardware where the metadata does not."""
     style = meta["style"]
     multi = bool(meta.get("styles"))
     cfg = {"title": style, "artist": None, "image": None} if multi else painting(meta)
@@ -145,7 +146,13 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
         f" (md5 `{cfg['md5']}`)" if cfg.get("md5") else "")
     processes = meta.get("processes", 1)
     hardware = (f"{processes} x " if processes and processes > 1 else "") + str(
-        trainer.get("accelerator", "?"))
+        meta.get("hardware") or trained_on or trainer.get("accelerator", "?"))
+    steps, planned = meta.get("steps", "?"), trainer.get("max_steps")
+    if isinstance(steps, int) and planned and steps < planned:  # stopped by max_time
+        steps = (f"{steps} (of {planned} planned: stopped at its time limit, the learning rate"
+                 " only partly decayed)")
+    seconds = meta.get("seconds", 0)
+    took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
     architecture = ARCHITECTURES[meta["architecture"].get("design", "johnson")]
     if multi:
         architecture = architecture.replace("the style's network", "each style's network")
@@ -171,11 +178,11 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
         + (" each style's (above)" if multi else
            f" {loss.get('style_weight', cfg.get('style_weight', '?'))}") + ", TV weight"
         f" {loss.get('tv_weight', cfg.get('tv_weight', '?'))}.",
-        f"- **Training:** {meta.get('steps', '?')} steps of {data.get('batch_size', '?')} crops"
+        f"- **Training:** {steps} steps of {data.get('batch_size', '?')} crops"
         f" of {data.get('crop_size', '?')} px (photos scaled to a"
         f" {data.get('short_side') or data.get('crop_size', '?')} px short side), Adam lr"
         f" {optim.get('lr', '?')} with warm-up and cosine decay, on {hardware}"
-        f" ({meta.get('precision', '?')} precision), {meta.get('seconds', 0) / 60:.0f} minutes;"
+        f" ({meta.get('precision', '?')} precision), {took};"
         f" data: {data_words(meta, data_note)}.{start_words(train)}",
         "- **Final losses** (mean of the last training steps): " + (", ".join(
             f"{k} {losses[k]:.3g}" for k in ("total", "content", "style") if k in losses)
@@ -204,6 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=SHIPPED,
                         help="folder for <style>.safetensors and <style>.md (default: the"
                              " repository's models/)")
+    parser.add_argument("--hardware", help="what it was trained on, for models that did not"
+                                           " record it (e.g. 'one NVIDIA H200')")
     parser.add_argument("--precision", help="training precision, for models that did not"
                                             " record it (e.g. 32-true)")
     args = parser.parse_args(argv)
@@ -233,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         report = export_onnx(net, Path(tmp) / f"{style}.onnx", style, styles=styles)
     with atomic_path(args.out / f"{style}.md") as tmp:
         tmp.write_text(card(meta, report, fp16_diff, args.quality, photo=args.photo.name,
-                            photo_size=args.photo_size, data_note=args.data_note))
+                            photo_size=args.photo_size, data_note=args.data_note,
+                            trained_on=args.hardware))
     print(f"shipped {style}: {half}, card {args.out / f'{style}.md'};"
           f" fp16 max difference {fp16_diff:.4f}")
 

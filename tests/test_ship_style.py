@@ -21,16 +21,19 @@ def ship_style(monkeypatch):
     return importlib.import_module("ship_style")
 
 
-def trained_from_path(tmp_path, painting, photos, with_training=True):
-    """A tiny model file with the metadata fastnst.train writes for `style=<painting path>`."""
+def trained_from_path(tmp_path, painting, photos, with_training=True, steps=7):
+    """A tiny model file with the metadata fastnst.train writes for `style=<painting path>`,
+    after `steps` of a 7-step schedule."""
     with initialize_config_module("fastnst.conf", version_base="1.3"):
         cfg = compose("train", overrides=expand_style_path(
-            [f"style={painting}", f"data.root={photos}", "data.crop_size=32"]))
+            [f"style={painting}", f"data.root={photos}", "data.crop_size=32",
+             "trainer.max_steps=7"]))
     config = OmegaConf.to_container(cfg, resolve=True)
     net, _ = load_model(tiny_model(tmp_path / "tiny.safetensors"))
     extra = {"training": config} if with_training else {}
-    extra |= {"steps": 7, "losses": {"content": 2.0, "style": 1.25, "tv": 0.0, "total": 3.25},
-              "seconds": 90.0, "skipped_images": 0, "processes": 1, "precision": "32-true"}
+    extra |= {"steps": steps, "losses": {"content": 2.0, "style": 1.25, "tv": 0.0, "total": 3.25},
+              "seconds": 90.0, "skipped_images": 0, "processes": 1, "precision": "32-true",
+              "hardware": "Test Accelerator 9000"}
     return save_model(net, tmp_path / "run" / f"{painting.stem}.safetensors",
                       cfg.style.name, extra=extra)
 
@@ -57,11 +60,20 @@ def test_ships_a_model_trained_from_a_painting_path(ship_style, tmp_path):
     assert "**Style image:** `harbour_at_dusk.png`, given by path when training" in text
     assert "http" not in text and "md5" not in text  # no URL for a painting given by path
     assert "7 steps of 4 crops of 32 px" in text
+    assert "on Test Accelerator 9000 (32-true precision), 90 s;" in text
     assert f"data: the 3 photos of {ship_style.shown_folder(str(photos))}." in text
     assert "total 3.25, content 2, style 1.25" in text
     assert "on street.png at 40 px" in text
     for fixed in ("3,440", "shared/data/train", "MS-COCO", "chicago"):  # no hard-coded data set
         assert fixed not in text
+    # A run stopped by its time limit before its schedule's end says so.
+    (tmp_path / "stopped").mkdir()
+    stopped = trained_from_path(tmp_path / "stopped", painting, photos, steps=3)
+    ship_style.main([str(stopped), "--out", str(tmp_path / "out2"), "--photo", str(photo),
+                     "--photo-size", "40", "--hardware", "ignored: the metadata names it"])
+    text = (tmp_path / "out2" / "harbour_at_dusk.md").read_text()
+    assert "3 (of 7 planned: stopped at its time limit" in text
+    assert "Test Accelerator 9000" in text
 
 
 def test_refuses_an_unknown_style_without_its_painting(ship_style, tmp_path):
