@@ -4,8 +4,9 @@
 #
 #   On this machine, once:   python scripts/pack_for_gpu.py       # .carry: photos, VGG19, wheels
 #   On the GPU, repeatedly:  source scripts/gpu_setup.sh; bash scripts/gpu_campaign.sh [STEPS]
-#   Back here, per style:    python scripts/eval_quality.py --models <s>.safetensors ...
-#                            python scripts/ship_style.py outputs/campaign/<s>/<s>.safetensors
+#   Copy back outputs/campaign/<s>/<s>.safetensors (the device tool: into $OUT), then here:
+#   per style:               python scripts/eval_quality.py --models <s>.safetensors ...
+#                            python scripts/ship_style.py <s>.safetensors
 #
 # What the GPU machine needs: this repository and what scripts/pack_for_gpu.py packs into .carry
 # (photos, VGG19, paintings, the wheels for Hydra), set up by sourcing scripts/gpu_setup.sh. The
@@ -23,7 +24,8 @@ cd "$(dirname "$0")/.."
 STEPS=${1:-8000}
 MINUTES=${MINUTES:-9}
 PHOTOS=${PHOTOS:-${FASTNST_CARRY:-.carry}/photos}
-STYLES=${STYLES:-"starry_night the_scream udnie mosaic great_wave composition_vii shipwreck woman_with_hat"}
+# Those not yet trained on a GPU first (a loaned machine starts bare: set STYLES to go on).
+STYLES=${STYLES:-"mosaic composition_vii great_wave woman_with_hat shipwreck udnie starry_night the_scream"}
 CAMPAIGN_OUT=${CAMPAIGN_OUT:-outputs/campaign}  # not OUT: the device tool sets that
 read -r -a extra <<< "${EXTRA:-}"
 [ -d "$PHOTOS" ] || { echo "gpu_campaign: no $PHOTOS; run python scripts/pack_for_gpu.py first" >&2; exit 2; }

@@ -107,25 +107,23 @@ def test_the_loan_is_packed_within_the_limit_and_set_up_from_the_pack(vgg_weight
         write_image(smooth_image(400, 600, seed=i), big / f"b{i}.png")
     carry = tmp_path / "carry"
     travels = pack.tracked_bytes()
-    # Room for the repository, the pack and 2.5 photos of about `size` bytes.
     assert pack.main(["--src", str(big), "--out", str(carry), "--short-side", "100",
                       "--no-wheels", "--limit-mib", "1000"]) == 0
     photos = sorted((carry / "photos").iterdir())
     assert len(photos) == 6 and all(read_image(p).shape[-2] == 100 for p in photos)
     size = photos[0].stat().st_size
     fixed = pack.tree_bytes([carry]) - pack.tree_bytes([carry / "photos"])
+    # Room for the repository, the rest of the pack and 2.5 photos of about `size` bytes.
     limit = (travels + fixed + 2.5 * size) / 2**20 + 1
     assert pack.main(["--src", str(big), "--out", str(carry), "--short-side", "100",
                       "--no-wheels", "--limit-mib", str(limit)]) == 0
     assert len(list((carry / "photos").iterdir())) == 2  # the third would pass the limit
     assert {p.stem for p in (carry / "paintings").iterdir()} >= {"starry_night", "udnie"}
     assert pack.main(["--out", str(carry), "--no-wheels", "--limit-mib", "1"]) == 1
+    assert (carry / "vgg19.safetensors.gz").stat().st_size < 30 * 2**20
     # gpu_setup.sh, sourced, points fastnst at the pack: the packed VGG19 gives the same
-    # features as the original through relu5_1 (fp16-close), and training finds its config.
-    packed_vgg = "vgg19.safetensors.gz"
-    assert pack.main(["--src", str(big), "--out", str(carry), "--short-side", "100",
-                      "--no-wheels", "--limit-mib", "1000"]) == 0
-    assert (carry / packed_vgg).stat().st_size < 30 * 2**20
+    # features as the original through relu5_1 (fp16-close), and the configs and models are
+    # where an installed fastnst has them.
     probe = ("import os, torch; from fastnst.vgg import VGGFeatures;"
              "x = torch.rand(1, 3, 48, 48); taps = ['relu1_1', 'relu3_1', 'relu5_1'];"
              "a = VGGFeatures(taps, weights=os.environ['FASTNST_VGG19'])(x);"
@@ -139,3 +137,5 @@ def test_the_loan_is_packed_within_the_limit_and_set_up_from_the_pack(vgg_weight
     assert out.returncode == 0, out.stderr[-2000:]
     error, paintings = out.stdout.split()
     assert float(error) < 0.01 and paintings == str(carry / "paintings")
+    for name in ("conf", "models"):  # fastnst.conf and fastnst.models
+        assert (REPO / "fastnst" / name).resolve() == (REPO / name).resolve()
