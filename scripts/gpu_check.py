@@ -46,6 +46,7 @@ from fastnst.files import atomic_path
 from fastnst.stylizer import ORT_CUDA_PROVIDER, ORT_GPU_PACKAGE
 
 SCRIPTS = Path(__file__).resolve().parent
+CHECK_PHOTO = "chicago.jpg"  # the evaluation photo the Gatys and inference checks use
 
 
 @dataclass
@@ -219,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(carry) / "photos" if carry else TRAIN_DIR,
                         help="training photos (default: %(default)s)")
     parser.add_argument("--photo", type=Path,
-                        default=Path(carry) / "eval" / "chicago.jpg" if carry
-                        else EVAL_DIR / "chicago.jpg")
+                        default=Path(carry) / "eval" / CHECK_PHOTO if carry
+                        else EVAL_DIR / CHECK_PHOTO)
     args = parser.parse_args(argv)
     use_shared_data()
     sizes = DRY if args.dry_run else GPU

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 from common import EVAL_DIR, TRAIN_DIR, use_shared_data
+from gpu_check import CHECK_PHOTO
 from omegaconf import OmegaConf
 
 from fastnst.data import find_images
@@ -42,7 +43,6 @@ from fastnst.vgg import LAYERS, load_state
 ROOT = Path(__file__).resolve().parents[1]
 DEEPEST_TAP = "conv5_1"  # the last conv any loss reads (relu5_1); deeper ones are stored as zeros
 WHEELS = ("hydra-core", "omegaconf", "antlr4-python3-runtime")  # missing on the loaned machine
-GPU_CHECK_PHOTO = "chicago.jpg"
 MIB = 2**20
 
 
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     pack_vgg(args.out / "vgg19.safetensors.gz")
     pack_paintings(args.out / "paintings")
     (args.out / "eval").mkdir()
-    shutil.copyfile(EVAL_DIR / GPU_CHECK_PHOTO, args.out / "eval" / GPU_CHECK_PHOTO)
+    shutil.copyfile(EVAL_DIR / CHECK_PHOTO, args.out / "eval" / CHECK_PHOTO)
     if not args.no_wheels:
         pack_wheels(args.out / "wheels")
     used = tracked_bytes() + tree_bytes([args.out])
