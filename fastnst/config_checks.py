@@ -130,7 +130,8 @@ def check_config(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
 
 def check_overrides(args: list[str]) -> None:
     """Refuse, before Hydra reads them, command-line arguments it would answer with a grammar
-    error or a traceback: a bare word (`photo.jpg` for `content=photo.jpg`), an unknown style
+    error or a traceback: a bare word (`photo.jpg` for `content=photo.jpg`; `~key` deletes a key
+    and is let through), an unknown style
     name (with the closest ones), and `style=image` without a painting."""
     import difflib
 
@@ -145,7 +146,7 @@ def check_overrides(args: list[str]) -> None:
         if arg.startswith("-") or flag_value:  # Hydra's own flags: --help, --cfg job, -m
             continue
         key, sep, value = arg.partition("=")
-        if not sep:
+        if not sep and not arg.startswith("~"):  # ~key deletes a key: Hydra takes no value
             raise ConfigError(f"{arg!r}: arguments are key=value overrides, for example"
                               f" content={arg} or style={arg}")
         if key.lstrip("+~") != "style" or is_image_path(value):

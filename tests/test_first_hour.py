@@ -26,7 +26,7 @@ def test_overrides_hydra_would_answer_with_boilerplate_are_one_line(args, messag
 
 def test_good_overrides_pass():
     check_overrides(["style=starry_night", "style=art/my painting.jpg", "size=256",
-                     "--cfg", "job", "+blend={udnie: 0.5}"])
+                     "--cfg", "job", "+blend={udnie: 0.5}", "~loss.content_layers.relu4_2"])
 
 
 @pytest.mark.slow  # a subprocess, or seconds of work
