@@ -130,9 +130,9 @@ def check_config(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
 
 def check_overrides(args: list[str]) -> None:
     """Refuse, before Hydra reads them, command-line arguments it would answer with a grammar
-    error or a traceback: a bare word (`photo.jpg` for `content=photo.jpg`; `~key` deletes a key
-    and is let through), an unknown style
-    name (with the closest ones), and `style=image` without a painting."""
+    error or a traceback: a bare word (`photo.jpg` for `content=photo.jpg`; `~key`, which
+    deletes a key, is let through), an unknown style name (with the closest ones), and
+    `style=image` without a painting."""
     import difflib
 
     from fastnst.paintings import IMAGE_STYLE, is_image_path, style_names

@@ -37,6 +37,8 @@ from fastnst.style_mix import (
 from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet, pad_to_min_side
 
 BACKENDS = ("torch", "onnx")
+ORT_CUDA_PROVIDER = "CUDAExecutionProvider"
+ORT_GPU_PACKAGE = "onnxruntime-gpu"  # the PyPI package whose onnxruntime has that provider
 
 
 class Backend(Protocol):
@@ -121,9 +123,6 @@ def checked_call(backend: Backend, image: torch.Tensor) -> torch.Tensor:
         raise BadResultError(f"style {backend.style} gave a {tuple(out.shape)} result for a"
                              f" {tuple(image.shape)} image; nothing written")
     return out
-
-ORT_CUDA_PROVIDER = "CUDAExecutionProvider"
-ORT_GPU_PACKAGE = "onnxruntime-gpu"  # the PyPI package whose onnxruntime has that provider
 
 
 class OnnxBackend(_Mixable):

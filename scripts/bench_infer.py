@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import DEVICE_TYPES, build_network, machine, model_names
+from common import DEVICE_TYPES, build_network, machine, model_names, model_spec
 from common import devices as available_devices
 
 from fastnst.device import bf16_is_fast
@@ -159,7 +159,9 @@ def networks(models: list[str], multi_styles: int) -> list[tuple[str, Transforme
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["640x480", "1280x720", "1920x1080"])
-    parser.add_argument("--models", nargs="+", default=model_names(), choices=model_names())
+    parser.add_argument("--models", nargs="+", type=model_spec, default=model_names(),
+                        help="conf/model/ names; NAME:field=value,... changes fields"
+                             " (fast:blocks=8)")
     parser.add_argument("--repeats", type=int, default=30,
                         help="runs per cell, fewer past 5 s (median; default %(default)s)")
     parser.add_argument("--peer-model", type=Path, default=PEER_MODEL,

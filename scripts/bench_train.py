@@ -25,6 +25,7 @@ from common import (
     build_network,
     machine,
     model_names,
+    model_spec,
     train_config,
     use_shared_data,
 )
@@ -73,7 +74,9 @@ def train_step(net: TransformerNet, loss: PerceptualLoss, opt: torch.optim.Optim
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=model_names(), choices=model_names())
+    parser.add_argument("--models", nargs="+", type=model_spec, default=model_names(),
+                        help="conf/model/ names; NAME:field=value,... changes fields"
+                             " (fast:blocks=8)")
     parser.add_argument("--crops", type=int, nargs="+", default=[256, 128])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=5)

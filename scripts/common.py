@@ -56,9 +56,22 @@ def train_config(*overrides: str) -> DictConfig:
         return compose(config_name="train", overrides=list(overrides))
 
 
+def model_spec(text: str) -> str:
+    """An argparse type for `--models`: a `conf/model/` name, optionally with changed fields
+    (`fast:blocks=8,channels=64`, as `model=fast model.blocks=8 model.channels=64`)."""
+    name, _, fields = text.partition(":")
+    if name not in model_names():
+        raise argparse.ArgumentTypeError(f"{name!r}: not one of {', '.join(model_names())}")
+    if fields and not all("=" in f for f in fields.split(",")):
+        raise argparse.ArgumentTypeError(f"{text!r}: fields are name=value, comma-separated")
+    return text
+
+
 def build_network(model: str) -> TransformerNet:
-    """A TransformerNet of the architecture `conf/model/<model>.yaml`, random weights."""
-    return TransformerNet(instantiate(train_config(f"model={model}").model))
+    """A TransformerNet of the architecture `model` (a `model_spec`), random weights."""
+    name, _, fields = model.partition(":")
+    overrides = [f"model.{f}" for f in fields.split(",") if f]
+    return TransformerNet(instantiate(train_config(f"model={name}", *overrides).model))
 
 
 LABEL_HEIGHT = 28  # pixels of a caption row
