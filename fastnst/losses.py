@@ -45,7 +45,9 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
 
 class PerceptualLoss(nn.Module):
     """content_weight * content + style_weight * style + tv_weight * TV + pixel_weight * pixel,
-    on VGG19 features; `pixel` is the mean squared RGB difference from the content image.
+    on VGG19 features; `pixel` is the mean squared RGB difference from the content image, of
+    `pixel_pool` x `pixel_pool` block means (1: pixel by pixel; 4: the layout only, not the
+    strokes).
 
     Call `set_style` once with the painting(s); the Gram targets are kept as buffers and
     broadcast over any batch. Images are `(N, 3, H, W)` RGB in [0, 1].
@@ -54,7 +56,7 @@ class PerceptualLoss(nn.Module):
     def __init__(self, content_layers: Mapping[str, float], style_layers: Mapping[str, float],
                  content_weight: float = 1.0, style_weight: float = 20.0,
                  tv_weight: float = 0.0, weights: str | os.PathLike[str] | None = None,
-                 pooling: str = "max", pixel_weight: float = 0.0) -> None:
+                 pooling: str = "max", pixel_weight: float = 0.0, pixel_pool: int = 1) -> None:
         super().__init__()
         self.content_layers = {str(k): float(v) for k, v in content_layers.items()}
         self.style_layers = {str(k): float(v) for k, v in style_layers.items()}
@@ -62,6 +64,9 @@ class PerceptualLoss(nn.Module):
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
         self.pixel_weight = float(pixel_weight)
+        if int(pixel_pool) < 1:
+            raise ValueError(f"pixel_pool must be at least 1, not {pixel_pool}")
+        self.pixel_pool = int(pixel_pool)
         self.vgg = VGGFeatures([*self.content_layers, *self.style_layers], weights, pooling)
         self.style_targets: dict[str, torch.Tensor] = {}
 
@@ -124,6 +129,8 @@ class PerceptualLoss(nn.Module):
         if self.pixel_weight:
             if content is None:
                 raise ValueError("pixel_weight needs the content images, not only their targets")
-            terms["pixel"] = self.pixel_weight * F.mse_loss(image.float(), content.float())
+            terms["pixel"] = self.pixel_weight * F.mse_loss(*(
+                F.avg_pool2d(x.float(), self.pixel_pool, ceil_mode=True)
+                for x in (image, content)))
         terms["total"] = torch.stack(list(terms.values())).sum()
         return terms

@@ -116,6 +116,19 @@ def start_words(train: dict) -> str:
     return (" " + "; ".join(words).capitalize() + ".") if words else ""
 
 
+def pixel_words(train: dict) -> str:
+    """The pixel term and the teacher's part in the loss, in words ("" when neither is used)."""
+    loss, words = train.get("loss", {}), ""
+    if loss.get("pixel_weight"):
+        pool = int(loss.get("pixel_pool", 1))
+        words += f", pixel weight {loss['pixel_weight']:g}" + (
+            f" on {pool} x {pool} block means" if pool > 1 else "")
+    if train.get("teacher") and not train.get("styles"):
+        words += f"; the content{' and pixel' if loss.get('pixel_weight') else ''} targets are" \
+            f" the `{train['teacher']}` network's results, not the photos"
+    return words
+
+
 def styles_words(meta: dict) -> str:
     """A multi-style model's styles, in words: each name with its painting's title and artist."""
     words = []
@@ -177,7 +190,7 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
         f" weight {loss.get('content_weight', cfg.get('content_weight', '?'))}, style weight"
         + (" each style's (above)" if multi else
            f" {loss.get('style_weight', cfg.get('style_weight', '?'))}") + ", TV weight"
-        f" {loss.get('tv_weight', cfg.get('tv_weight', '?'))}.",
+        f" {loss.get('tv_weight', cfg.get('tv_weight', '?'))}{pixel_words(train)}.",
         f"- **Training:** {steps} steps of {data.get('batch_size', '?')} crops"
         f" of {data.get('crop_size', '?')} px (photos scaled to a"
         f" {data.get('short_side') or data.get('crop_size', '?')} px short side), Adam lr"

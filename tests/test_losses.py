@@ -89,6 +89,21 @@ def test_pixel_term_is_the_weighted_rgb_mse_and_joins_the_total(perceptual):
         perceptual(x, content_targets=perceptual.content_targets(c))
 
 
+def test_pooled_pixel_term_compares_the_layout_not_the_strokes(perceptual):
+    c = smooth_image(32, 32, seed=2)
+    checker = (torch.arange(32).view(-1, 1) + torch.arange(32)) % 2 * 0.2 - 0.1  # +-0.1
+    x = c + checker  # c with fine strokes on top: the same 4x4 block means
+    perceptual.pixel_weight, perceptual.pixel_pool = 1000.0, 4
+    assert perceptual(x, content=c)["pixel"] < 1e-3 * 1000.0 * ((x - c) ** 2).mean()
+    shifted = c.roll(8, dims=-1)  # the layout moved
+    blocks = torch.nn.functional.avg_pool2d
+    torch.testing.assert_close(perceptual(shifted, content=c)["pixel"],
+                               1000.0 * ((blocks(shifted, 4) - blocks(c, 4)) ** 2).mean())
+    assert perceptual(shifted, content=c)["pixel"] > 0.1 * 1000.0 * ((shifted - c) ** 2).mean()
+    with pytest.raises(ValueError, match="pixel_pool must be at least 1"):
+        PerceptualLoss({"relu1_1": 1.0}, {"relu1_1": 1.0}, pixel_pool=0)
+
+
 def test_blended_targets_are_the_weighted_mean_of_grams(perceptual):
     a, b = stripes(48, 48), smooth_image(48, 48)
     perceptual.set_style([a])

@@ -102,3 +102,13 @@ def test_ships_a_multi_style_model_with_its_styles_in_the_card(ship_style, tmp_p
     assert "**Styles** (2, in the order of the `style_weights` input): `starry_night` (The" \
            " Starry Night, Vincent van Gogh), `mosaic`" in text
     assert "multi-style: conditional instance norm" in text and "Style image" not in text
+
+
+def test_the_card_names_a_pixel_term_and_the_teachers_targets(ship_style):
+    assert ship_style.pixel_words({"loss": {"pixel_weight": 0.0}}) == ""
+    words = ship_style.pixel_words({"teacher": "udnie",
+                                    "loss": {"pixel_weight": 1e8, "pixel_pool": 4}})
+    assert words == (", pixel weight 1e+08 on 4 x 4 block means; the content and pixel targets"
+                     " are the `udnie` network's results, not the photos")
+    assert ship_style.pixel_words({"teacher": "udnie", "loss": {}}) == (
+        "; the content targets are the `udnie` network's results, not the photos")
