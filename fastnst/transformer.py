@@ -10,7 +10,9 @@ Two stride-2 convs take the photo to 1/4 size at once; depthwise-separable resid
 there; a resize-conv returns to 1/2 size, where a skip from the first layer adds back detail;
 a 3x3 conv to 4 x RGB and a pixel shuffle make the full-size image. Zero padding inside the
 convs and instance normalisation only outside the blocks keep ONNX Runtime's graph to fused
-convolutions. It is trained by distillation from a `johnson` network (docs/training.md).
+convolutions; one reflection pad of EDGE_PAD pixels around the image, cropped off the result,
+keeps that zero padding from drawing lines along the edges. It is trained by distillation from
+a `johnson` network (docs/training.md).
 
 Input and output are `(N, 3, H, W)` RGB in [0, 1]; any H and W work, the output has the input's
 size.
@@ -35,9 +37,13 @@ from torch import nn
 from fastnst.errors import UsageError
 
 # The network works on at least this many pixels a side: a reflection pad must be smaller than
-# its input (the 9x9 convs pad 4 at full size; 5 px is still 2 px at quarter size, where the 3x3
-# convs pad 1).
-NETWORK_MIN_SIDE = 5
+# its input (the fast design pads EDGE_PAD around the image; johnson's 9x9 convs pad 4 at full
+# size, and 9 px is still 3 px at quarter size, where its 3x3 convs pad 1).
+NETWORK_MIN_SIDE = 9
+# Pixels of reflection the fast design adds around the image and crops off its result: the zero
+# padding of its stride-2 convs otherwise paints a line 4-6 px inside the top and right edges
+# (the_scream-fast: a red frame). A multiple of 4, the design's stride, so the grid is unmoved.
+EDGE_PAD = 8
 
 
 DESIGNS = ("johnson", "fast")
@@ -193,10 +199,12 @@ class _FastNet(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         h, w = image.shape[-2:]
-        half = self.down(pad_to_min_side(image))  # ceil(H / 2): odd sizes need no padding
+        p = EDGE_PAD
+        padded = F.pad(pad_to_min_side(image), (p, p, p, p), mode="reflect")
+        half = self.down(padded)  # ceil(H / 2): odd sizes need no padding
         x = self.residuals(self.down2(half))
         x = self.up(F.interpolate(x, size=half.shape[-2:], mode="nearest")) + half
-        return torch.sigmoid(F.pixel_shuffle(self.to_rgb(x), 2)[..., :h, :w])
+        return torch.sigmoid(F.pixel_shuffle(self.to_rgb(x), 2)[..., p:p + h, p:p + w])
 
 
 class TransformerNet(nn.Module):

@@ -141,10 +141,11 @@ def styles_words(meta: dict) -> str:
 
 def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
          photo: str = "chicago.jpg", photo_size: int = 512, data_note: str | None = None,
-         trained_on: str | None = None) -> str:
+         trained_on: str | None = None, started: str | None = None) -> str:
     """The model card, Markdown, from the model's metadata; `photo` (a file name) at
     `photo_size` px is where the float16 weights were compared, `data_note` is said of the
-    training photos, `trained_on` names the hardware where the metadata does not."""
+    training photos, `trained_on` names the hardware where the metadata does not, `started`
+    where training started (default: `start_words`, which reads the `init=` file as it is now)."""
     style = meta["style"]
     multi = bool(meta.get("styles"))
     cfg = {"title": style, "artist": None, "image": None} if multi else painting(meta)
@@ -196,7 +197,8 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
         f" {data.get('short_side') or data.get('crop_size', '?')} px short side), Adam lr"
         f" {optim.get('lr', '?')} with warm-up and cosine decay, on {hardware}"
         f" ({meta.get('precision', '?')} precision), {took};"
-        f" data: {data_words(meta, data_note)}.{start_words(train)}",
+        f" data: {data_words(meta, data_note)}."
+        f"{start_words(train) if started is None else started}",
         "- **Final losses** (mean of the last training steps): " + (", ".join(
             f"{k} {losses[k]:.3g}" for k in ("total", "content", "style") if k in losses)
             or "not recorded") + ".",
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     except CardError as e:
         parser.error(str(e))
     args.out.mkdir(parents=True, exist_ok=True)
+    started = start_words(meta.get("training", {}))  # before the new file replaces an init= one
     styles = meta.get("styles", [])
     half = save_model(copy.deepcopy(net).half(), args.out / f"{style}.safetensors", style,
                       extra={k: v for k, v in meta.items()
@@ -256,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_path(args.out / f"{style}.md") as tmp:
         tmp.write_text(card(meta, report, fp16_diff, args.quality, photo=args.photo.name,
                             photo_size=args.photo_size, data_note=args.data_note,
-                            trained_on=args.hardware))
+                            trained_on=args.hardware, started=started))
     print(f"shipped {style}: {half}, card {args.out / f'{style}.md'};"
           f" fp16 max difference {fp16_diff:.4f}")
 

@@ -34,14 +34,14 @@ def test_export_matches_pytorch_at_full_hd_and_odd_sizes(model, tmp_path):
     meta = {p.key: p.value for p in onnx.load(str(tmp_path / "tiny.onnx")).metadata_props}
     assert meta["format"] == MODEL_FORMAT and meta["style"] == "tiny"
     assert meta["architecture"] == '{"channels": 8, "blocks": 2, "design": "johnson"}'
-    assert meta["min_side"] == "5"
+    assert meta["min_side"] == "9"
     # Batch, height and width are all dynamic.
     session = ort.InferenceSession(str(tmp_path / "tiny.onnx"), providers=["CPUExecutionProvider"])
-    x = torch.rand(2, 3, 41, 7)
+    x = torch.rand(2, 3, 41, 9)  # down to min_side
     with torch.no_grad():
         expected = net(x).numpy()
     got = session.run(None, {"image": x.numpy()})[0]
-    assert got.shape == (2, 3, 41, 7) and np.abs(got - expected).max() <= 1e-3
+    assert got.shape == (2, 3, 41, 9) and np.abs(got - expected).max() <= 1e-3
 
 
 @pytest.mark.slow  # seconds of export and verification
@@ -52,8 +52,11 @@ def test_the_fast_design_exports_verified_and_loads_as_an_untrusted_file(tmp_pat
     net, _ = load_model(fast)
     report = export_onnx(net, tmp_path / "quick.onnx", "quick")
     assert max(report.max_abs_diff.values()) <= 1e-3  # 256x256, 1920x1080 and 517x333
-    ops = {node.op_type for node in onnx.load(str(tmp_path / "quick.onnx")).graph.node}
-    assert "DepthToSpace" in ops and "Pad" not in ops  # pixel shuffle; padding inside the convs
+    nodes = onnx.load(str(tmp_path / "quick.onnx")).graph.node
+    pads = [n for n in nodes if n.op_type == "Pad"]
+    assert "DepthToSpace" in {n.op_type for n in nodes}  # the pixel shuffle
+    # One reflection pad around the image (EDGE_PAD); the convs pad inside themselves.
+    assert [[a.s for a in n.attribute if a.name == "mode"] for n in pads] == [[b"reflect"]]
     photo = smooth_image(45, 61)
     a = stylize(load_backend(str(tmp_path / "quick.onnx")), photo)  # passes the graph checks
     b = stylize(load_backend(str(fast)), photo)
