@@ -80,6 +80,7 @@ TRAIN_BOUNDS: dict[str, Bound] = {
     "data.val_size": Bound(VGG_MIN_SIDE, 4096, integer=True),
     "trainer.max_steps": Bound(1, None, integer=True, also=(-1,)),
     "style_factor": Bound(0, 1e6),
+    "loss.pixel_pool": Bound(1, 4096, integer=True),
 }
 
 # The Gatys baseline's bounds are on its options: fastnst.baseline.GATYS_BOUNDS.

@@ -129,8 +129,9 @@ class PerceptualLoss(nn.Module):
         if self.pixel_weight:
             if content is None:
                 raise ValueError("pixel_weight needs the content images, not only their targets")
-            terms["pixel"] = self.pixel_weight * F.mse_loss(*(
-                F.avg_pool2d(x.float(), self.pixel_pool, ceil_mode=True)
-                for x in (image, content)))
+            pair = (image.float(), content.float())
+            if self.pixel_pool > 1:
+                pair = tuple(F.avg_pool2d(x, self.pixel_pool, ceil_mode=True) for x in pair)
+            terms["pixel"] = self.pixel_weight * F.mse_loss(*pair)
         terms["total"] = torch.stack(list(terms.values())).sum()
         return terms

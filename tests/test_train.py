@@ -209,6 +209,7 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_periodic_checkpoint(
     ("trainer.max_steps=0", "trainer.max_steps=0: must be an integer in [1, inf] or -1"),
     ("style.style_weight=-1", "style.style_weight=-1: must be a number in [0, inf]"),
     ("optim.lr=0", "optim.lr=0: must be a number in [1e-09, 1]"),
+    ("loss.pixel_pool=0", "loss.pixel_pool=0: must be an integer in [1, 4096]"),
 ])
 def test_options_out_of_range_are_refused_before_anything_loads(photos, painting, tmp_path,
                                                                  override, message):
