@@ -41,6 +41,15 @@ print(read_metadata(path).get("steps", 0) if path.is_file() else 0)
 EOF
 }
 
+trained_seconds() {  # the training time a checkpoint records: Lightning's max_time counts it too
+  python - "$1" <<'EOF'
+import sys
+import torch
+state = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+print(int(state.get("callbacks", {}).get("Timer", {}).get("time_elapsed", {}).get("train", 0)))
+EOF
+}
+
 for style in $STYLES; do
   run_dir="$CAMPAIGN_OUT/$style"
   if [ "$(done_steps "$run_dir/$style.safetensors")" -ge "$STEPS" ]; then
@@ -51,11 +60,15 @@ for style in $STYLES; do
     echo "gpu_campaign: out of time for this command; run it again to go on"; exit 0
   fi
   resume=()
-  [ -f "$run_dir/checkpoints/last.ckpt" ] && resume=("resume=$run_dir/checkpoints/last.ckpt")
+  limit=$(( left - 30 ))  # seconds of training in this command
+  if [ -f "$run_dir/checkpoints/last.ckpt" ]; then
+    resume=("resume=$run_dir/checkpoints/last.ckpt")
+    limit=$(( limit + $(trained_seconds "$run_dir/checkpoints/last.ckpt") ))
+  fi
   echo "$style: training to step $STEPS, ${left}s left in this command"
   python -m fastnst.train "style=$style" trainer=gpu "trainer.max_steps=$STEPS" \
     "data.root=$PHOTOS" "hydra.run.dir=$run_dir" \
-    "trainer.max_time=$(printf '00:00:%02d:%02d' $(( (left - 30) / 60 )) $(( (left - 30) % 60 )))" \
+    "trainer.max_time=$(printf '00:%02d:%02d:%02d' $(( limit / 3600 )) $(( limit % 3600 / 60 )) $(( limit % 60 )))" \
     trainer.enable_progress_bar=false "${resume[@]}" "${extra[@]}"
 done
 echo "gpu_campaign: all styles at $STEPS steps under $CAMPAIGN_OUT"

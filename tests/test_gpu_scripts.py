@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import REPO, smooth_image
 
 from fastnst.images import read_image, write_image
@@ -88,6 +89,12 @@ def test_the_campaign_trains_resumes_and_skips_finished_styles(vgg_weights, styl
     again = subprocess.run(["bash", script, "3"], env=env, capture_output=True, text=True,
                            timeout=300)
     assert again.returncode == 0 and "udnie: done (3 steps)" in again.stdout
+    # Lightning's max_time counts the training time the checkpoint records: an hour of it
+    # must not stop the next command before its first step.
+    checkpoint = tmp_path / "c" / "udnie" / "checkpoints" / "last.ckpt"
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state["callbacks"]["Timer"]["time_elapsed"]["train"] = 3600.0
+    torch.save(state, checkpoint)
     more = subprocess.run(["bash", script, "5"], env=env, capture_output=True, text=True,
                           timeout=300)  # a longer schedule resumes from the checkpoint
     assert more.returncode == 0, more.stdout + more.stderr
