@@ -125,6 +125,8 @@ class StyleTransferModule(pl.LightningModule):
         self.sample_dir = None if sample_dir is None else Path(sample_dir)
         self.strict_loading = False  # checkpoints hold no loss-network or teacher weights
         self.skipped_images = 0
+        self.seconds_before = 0.0  # training time of the runs this one resumes, s
+        self._fit_started: float | None = None
         self.recent: deque[dict[str, torch.Tensor]] = deque(maxlen=FINAL_LOSS_STEPS)
         self._last_batch_end: float | None = None
 
@@ -138,7 +140,13 @@ class StyleTransferModule(pl.LightningModule):
         return self.net(images, mix)
 
     def on_fit_start(self) -> None:
+        self._fit_started = time.perf_counter()
         self.grams = [self.loss.grams([t.painting.to(self.device)]) for t in self.tasks]
+
+    def trained_seconds(self) -> float:
+        """Wall-clock seconds of training so far, those of the runs this one resumed included."""
+        now = 0.0 if self._fit_started is None else time.perf_counter() - self._fit_started
+        return self.seconds_before + now
 
     def task_at(self, step: int) -> int:
         """Which task step `step` trains: each in turn."""
@@ -243,7 +251,10 @@ class StyleTransferModule(pl.LightningModule):
         if bad:  # never let a NaN overwrite the last good checkpoint
             raise NonFiniteLossError(f"the weights hold NaN or inf at step {self.global_step}"
                                      f" ({bad[0]})")
-        checkpoint["fastnst"] = {"skipped_images": self.skipped_images}
+        checkpoint["fastnst"] = {"skipped_images": self.skipped_images,
+                                 "seconds": self.trained_seconds()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.skipped_images = int(checkpoint.get("fastnst", {}).get("skipped_images", 0))
+        saved = checkpoint.get("fastnst", {})
+        self.skipped_images = int(saved.get("skipped_images", 0))
+        self.seconds_before = float(saved.get("seconds", 0.0))

@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -102,14 +101,13 @@ def run(cfg: DictConfig) -> Path | None:
                  f"; distilling {'their models' if work.styles else cfg.teacher}" if teacher
                  else "",
                  f"; resuming from {ckpt_path}" if ckpt_path else "")
-    start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     except NonFiniteLossError as e:
         last = run_dir / CHECKPOINTS / LAST
         advice = f"lower optim.lr or optim.grad_clip and go on from it with resume={last}"
         raise NonFiniteLossError(f"{e}; training stopped. {last_good(last, advice)}") from None
-    seconds = time.perf_counter() - start
+    seconds = module.trained_seconds()  # with the resumed runs' time
     trainer.save_checkpoint(run_dir / CHECKPOINTS / LAST, weights_only=False)
     if not trainer.is_global_zero:
         return None

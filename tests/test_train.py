@@ -173,11 +173,15 @@ def test_an_interrupted_run_resumes_at_its_step_lr_and_optimizer_state(
     assert "interrupted at step 5" in err  # step 5 finished, then it stopped
     assert not list((runs / "first").glob("*.safetensors"))
     last = runs / "first" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == 5
+    state = torch.load(last, weights_only=True)
+    assert state["global_step"] == 5 and state["fastnst"]["seconds"] > 0
+    state["fastnst"]["seconds"] = 600.0  # as if the first run had trained for 10 minutes
+    torch.save(state, last)
 
     monkeypatch.setattr(StyleTransferModule, "training_step", TRAINING_STEP)  # no more Ctrl-C
     model = _train(runs / "second", [*overrides, "resume=true"])
     assert model is not None and read_metadata(model)["steps"] == 10
+    assert 600 < read_metadata(model)["seconds"] < 900  # the model counts both runs' time
     steps = _metrics(runs / "second", "train/total")
     assert sorted(steps) == list(range(5, 10))  # continued at step 5, not from 0
     lrs = _metrics(runs / "second", "lr-Adam")
