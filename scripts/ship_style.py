@@ -109,8 +109,10 @@ def start_words(train: dict) -> str:
         words.append(f"started from `{init.name}`")
         if init.is_file():
             meta = read_metadata(init)
-            how = ("distillation from each style's network" if meta.get("training", {}).get(
-                "teacher") else "training")
+            recorded = meta.get("training", {})
+            teacher = recorded.get("teacher")
+            how = ("training" if not teacher else f"training towards the `{teacher}` network"
+                   if not recorded.get("styles") else "distillation from each style's network")
             words[-1] += (f" ({meta.get('steps', '?')} steps of {how},"
                           f" {meta.get('seconds', 0) / 60:.0f} minutes)")
     return (" " + "; ".join(words).capitalize() + ".") if words else ""

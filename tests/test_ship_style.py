@@ -112,3 +112,20 @@ def test_the_card_names_a_pixel_term_and_the_teachers_targets(ship_style):
                      " are the `udnie` network's results, not the photos")
     assert ship_style.pixel_words({"teacher": "udnie", "loss": {}}) == (
         "; the content targets are the `udnie` network's results, not the photos")
+
+
+def test_start_words_name_what_the_init_file_was_trained_towards(ship_style, tmp_path):
+    net, _ = load_model(tiny_model(tmp_path / "tiny.safetensors"))
+    runs = {"plain": {}, "towards": {"teacher": "udnie"},
+            "multi": {"teacher": "udnie", "styles": ["udnie", "mosaic"]}}
+    words = {}
+    for name, training in runs.items():
+        init = save_model(net, tmp_path / f"{name}.safetensors", "udnie",
+                          extra={"training": training, "steps": 5, "seconds": 120.0})
+        words[name] = ship_style.start_words({"init": str(init)})
+    assert words["plain"] == " Started from `plain.safetensors` (5 steps of training, 2 minutes)."
+    assert "(5 steps of training towards the `udnie` network, 2 minutes)" in words["towards"]
+    assert "distillation from each style's network" not in words["towards"]
+    assert "(5 steps of distillation from each style's network" in words["multi"]
+    assert ship_style.start_words({"teacher": "udnie"}) == " Distilled from the `udnie` network."
+    assert ship_style.start_words({}) == ""
