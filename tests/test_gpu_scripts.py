@@ -76,7 +76,7 @@ def test_a_failed_check_is_reported_with_its_error_and_the_others_still_run(
 @pytest.mark.slow  # two training subprocesses
 def test_the_campaign_trains_resumes_and_skips_finished_styles(vgg_weights, style_dir, photos,
                                                                 tmp_path):
-    env = {**os.environ, "STYLES": "udnie", "PHOTOS": str(photos),
+    env = {**os.environ, "STYLES": "udnie mosaic", "PARALLEL": "2", "PHOTOS": str(photos),
            "CAMPAIGN_OUT": str(tmp_path / "c"), "OUT": str(tmp_path / "device_out"),
            "EXTRA": "trainer.accelerator=cpu trainer.precision=32-true data.crop_size=32"
                     " data.workers=0 data.val_count=1 data.val_size=32 sample_every=2"}
@@ -84,10 +84,12 @@ def test_the_campaign_trains_resumes_and_skips_finished_styles(vgg_weights, styl
     first = subprocess.run(["bash", script, "3"], env=env, capture_output=True, text=True,
                            timeout=300)
     assert first.returncode == 0, first.stdout + first.stderr
+    assert "all styles at 3 steps" in first.stdout
     model = tmp_path / "c" / "udnie" / "udnie.safetensors"
-    assert read_metadata(model)["steps"] == 3
-    again = subprocess.run(["bash", script, "3"], env=env, capture_output=True, text=True,
-                           timeout=300)
+    assert read_metadata(model)["steps"] == 3  # both trained, side by side
+    assert read_metadata(tmp_path / "c" / "mosaic" / "mosaic.safetensors")["steps"] == 3
+    again = subprocess.run(["bash", script, "3"], env={**env, "STYLES": "udnie"},
+                           capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "udnie: done (3 steps)" in again.stdout
     # Lightning's max_time counts the training time the checkpoint records: an hour of it
     # must not stop the next command before its first step.
@@ -95,13 +97,17 @@ def test_the_campaign_trains_resumes_and_skips_finished_styles(vgg_weights, styl
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     state["callbacks"]["Timer"]["time_elapsed"]["train"] = 3600.0
     torch.save(state, checkpoint)
-    more = subprocess.run(["bash", script, "5"], env=env, capture_output=True, text=True,
-                          timeout=300)  # a longer schedule resumes from the checkpoint
+    more = subprocess.run(["bash", script, "5"], env={**env, "STYLES": "udnie"},
+                          capture_output=True, text=True, timeout=300)  # resumes
     assert more.returncode == 0, more.stdout + more.stderr
     assert read_metadata(model)["steps"] == 5
     missing = subprocess.run(["bash", script], env={**env, "PHOTOS": str(tmp_path / "none")},
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and "pack_for_gpu.py" in missing.stderr
+    broken = subprocess.run(["bash", script, "3"], env={**env, "STYLES": "no_such_style"},
+                            capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 1 and "1 training(s) failed" in broken.stderr
+    assert "no_such_style" in (tmp_path / "c" / "no_such_style.log").read_text()
 
 
 @pytest.mark.slow  # reads and packs the VGG19 weights
