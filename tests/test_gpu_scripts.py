@@ -73,7 +73,7 @@ def test_a_failed_check_is_reported_with_its_error_and_the_others_still_run(
         assert "--dry-run" in capsys.readouterr().err
 
 
-@pytest.mark.slow  # two training subprocesses
+@pytest.mark.slow  # training subprocesses, two of them side by side
 def test_the_campaign_trains_resumes_and_skips_finished_styles(vgg_weights, style_dir, photos,
                                                                 tmp_path):
     env = {**os.environ, "STYLES": "udnie mosaic", "PARALLEL": "2", "PHOTOS": str(photos),
