@@ -110,9 +110,11 @@ def start_words(train: dict) -> str:
         if init.is_file():
             meta = read_metadata(init)
             recorded = meta.get("training", {})
-            teacher = recorded.get("teacher")
-            how = ("training" if not teacher else f"training towards the `{teacher}` network"
-                   if not recorded.get("styles") else "distillation from each style's network")
+            how = "training"
+            if recorded.get("styles") and recorded.get("teacher"):
+                how = "distillation from each style's network"
+            elif recorded.get("teacher"):
+                how = f"training towards the `{recorded['teacher']}` network"
             words[-1] += (f" ({meta.get('steps', '?')} steps of {how},"
                           f" {meta.get('seconds', 0) / 60:.0f} minutes)")
     return (" " + "; ".join(words).capitalize() + ".") if words else ""
