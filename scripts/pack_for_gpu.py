@@ -35,9 +35,9 @@ from common import EVAL_DIR, TRAIN_DIR, use_shared_data
 from gpu_check import CHECK_PHOTO
 from omegaconf import OmegaConf
 
-from fastnst.data import find_images
 from fastnst.images import ImageError, read_image, resize, write_image
 from fastnst.model_files import FAST_SUFFIX, shipped_models
+from fastnst.training.data import find_images
 from fastnst.vgg import LAYERS, load_state
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from common import TRAIN_DIR, machine, use_shared_data
 
-from fastnst.data import find_images
 from fastnst.images import read_image, resize_long_side
 from fastnst.paintings import load_painting, style_config, style_names
 from fastnst.quality import BALANCE, balanced_style_weight, gatys_yardstick
+from fastnst.training.data import find_images
 
 
 def main() -> None:

@@ -9,7 +9,8 @@ import torch
 from helpers import smooth_image
 from hostile import make_corpus
 
-from fastnst.data import (
+from fastnst.images import write_image
+from fastnst.training.data import (
     DataError,
     PhotoDataModule,
     PhotoFolder,
@@ -17,7 +18,6 @@ from fastnst.data import (
     find_images,
     random_crop,
 )
-from fastnst.images import write_image
 
 
 def _folder(tmp_path, good: int = 6, corrupt: int = 2):

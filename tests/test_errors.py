@@ -47,10 +47,10 @@ def test_a_bug_while_stylizing_keeps_its_traceback_and_the_other_inputs_finish(
         write_image(smooth_image(24, 24), tmp_path / "in" / name)
     real = infer.stylize_file
 
-    def buggy(backend, job, args):
+    def buggy(backend, job, options, overwrite):
         if job.source.name == "b.png":
             raise KeyError("a bug")
-        real(backend, job, args)
+        real(backend, job, options, overwrite)
 
     monkeypatch.setattr(infer, "stylize_file", buggy)
     status = main([str(tmp_path / "in"), "--style", str(model), "-o", str(tmp_path / "out"),
@@ -65,7 +65,7 @@ def test_a_bug_while_stylizing_keeps_its_traceback_and_the_other_inputs_finish(
 def test_a_model_option_out_of_range_is_the_error_itself_not_hydras_wrapper():
     from omegaconf import OmegaConf
 
-    from fastnst.train import instantiate
+    from fastnst.training.run import instantiate
 
     node = OmegaConf.create({"_target_": "fastnst.transformer.TransformerConfig",
                              "channels": 0})

@@ -37,7 +37,7 @@ elif kind == "model":
 else:
     versions = [{"w": torch.randn(4_000_000, generator=g)} for _ in range(2)]
     if kind == "checkpoint":
-        from fastnst.checkpoints import AtomicCheckpointIO
+        from fastnst.training.checkpoints import AtomicCheckpointIO
         def write(v): AtomicCheckpointIO().save_checkpoint(v, dest)
     else:  # "plain": torch.save straight onto the file
         def write(v): torch.save(v, dest)

@@ -20,24 +20,20 @@ from hostile import PicklePayload
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 
-from fastnst.checkpoints import (
-    CheckpointError,
-    check_checkpoint,
-    initial_weights,
-    resume_checkpoint,
-)
 from fastnst.images import write_image
 from fastnst.model_files import load_model, read_metadata
-from fastnst.module import (
+from fastnst.paintings import expand_style_path
+from fastnst.training.checkpoints import CheckpointError, check_checkpoint, resume_checkpoint
+from fastnst.training.module import (
     NonFiniteLossError,
     StyleTask,
     StyleTransferModule,
     lr_factor,
     trainable,
 )
-from fastnst.paintings import expand_style_path
-from fastnst.train import run
-from fastnst.trainer import resolve_precision
+from fastnst.training.run import run
+from fastnst.training.tasks import initial_weights
+from fastnst.training.trainer import resolve_precision
 from fastnst.transformer import TransformerConfig, TransformerNet
 
 
@@ -434,7 +430,7 @@ def test_train_only_rejects_unknown_values():
 def test_fine_tune_a_shipped_style_on_your_own_photos(vgg_weights, style_dir, photos, tmp_path):
     """The README's `python -m fastnst.train style=starry_night init=starry_night
     data.root=MY_PHOTOS`, for two steps: it starts from the shipped weights and moves them."""
-    from fastnst.model_files import find_model
+    from fastnst.styles import find_model
 
     shipped, _ = load_model(find_model("starry_night"))
     overrides = [o for o in _overrides(photos, Path("unused.png"), 2) if not o.startswith(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from fastnst.checkpoints import last_good
+from fastnst.training.checkpoints import last_good
 
 
 class StopRequested(KeyboardInterrupt):

@@ -1,6 +1,5 @@
-"""A training run's checkpoints: written atomically, vetted before they are loaded, and where a
-run starts from (`resume=`: a checkpoint; `init=`: a style model's weights), and the network a
-distillation copies (`teacher=`).
+"""A training run's checkpoints: written atomically, vetted before they are loaded, and the one
+a run resumes from (`resume=`).
 
 Each run keeps its checkpoints in `<run>/checkpoints/` (`step<N>.ckpt` every `checkpoint_every`
 steps, `last.ckpt` the newest). They are training state for `resume=`, not style models.
@@ -15,10 +14,9 @@ from typing import Any
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from fastnst.config_checks import unset
 from fastnst.errors import FastnstError
 from fastnst.files import atomic_path
-from fastnst.transformer import TransformerConfig, TransformerNet
+from fastnst.transformer import TransformerNet
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.ckpt"
@@ -83,33 +81,6 @@ def check_checkpoint(path: Path, net: TransformerNet) -> None:
         problems = f"NaN or inf in {', '.join(bad[:3])}"
     if problems:
         raise CheckpointError(f"{path}: does not fit the configured model= ({problems})")
-
-
-def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, torch.Tensor] | None:
-    """The weights `init=` names (a shipped style or a model file), checked against the
-    configured architecture; None for random weights."""
-    from fastnst.model_files import find_model, load_model
-
-    if unset(init):
-        return None
-    path = find_model(str(init))
-    net, _ = load_model(path)
-    if net.config != config:
-        raise CheckpointError(f"init={init}: {path} is a TransformerNet {net.config}, but model="
-                              f" is {config}; pick an init of the same architecture or change"
-                              " model=")
-    return net.state_dict()
-
-
-def load_teacher(teacher: str | None) -> TransformerNet | None:
-    """The network `teacher=` names (a shipped style or a model file), for distillation; None
-    when unset."""
-    from fastnst.model_files import find_model, load_model
-
-    if unset(teacher):
-        return None
-    net, _ = load_model(find_model(str(teacher)))
-    return net
 
 
 def last_good(last: Path, advice: str) -> str:

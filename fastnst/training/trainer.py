@@ -11,8 +11,8 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.callbacks import StopOnCtrlC
-from fastnst.checkpoints import CHECKPOINTS, LAST, AtomicCheckpointIO
+from fastnst.training.callbacks import StopOnCtrlC
+from fastnst.training.checkpoints import CHECKPOINTS, LAST, AtomicCheckpointIO
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,13 @@
 """What a training run trains: one style, several styles in one multi-style network, or a style
-added to a multi-style model. Builds the StyleTasks (fastnst.module) from the config.
+added to a multi-style model. Builds the StyleTasks (fastnst.training.module) from the config.
 
 - one style: `style=` (its painting and weights), `teacher=` when distilling;
 - `styles=[a, b, ...]` or `styles=all` (every shipped one-style model's style): a multi-style
   network of those styles; each style's weight is its own `conf/style/<name>.yaml` weight times
   `style_factor` (unless the loss has no style term, as in distillation), and when distilling
   each style's teacher is its shipped model;
-- `add_style=true` with `init=` a multi-style model: `style=` becomes one more style of it, and
-  only that style trains (its scales and shifts with `train_only=norm`);
+- `add_style=true` with `init=` a multi-style model: `style=` becomes one more style of it (of
+  its architecture), and only that style trains (its scales and shifts with `train_only=norm`);
 - `train_styles=[a, ...]` with `styles=`: only those styles train (with `train_only=norm` and
   `init=` a multi-style model, the others stay exactly as they were).
 """
@@ -19,23 +19,24 @@ from dataclasses import dataclass, field, replace
 import torch
 from omegaconf import DictConfig, ListConfig
 
-from fastnst.checkpoints import CheckpointError, initial_weights, load_teacher
 from fastnst.config_checks import ConfigError, unset
 from fastnst.images import resize_long_side
 from fastnst.model_files import (
     FAST_SUFFIX,
-    find_model,
     is_multi_style,
+    load_model,
     read_metadata,
     shipped_models,
 )
-from fastnst.module import StyleTask
 from fastnst.paintings import read_painting, style_config
-from fastnst.transformer import TransformerConfig
+from fastnst.styles import model_path
+from fastnst.training.checkpoints import CheckpointError
+from fastnst.training.module import StyleTask
+from fastnst.transformer import TransformerConfig, TransformerNet
 
 
 @dataclass
-class Plan:
+class TrainingPlan:
     """The network to build, its starting weights, its style names (multi-style) and tasks."""
 
     config: TransformerConfig
@@ -44,25 +45,52 @@ class Plan:
     styles: list[str] = field(default_factory=list)
 
 
+def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, torch.Tensor] | None:
+    """The weights `init=` names (a shipped style or a model file), checked against the
+    configured architecture; None for random weights."""
+    if unset(init):
+        return None
+    path = model_path(str(init), "init=")
+    net, _ = load_model(path)
+    if net.config != config:
+        raise CheckpointError(f"init={init}: {path} is a TransformerNet {net.config}, but model="
+                              f" is {config}; pick an init of the same architecture or change"
+                              " model=")
+    return net.state_dict()
+
+
+def load_teacher(teacher: str | None) -> TransformerNet | None:
+    """The network `teacher=` names (a shipped style or a model file), for distillation; None
+    when unset."""
+    if unset(teacher):
+        return None
+    net, _ = load_model(model_path(str(teacher), "teacher="))
+    return net
+
+
 def one_style_models() -> list[str]:
     """The shipped styles with a model of their own (not their fast variants, not multi)."""
     return sorted(name for name, path in shipped_models().items()
                   if not name.endswith(FAST_SUFFIX) and not is_multi_style(path))
 
 
-def network(cfg: DictConfig, config: TransformerConfig) -> tuple[TransformerConfig, list[str]]:
+def network(cfg: DictConfig, config: TransformerConfig, model_given: bool = True
+            ) -> tuple[TransformerConfig, list[str]]:
     """The architecture the run trains (`config` with its style count) and a multi-style
-    network's style names; reads metadata only, so it runs before anything heavy loads."""
+    network's style names; reads metadata only, so it runs before anything heavy loads. With
+    `add_style=true` the architecture is `init=`'s, and `model=` must match it only when
+    `model_given` (set on the command line)."""
     if cfg.add_style:
-        have = _added_to(cfg, config)
-        return replace(config, styles=len(have) + 1), [*have, str(cfg.style.name)]
+        have, theirs = _added_to(cfg, config, model_given)
+        return replace(theirs, styles=len(have) + 1), [*have, str(cfg.style.name)]
     names = _style_names(cfg.styles)
     return (replace(config, styles=len(names)), names) if names else (config, [])
 
 
-def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Plan:
-    """The run's Plan for the architecture and styles `network` gave: the starting weights, the
-    paintings and the teachers, loaded. CheckpointError for an `init=` that does not fit."""
+def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> TrainingPlan:
+    """The run's TrainingPlan for the architecture and styles `network` gave: the starting
+    weights, the paintings and the teachers, loaded. CheckpointError for an `init=` that does
+    not fit."""
     size = cfg.style_size
     distilling = not unset(cfg.teacher)
     if cfg.add_style:
@@ -70,9 +98,9 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Plan:
     if not names:
         painting = resize_long_side(read_painting(cfg.style), size)
         task = StyleTask(painting, teacher=load_teacher(cfg.teacher))
-        return Plan(config, initial_weights(cfg.init, config), [task])
+        return TrainingPlan(config, initial_weights(cfg.init, config), [task])
     if not unset(cfg.init):
-        have = read_metadata(find_model(str(cfg.init))).get("styles", [])
+        have = read_metadata(model_path(str(cfg.init), "init=")).get("styles", [])
         if have != names:
             raise CheckpointError(f"init={cfg.init} has the styles {have}, styles= names {names};"
                                   " the same styles in the same order")
@@ -89,7 +117,7 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Plan:
             resize_long_side(read_painting(style), size),
             style_weight=None if no_style_term else style.style_weight * cfg.style_factor,
             teacher=load_teacher(name) if distilling else None, index=i))
-    return Plan(config, initial_weights(cfg.init, config), tasks, names)
+    return TrainingPlan(config, initial_weights(cfg.init, config), tasks, names)
 
 
 def _style_names(styles: object) -> list[str]:
@@ -105,33 +133,35 @@ def _style_names(styles: object) -> list[str]:
     return [str(s) for s in styles]
 
 
-def _added_to(cfg: DictConfig, config: TransformerConfig) -> list[str]:
-    """`add_style=true`: the styles of the multi-style model `init=`, checked against model=."""
+def _added_to(cfg: DictConfig, config: TransformerConfig, model_given: bool
+              ) -> tuple[list[str], TransformerConfig]:
+    """`add_style=true`: the styles and the architecture of the multi-style model `init=`,
+    checked against model= when it was given."""
     if unset(cfg.init):
         raise ConfigError("add_style=true needs init= a multi-style model to add the style to")
-    meta = read_metadata(find_model(str(cfg.init)))
+    meta = read_metadata(model_path(str(cfg.init), "init="))
     have = meta.get("styles", [])
     if not have:
         raise ConfigError(f"add_style=true: init={cfg.init} is a one-style model")
     if str(cfg.style.name) in have:
         raise ConfigError(f"add_style=true: {cfg.style.name} is already a style of {cfg.init}")
     theirs = TransformerConfig(**{**meta.get("architecture", {}), "styles": 0})
-    if theirs != replace(config, styles=0):
+    if model_given and theirs != replace(config, styles=0):
         raise CheckpointError(f"init={cfg.init} is a TransformerNet {theirs}, but model= is"
-                              f" {config}; pick model= of the same architecture")
-    return have
+                              f" {config}; pick model= of the same architecture, or leave it"
+                              " out")
+    return have, theirs
 
 
-def _added(cfg: DictConfig, config: TransformerConfig, names: list[str], size: int) -> Plan:
+def _added(cfg: DictConfig, config: TransformerConfig, names: list[str], size: int
+           ) -> TrainingPlan:
     """`add_style=true`: the multi-style model `init=` with `style=` as one more style."""
-    from fastnst.model_files import load_model
-
-    net, _ = load_model(find_model(str(cfg.init)))
+    net, _ = load_model(model_path(str(cfg.init), "init="))
     init = {k: torch.cat([v, v.mean(0, keepdim=True)]) if _per_style(k, net) else v
             for k, v in net.state_dict().items()}  # the new style starts at the mean style
     painting = resize_long_side(read_painting(cfg.style), size)
     task = StyleTask(painting, teacher=load_teacher(cfg.teacher), index=len(names) - 1)
-    return Plan(config, init, [task], names)
+    return TrainingPlan(config, init, [task], names)
 
 
 def _per_style(key: str, net: torch.nn.Module) -> bool:
