@@ -195,11 +195,12 @@ def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
 def main(argv: Sequence[str] | None = None) -> int:
     """`fastnst-export`: a style model to a verified ONNX file."""
     prepare_console()
-    from fastnst.model_files import find_model
+    from fastnst.styles import model_path
 
     parser = argparse.ArgumentParser(prog="fastnst-export", description=__doc__.splitlines()[0])
     parser.add_argument("--style", required=True,
-                        help="a shipped style name or a .safetensors model file")
+                        help="a shipped style name or a .safetensors model file (a"
+                             " multi-style model is exported whole, its mix an input)")
     parser.add_argument("-o", "--output", type=Path,
                         help="the .onnx file, or a folder for <style>.onnx (default: here)")
     parser.add_argument("--fp16", action="store_true", help="float16 weights and arithmetic")
@@ -207,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"ONNX opset version, {OPSETS[0]}-{OPSETS[1]}")
     args = parser.parse_args(argv)
     try:
-        net, meta = load_model(find_model(args.style))
+        net, meta = load_model(model_path(args.style, "--style"))
         output = args.output or Path.cwd()
         if output.is_dir():
             output = output / f"{meta['style']}.onnx"  # a style_label: no path in it

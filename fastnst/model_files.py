@@ -23,7 +23,6 @@ from safetensors.torch import load_file, save_file
 from fastnst.console import shown
 from fastnst.errors import FastnstError, UsageError
 from fastnst.files import atomic_path
-from fastnst.images import IMAGE_SUFFIXES
 from fastnst.transformer import MAX_STYLES, TransformerConfig, TransformerNet
 
 MODEL_FORMAT = "fastnst-transformer-v1"
@@ -205,44 +204,5 @@ def is_multi_style(path: str | os.PathLike[str]) -> bool:
 FAST_SUFFIX = "-fast"  # `<style>-fast`: the style's fast network (python -m fastnst.distill)
 
 
-def fast_variant(spec: str) -> str:
-    """The name of the fast network of the shipped style `spec` (`<spec>-fast`). A model file,
-    or a name that is already fast, is returned as it is. Raises UnknownStyleError when the style
-    has no shipped fast network."""
-    from fastnst.style_mix import MULTI_MODEL, looks_like_mix
-
-    if spec.endswith(FAST_SUFFIX) or Path(spec).suffix.lower() in MODEL_SUFFIXES \
-            or os.sep in spec or looks_like_mix(spec) or spec == MULTI_MODEL:
-        return spec  # a mix runs the multi-style model, which is a fast network
-    if spec + FAST_SUFFIX not in shipped_models():
-        raise UnknownStyleError(spec, f"no fast network ships for this style; make one with"
-                                      f" `python -m fastnst.distill style={spec}`")
-    return spec + FAST_SUFFIX
-
-
 class UnknownStyleError(UsageError, ModelFileError):
     """A style name that is neither shipped nor a model file: a usage error (exit status 2)."""
-
-
-def find_model(spec: str, suffix: str = ".safetensors") -> Path:
-    """`spec` is a model file path, or the name of a shipped style (its `suffix` file)."""
-    path = Path(spec).expanduser()
-    if path.suffix.lower() in IMAGE_SUFFIXES:  # a painting given where a model goes
-        raise UnknownStyleError(spec, "a picture, not a style model: train a model for this"
-                                      f" painting with `python -m fastnst.train style={spec}`,"
-                                      " or stylize with it directly (slow, one photo at a time):"
-                                      f" `python -m fastnst.gatys content=PHOTO style={spec}`")
-    if path.suffix.lower() in MODEL_SUFFIXES or path.is_file() or os.sep in spec:
-        if not path.is_file():
-            raise ModelFileError(path, "no such file")
-        return path
-    shipped = shipped_models(suffix)
-    if spec not in shipped:
-        import difflib
-
-        names = ", ".join(sorted(shipped)) or "none yet"
-        close = difflib.get_close_matches(spec, list(shipped), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise UnknownStyleError(spec, f"unknown style; {hint}shipped styles: {names}; or give"
-                                      f" a {' or '.join(MODEL_SUFFIXES)} file")
-    return shipped[spec]

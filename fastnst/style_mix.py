@@ -8,10 +8,8 @@ is that style. The shipped multi-style model is `MULTI_MODEL`; `--multi FILE` na
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -24,14 +22,6 @@ _PART = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*(?::\s*([^,:]+?))?\s*$")
 
 class MixError(UsageError):
     """A style mix that cannot be used (unknown style, bad weight); the message says which."""
-
-
-def looks_like_mix(spec: str) -> bool:
-    """True when `spec` is written as a mix (`name:weight` or a comma list), not a file or a
-    single name."""
-    if os.sep in spec or Path(spec).suffix.lower() in (".safetensors", ".onnx"):
-        return False
-    return "," in spec or ":" in spec
 
 
 def parse_mix(spec: str) -> list[tuple[str, float]]:

@@ -21,19 +21,11 @@ from torch import nn
 
 from fastnst.color import keep_colors
 from fastnst.console import shown
-from fastnst.device import resolve_device
 from fastnst.errors import FastnstError
 from fastnst.images import from_bgr, resize_long_side, to_rgb_array
-from fastnst.model_files import MODEL_FORMAT, ModelFileError, find_model, load_model, style_label
-from fastnst.style_mix import (
-    MULTI_MODEL,
-    STYLE_INPUT,
-    MixError,
-    looks_like_mix,
-    mix_label,
-    mix_vector,
-    parse_mix,
-)
+from fastnst.model_files import MODEL_FORMAT, ModelFileError, style_label
+from fastnst.style_mix import STYLE_INPUT, MixError, mix_label, mix_vector
+from fastnst.stylize_options import DEFAULTS, StylizeOptions
 from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet, pad_to_min_side
 
 BACKENDS = ("torch", "onnx")
@@ -254,85 +246,6 @@ class OnnxBackend(_Mixable):
         return cv2.convertScaleAbs(rgb, alpha=255.0)  # rounds and saturates to uint8
 
 
-def load_backend(style: str, backend: str = "torch", device: str = "auto",
-                 half: bool = False, multi: str | None = None) -> Backend:
-    """A style -> a ready backend. `style`: a shipped style name, a `.safetensors` or an
-    `.onnx` file, or a mix of the styles of a multi-style model (`a:0.6,b:0.4`; style_mix).
-
-    A mix, and a name that ships no model of its own, run the multi-style model `multi` (a
-    shipped name or a file; default: the shipped one). An `.onnx` file always runs on ONNX
-    Runtime; a shipped name or a `.safetensors` file with `backend="onnx"` runs its ONNX
-    export, made on first use and cached (export.cached_onnx). A multi-style model is loaded
-    once per process: the backends of its styles and mixes share it.
-    """
-    from fastnst.model_files import shipped_models
-
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
-    dev = resolve_device(device)
-    is_file = Path(style).suffix.lower() in (".safetensors", ".onnx") or os.sep in style
-    if looks_like_mix(style) or (not is_file and multi is not None) or (
-            not is_file and style not in shipped_models() and _multi_has(style, multi)):
-        model = _loaded(multi or MULTI_MODEL, backend, dev, half)
-        return model.mixed(parse_mix(style))  # type: ignore[attr-defined]
-    model = _loaded(style, backend, dev, half)
-    if model.styles:  # type: ignore[attr-defined]
-        raise MixError(f"{style}: a multi-style model of {', '.join(model.styles)}; name a style"
-                       " or a mix of them, e.g. --style a:0.6,b:0.4 with --multi for this file")
-    return model
-
-
-def model_styles(spec: str, backend: str = "torch", device: str = "auto", half: bool = False
-                 ) -> list[str]:
-    """The styles of the multi-style model `spec` (a shipped name or a file); [] for a
-    one-style model."""
-    return list(_loaded(spec, backend, resolve_device(device), half).styles)  # type: ignore
-
-
-def _multi_has(style: str, multi: str | None) -> bool:
-    """Whether the multi-style model `multi` (default: the shipped one, if any) has `style`."""
-    from fastnst.model_files import read_metadata, shipped_models
-
-    if multi is None and MULTI_MODEL not in shipped_models():
-        return False
-    try:
-        path = find_model(multi or MULTI_MODEL, suffix=".onnx" if str(multi).endswith(".onnx")
-                          else ".safetensors")
-        if path.suffix == ".onnx":
-            return False  # the ONNX metadata is read when it loads
-        return style in read_metadata(path).get("styles", [])
-    except ModelFileError:
-        return False
-
-
-_LOADED: dict[tuple, Backend] = {}  # multi-style models, loaded once: their mixes share them
-
-
-def _loaded(spec: str, backend: str, device: torch.device, half: bool) -> Backend:
-    """The model `spec` (a shipped name or a file) on `backend`; a multi-style model is loaded
-    once per process (its backends for different mixes are views of it)."""
-    from fastnst.export import cached_onnx
-
-    if spec.lower().endswith(".onnx"):
-        path, kind = find_model(spec, suffix=".onnx"), "onnx"
-    else:
-        path, kind = find_model(spec), backend
-    key = (str(path.resolve()), path.stat().st_mtime_ns, kind, str(device), half)
-    if key in _LOADED:
-        return _LOADED[key]
-    model: OnnxBackend | TorchBackend
-    if kind == "onnx":
-        model = OnnxBackend(path if path.suffix.lower() == ".onnx" else cached_onnx(path), device)
-    else:
-        net, meta = load_model(path)
-        model = TorchBackend(net, meta["style"], device, half=half,  # a style_label
-                             styles=meta.get("styles", ()))
-        model.source = os.fsdecode(path)
-    if model.styles:
-        _LOADED[key] = model
-    return model
-
-
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
     """1-D blending weights: rising over `overlap` pixels where a tile has a neighbour."""
     w = torch.ones(length)
@@ -412,20 +325,13 @@ def run_tiled(backend: Backend, image: torch.Tensor, tile: int, overlap: int) ->
     return out / weight
 
 
-def stylize(backend: Backend, image: torch.Tensor, *, tile: int = 0, overlap: int = 64,
-            stats_size: int = 1024, preserve_color: bool = False, strength: float = 1.0
-            ) -> torch.Tensor:
-    """Stylize `image` `(1, 3, H, W)` in [0, 1].
-
-    tile: if > 0 and the image is larger, run in tiles of this many pixels a side; overlap:
-    pixels shared by neighbouring tiles (blended); stats_size: with the PyTorch backend, tiles
-    are normalised with statistics of the whole image shrunk to this long side (pixels);
-    preserve_color: keep the photo's colours and take only luminance from the result;
-    strength: 0..1, blend of the result over the photo.
-    """
-    if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be in [0, 1], not {strength}")
+def stylize(backend: Backend, image: torch.Tensor, options: StylizeOptions = DEFAULTS, *,
+            stats_size: int = 1024) -> torch.Tensor:
+    """Stylize `image` `(1, 3, H, W)` in [0, 1] as `options` say (fastnst.stylize_options:
+    tiles, colour, strength; `max_size` is the reader's). With the PyTorch backend, tiles are
+    normalised with statistics of the whole image shrunk to `stats_size` pixels a side."""
     image = image.float()
+    tile, overlap = options.tile, options.overlap
     if tile and max(image.shape[-2:]) > tile:
         if isinstance(backend, TorchBackend):
             # Statistics from the whole image, shrunk to at most stats_size pixels a side.
@@ -443,20 +349,20 @@ def stylize(backend: Backend, image: torch.Tensor, *, tile: int = 0, overlap: in
     if not out.isfinite().all():
         raise BadResultError(f"style {backend.style} gave NaN or inf for this image; nothing"
                              " written")
-    if preserve_color:
+    if options.preserve_color:
         out = keep_colors(image, out)
-    if strength < 1.0:
-        out = strength * out + (1.0 - strength) * image
+    if options.strength < 1.0:
+        out = options.strength * out + (1.0 - options.strength) * image
     return out.clamp(0.0, 1.0)
 
 
-def stylize_frame(backend: Backend, bgr: np.ndarray, *, preserve_color: bool = False,
-                  strength: float = 1.0) -> np.ndarray:
+def stylize_frame(backend: Backend, bgr: np.ndarray, options: StylizeOptions = DEFAULTS
+                  ) -> np.ndarray:
     """A camera or video frame `(H, W, 3)` BGR uint8 -> the stylized frame `(H, W, 3)` RGB
-    uint8; the options are `stylize`'s. An ONNX Runtime model with the default options takes
-    OnnxBackend.run_frame, without torch (faster on small CPUs)."""
-    if (isinstance(backend, OnnxBackend) and not preserve_color and strength == 1.0
-            and min(bgr.shape[:2]) >= NETWORK_MIN_SIDE):
+    uint8, as `stylize` does it. An ONNX Runtime model with the default colour and strength
+    takes OnnxBackend.run_frame, without torch (faster on small CPUs)."""
+    if (isinstance(backend, OnnxBackend) and not options.preserve_color
+            and options.strength == 1.0 and min(bgr.shape[:2]) >= NETWORK_MIN_SIDE
+            and not (options.tile and max(bgr.shape[:2]) > options.tile)):
         return backend.run_frame(bgr)
-    return to_rgb_array(stylize(backend, from_bgr(bgr), preserve_color=preserve_color,
-                                strength=strength))
+    return to_rgb_array(stylize(backend, from_bgr(bgr), options))

@@ -42,13 +42,26 @@ class WebError(FastnstError, RuntimeError):
 
 
 def offered_models(specs: Sequence[str] = ()) -> dict[str, Path]:
-    """`{name: model file}` the page offers: `specs` (shipped names or files), else every
-    shipped fast network and the shipped multi-style model."""
-    from fastnst.model_files import FAST_SUFFIX, find_model, shipped_models, style_label
+    """`{name: model file}` the page offers: `specs` (resolved as `--style` is:
+    fastnst.styles), else every shipped fast network and the shipped multi-style model. A
+    style of a multi-style model offers that model, whose styles the page lists and blends; a
+    blend or a painting is a one-line UsageError (the page blends with its slider)."""
+    from fastnst.errors import UsageError
+    from fastnst.model_files import FAST_SUFFIX, shipped_models, style_label
     from fastnst.style_mix import MULTI_MODEL
+    from fastnst.styles import Blend, Painting, resolve_style
 
     if specs:
-        return {style_label(Path(s).stem): find_model(s) for s in specs}
+        offered = {}
+        for spec in specs:
+            choice = resolve_style(spec)
+            if isinstance(choice, (Blend, Painting)):
+                kind = "a blend" if isinstance(choice, Blend) else "a painting"
+                raise UsageError(f"--style {spec}: {kind}; the page offers models (it blends the"
+                                 f" styles of a multi-style model with its slider: --style"
+                                 f" {MULTI_MODEL})")
+            offered[style_label(choice.path.stem)] = choice.path
+        return offered
     shipped = shipped_models()
     return {name: path for name, path in sorted(shipped.items())
             if name.endswith(FAST_SUFFIX) or name == MULTI_MODEL}

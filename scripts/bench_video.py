@@ -32,7 +32,8 @@ import torch
 from common import EVAL_DIR, caption, machine, use_shared_data
 
 from fastnst.images import from_rgb_array, grid, write_image
-from fastnst.stylizer import load_backend, stylize_frame
+from fastnst.styles import load_style
+from fastnst.stylizer import stylize_frame
 from fastnst.temporal import FlickerFilter, FlowSmoother, warp
 
 H, W = 480, 640
@@ -114,7 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     use_shared_data()
     torch.set_num_threads(1)  # the loop's own work; ONNX Runtime has its threads
-    backend = load_backend(args.model, "onnx")
+    backend = load_style(args.model, "onnx")
     methods: dict[str, Callable[[], object]] = {
         "none": lambda: None, "simple": lambda: FlickerFilter(args.smooth),
         "flow": lambda: FlowSmoother(args.smooth), "flow 160": lambda: FlowSmoother(

@@ -23,9 +23,10 @@ from common import EVAL_DIR, caption, machine, use_shared_data
 from omegaconf import OmegaConf
 
 from fastnst.images import grid, read_image, resize_long_side, write_image
-from fastnst.model_files import FAST_SUFFIX, find_model, load_model, shipped_models
+from fastnst.model_files import FAST_SUFFIX, load_model, shipped_models
 from fastnst.paintings import read_painting
 from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
+from fastnst.styles import find_model
 
 STRUCTURE_MARGIN = 0.05  # the fast network's structure may be at most this much below
 STYLE_MARGIN = 1.25  # and its style loss at most this factor above the teacher's

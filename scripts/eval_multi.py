@@ -22,10 +22,11 @@ from common import EVAL_DIR, caption, machine, use_shared_data
 from eval_fast import STRUCTURE_MARGIN, STYLE_MARGIN
 
 from fastnst.images import grid, read_image, resize_long_side, write_image
-from fastnst.model_files import FAST_SUFFIX, find_model, load_model
+from fastnst.model_files import FAST_SUFFIX, load_model
 from fastnst.paintings import read_painting, style_config
 from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
 from fastnst.style_mix import MULTI_MODEL
+from fastnst.styles import find_model
 
 
 def within(ours: Scores, theirs: Scores) -> bool:

@@ -25,7 +25,8 @@ from fastnst.baseline import stylize as gatys
 from fastnst.images import grid, read_image, resize_long_side, write_image
 from fastnst.model_files import FAST_SUFFIX, is_multi_style, read_metadata, shipped_models
 from fastnst.paintings import load_painting
-from fastnst.stylizer import load_backend, stylize
+from fastnst.styles import load_style
+from fastnst.stylizer import stylize
 
 
 def main() -> None:
@@ -51,13 +52,13 @@ def main() -> None:
     photos = [resize_long_side(read_image(args.eval_dir / n), args.size) for n in args.photos]
     columns: list[list[torch.Tensor]] = []
     for model in models:
-        backend = load_backend(str(model), device="cpu")
+        backend = load_style(str(model), device="cpu")
         start = time.perf_counter()
         outs = [stylize(backend, p) for p in photos]
         seconds = (time.perf_counter() - start) / len(photos)
         print(f"{backend.style}: {seconds:.2f} s a photo")
         columns.append([caption(f"{backend.style}, {seconds:.1f} s", args.size), *outs])
-    style = load_backend(str(models[0]), device="cpu").style
+    style = load_style(str(models[0]), device="cpu").style
     result = gatys(
         photos[0],
         [load_painting(style, max_size=args.size)],

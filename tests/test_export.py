@@ -46,7 +46,8 @@ def test_export_matches_pytorch_at_full_hd_and_odd_sizes(model, tmp_path):
 
 @pytest.mark.slow  # seconds of export and verification
 def test_the_fast_design_exports_verified_and_loads_as_an_untrusted_file(tmp_path):
-    from fastnst.stylizer import load_backend, stylize
+    from fastnst.styles import load_style
+    from fastnst.stylizer import stylize
 
     fast = tiny_model(tmp_path / "quick.safetensors", channels=12, blocks=2, design="fast")
     net, _ = load_model(fast)
@@ -58,8 +59,8 @@ def test_the_fast_design_exports_verified_and_loads_as_an_untrusted_file(tmp_pat
     # One reflection pad around the image (EDGE_PAD); the convs pad inside themselves.
     assert [[a.s for a in n.attribute if a.name == "mode"] for n in pads] == [[b"reflect"]]
     photo = smooth_image(45, 61)
-    a = stylize(load_backend(str(tmp_path / "quick.onnx")), photo)  # passes the graph checks
-    b = stylize(load_backend(str(fast)), photo)
+    a = stylize(load_style(str(tmp_path / "quick.onnx")), photo)  # passes the graph checks
+    b = stylize(load_style(str(fast)), photo)
     assert (a - b).abs().max() <= 1e-3
 
 

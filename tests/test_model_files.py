@@ -171,20 +171,20 @@ def test_a_model_file_that_does_not_fit_is_a_clear_error(case, tmp_path, capsys)
 
 
 def test_shipped_style_names_resolve_to_their_files(tmp_path, monkeypatch):
-    from fastnst import model_files
+    from fastnst import model_files, styles
 
     model = save_model(TransformerNet(TransformerConfig(channels=8, blocks=1)),
                        tmp_path / "ink.safetensors", "ink")
     monkeypatch.setattr(model_files, "shipped_models", lambda suffix=".safetensors": {"ink": model})
-    assert model_files.find_model("ink") == model
-    assert model_files.find_model(str(model)) == model  # a path is taken as it is
+    assert styles.find_model("ink") == model
+    assert styles.find_model(str(model)) == model  # a path is taken as it is
     with pytest.raises(ModelFileError, match="shipped styles: ink"):
-        model_files.find_model("oil")
+        styles.find_model("oil")
     # A folder named like the style where the command runs (a run folder `ink/`) is no model.
     monkeypatch.chdir(tmp_path)
     (tmp_path / "ink").mkdir()
-    assert model_files.find_model("ink") == model
+    assert styles.find_model("ink") == model
     # The fast variant of a style is `<style>-fast`, when one ships.
-    assert model_files.fast_variant(str(model)) == str(model)
+    assert styles.fast_variant(str(model)) == str(model)
     with pytest.raises(ModelFileError, match=r"python -m fastnst\.distill style=ink"):
-        model_files.fast_variant("ink")
+        styles.fast_variant("ink")

@@ -10,7 +10,9 @@ from helpers import ctrl_c_default, smooth_image, tiny_model
 from fastnst.color import rgb_to_yiq
 from fastnst.export import export_onnx
 from fastnst.model_files import ModelFileError, load_model
-from fastnst.stylizer import BadResultError, load_backend, run_tiled, stylize, stylize_frame
+from fastnst.styles import MultiStyle, load_style, resolve_style
+from fastnst.stylize_options import StylizeOptions
+from fastnst.stylizer import BadResultError, run_tiled, stylize, stylize_frame
 
 
 @pytest.fixture
@@ -30,23 +32,23 @@ class Pointwise:
 def test_onnx_and_torch_backends_agree(model, tmp_path):
     export_onnx(load_model(model)[0], tmp_path / "tiny.onnx", "tiny", verify_sizes=[(32, 32)])
     photo = smooth_image(45, 61)
-    a = stylize(load_backend(str(model)), photo)
-    b = stylize(load_backend(str(tmp_path / "tiny.onnx")), photo)
+    a = stylize(load_style(str(model)), photo)
+    b = stylize(load_style(str(tmp_path / "tiny.onnx")), photo)
     assert a.shape == b.shape == photo.shape
     assert (a - b).abs().max() <= 1e-3
     with pytest.warns(UserWarning, match="tiles are normalised separately"):
-        stylize(load_backend(str(tmp_path / "tiny.onnx")), photo, tile=32, overlap=8)
+        stylize(load_style(str(tmp_path / "tiny.onnx")), photo, StylizeOptions(tile=32, overlap=8))
     # Tiny images work on both (the ONNX graph needs 5 px a side: padded outside it).
     tiny = smooth_image(3, 2)
-    torch.testing.assert_close(stylize(load_backend(str(tmp_path / "tiny.onnx")), tiny),
-                               stylize(load_backend(str(model)), tiny), atol=1e-3, rtol=0)
+    torch.testing.assert_close(stylize(load_style(str(tmp_path / "tiny.onnx")), tiny),
+                               stylize(load_style(str(model)), tiny), atol=1e-3, rtol=0)
 
 
 def test_frames_take_the_numpy_path_on_onnx_and_match_the_tensor_path(model, tmp_path):
     from fastnst.images import from_bgr, shrink_frame, to_rgb_array
 
     export_onnx(load_model(model)[0], tmp_path / "tiny.onnx", "tiny", verify_sizes=[(32, 32)])
-    onnx, torch_backend = load_backend(str(tmp_path / "tiny.onnx")), load_backend(str(model))
+    onnx, torch_backend = load_style(str(tmp_path / "tiny.onnx")), load_style(str(model))
     bgr = np.ascontiguousarray(to_rgb_array(smooth_image(45, 61))[..., ::-1])
     fast = stylize_frame(onnx, bgr)
     assert fast.shape == (45, 61, 3) and fast.dtype == np.uint8
@@ -55,7 +57,7 @@ def test_frames_take_the_numpy_path_on_onnx_and_match_the_tensor_path(model, tmp
     assert np.abs(stylize_frame(torch_backend, bgr).astype(int) - reference).max() <= 1
     assert np.abs(fast.astype(int) - bgr[..., ::-1]).mean() > 5  # stylized, not the frame
     # Options the numpy path lacks take the tensor path, on either backend.
-    kept = stylize_frame(onnx, bgr, strength=0.0)
+    kept = stylize_frame(onnx, bgr, StylizeOptions(strength=0.0))
     assert np.abs(kept.astype(int) - bgr[..., ::-1]).max() <= 1
     # Shrinking keeps the aspect ratio; a frame within the size is the same object.
     assert shrink_frame(bgr, 30).shape == (22, 30, 3) and shrink_frame(bgr, 61) is bgr
@@ -75,10 +77,10 @@ def test_tiled_and_whole_outputs_differ_little_and_show_no_seams(model):
     # in 512-px tiles: 0.0009 (0.10). The limit 0.02 is 5 levels of 255.
     # A seam would show as a jump along the tile borders: the change from one pixel column to
     # the next is no larger there than elsewhere.
-    backend = load_backend(str(model))
+    backend = load_style(str(model))
     photo = smooth_image(300, 400)
     whole = stylize(backend, photo)
-    tiled = stylize(backend, photo, tile=128, overlap=32)
+    tiled = stylize(backend, photo, StylizeOptions(tile=128, overlap=32))
     assert (whole - tiled).abs().mean() < 0.02
     step = (tiled[..., :, 1:] - tiled[..., :, :-1]).abs().mean(dim=(0, 1, 2))  # per column
     borders = [96, 128, 192, 224, 288, 320]  # where tiles start and end (tile 128, step 96)
@@ -86,17 +88,19 @@ def test_tiled_and_whole_outputs_differ_little_and_show_no_seams(model):
 
 
 def test_preserve_color_keeps_the_photo_chroma_and_strength_blends(model):
-    backend = load_backend(str(model))
+    backend = load_style(str(model))
     photo = smooth_image(40, 56)
-    kept, plain = stylize(backend, photo, preserve_color=True), stylize(backend, photo)
+    kept = stylize(backend, photo, StylizeOptions(preserve_color=True))
+    plain = stylize(backend, photo)
     chroma = rgb_to_yiq(photo)[:, 1:]
     assert (rgb_to_yiq(kept)[:, 1:] - chroma).abs().mean() < 0.01  # up to clamping
     assert (rgb_to_yiq(plain)[:, 1:] - chroma).abs().mean() > 0.03
-    torch.testing.assert_close(stylize(backend, photo, strength=0.0), photo)
+    torch.testing.assert_close(stylize(backend, photo, StylizeOptions(strength=0.0)), photo)
     full = stylize(backend, photo)
-    torch.testing.assert_close(stylize(backend, photo, strength=0.5), (full + photo) / 2)
+    torch.testing.assert_close(stylize(backend, photo, StylizeOptions(strength=0.5)),
+                               (full + photo) / 2)
     with pytest.raises(ValueError, match="strength"):
-        stylize(backend, photo, strength=1.5)
+        stylize(backend, photo, StylizeOptions(strength=1.5))
 
 
 @pytest.mark.slow  # a subprocess, or seconds of work
@@ -104,16 +108,16 @@ def test_onnx_backend_of_a_model_file_exports_once_and_caches_by_content(model, 
     from fastnst.download import cache_dir
 
     photo = smooth_image(24, 32)
-    first = stylize(load_backend(str(model), backend="onnx"), photo)
+    first = stylize(load_style(str(model), backend="onnx"), photo)
     cached = list((cache_dir() / "onnx").iterdir())
     assert len(cached) == 1 and cached[0].suffix == ".onnx"
     stamp = cached[0].stat().st_mtime_ns
-    torch.testing.assert_close(first, stylize(load_backend(str(model)), photo), atol=1e-4,
+    torch.testing.assert_close(first, stylize(load_style(str(model)), photo), atol=1e-4,
                                rtol=0)
-    load_backend(str(model), backend="onnx")
+    load_style(str(model), backend="onnx")
     assert cached[0].stat().st_mtime_ns == stamp  # reused, not exported again
     tiny_model(model, seed=1)  # other weights in the same file: a new export
-    load_backend(str(model), backend="onnx")
+    load_style(str(model), backend="onnx")
     assert len(list((cache_dir() / "onnx").iterdir())) == 2
 
 
@@ -121,7 +125,7 @@ def test_non_model_onnx_file_is_a_clear_error(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(ModelFileError, match=r"bad\.onnx: not a loadable ONNX model"):
-        load_backend(str(bad))
+        load_style(str(bad))
 
 
 def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W"), initializers=(),
@@ -175,7 +179,7 @@ def test_onnx_models_are_checked_before_use(model, tmp_path, capsys):
     photo = write_image(smooth_image(16, 16), tmp_path / "photo.png")
     for path, message in cases.items():
         with pytest.raises(ModelFileError, match=f"^{path}: {message}") as error:
-            load_backend(str(path))
+            load_style(str(path))
         capsys.readouterr()
         assert infer.main([str(photo), "--style", str(path), "-o", str(tmp_path / "out")]) == 1
         assert capsys.readouterr().err.splitlines() == [f"fastnst-infer: error: {error.value}"]
@@ -252,7 +256,7 @@ def test_onnx_graphs_that_could_hang_or_read_other_files_are_refused_unrun(tmp_p
     for path, message in cases.items():
         start = time.perf_counter()
         with pytest.raises(ModelFileError, match=f"^{path}: {message}"):
-            load_backend(str(path))
+            load_style(str(path))
         assert time.perf_counter() - start < 5
 
 
@@ -271,7 +275,7 @@ def test_exports_at_every_opset_run_under_the_operator_allowlist(model, tmp_path
     path = tmp_path / "m.onnx"
     export_onnx(load_model(model)[0], path, "tiny", opset=opset, fp16=fp16,
                 verify_sizes=[(16, 16)])
-    assert stylize(load_backend(str(path)), smooth_image(20, 24)).shape == (1, 3, 20, 24)
+    assert stylize(load_style(str(path)), smooth_image(20, 24)).shape == (1, 3, 20, 24)
 
 
 def test_a_slow_onnx_probe_is_cut_off(tmp_path, monkeypatch):
@@ -285,7 +289,7 @@ def test_a_slow_onnx_probe_is_cut_off(tmp_path, monkeypatch):
     start = time.perf_counter()
     with pytest.raises(ModelFileError, match=r"slow\.onnx: its run on a 32x24 test image did not"
                                              r" finish within 0\.3 s; refused"):
-        load_backend(str(slow))
+        load_style(str(slow))
     assert time.perf_counter() - start < 3
 
 
@@ -341,9 +345,9 @@ def test_every_result_is_checked_at_run_time_not_only_the_probe(tmp_path, capsys
     # Camera frames (the numpy path) are checked the same way.
     frame = np.full((16, 20, 3), 128, np.uint8)
     with pytest.raises(BadResultError, match="NaN or inf"):
-        stylize_frame(load_backend(str(flat_nan)), frame)
+        stylize_frame(load_style(str(flat_nan)), frame)
     with pytest.raises(BadResultError, match="result for"):
-        stylize_frame(load_backend(str(fixed)), frame)
+        stylize_frame(load_style(str(fixed)), frame)
 
 
 def test_a_multi_style_model_blends_in_torch_and_onnx_alike(tmp_path):
@@ -369,24 +373,28 @@ def test_a_multi_style_model_blends_in_torch_and_onnx_alike(tmp_path):
         with torch.no_grad():
             expected = net(photo, torch.tensor(mix))
         for backend in ("torch", "onnx"):
-            got = stylize(load_backend(spec, backend, multi=str(multi)), photo)
+            got = stylize(load_style(spec, backend, multi=str(multi)), photo)
             assert (got - expected).abs().max() <= 1e-3, (spec, backend)
-        got = stylize(load_backend(spec, multi=str(tmp_path / "multi.onnx")), photo)
+        got = stylize(load_style(spec, multi=str(tmp_path / "multi.onnx")), photo)
         assert (got - expected).abs().max() <= 1e-3, (spec, "the .onnx file")
-    blend = load_backend("a:0.6,c:0.4", multi=str(multi))
+    blend = load_style("a:0.6,c:0.4", multi=str(multi))
     assert blend.style == "a60-c40"
-    assert load_backend("b", multi=str(multi)).style == "b"
+    assert load_style("b", multi=str(multi)).style == "b"
     # A blend of two views steps between them; the views share the loaded model.
-    a, c = load_backend("a", multi=str(multi)), load_backend("c", multi=str(multi))
+    a, c = load_style("a", multi=str(multi)), load_style("c", multi=str(multi))
     assert a.net is c.net
     np.testing.assert_allclose(a.blended(c, 0.4).mix, [0.6, 0, 0.4], atol=1e-6)
     with pytest.raises(MixError, match=r"d: not a style of the multi-style model .*multi"
                                        r"\.safetensors; it has a, b, c"):
-        load_backend("a:0.5,d:0.5", multi=str(multi))
-    with pytest.raises(MixError, match="name a style or a mix"):
-        load_backend(str(multi))
+        load_style("a:0.5,d:0.5", multi=str(multi))
+    # A multi-style model given alone is its newest style (the last added), file or .onnx.
+    for alone in (multi, tmp_path / "multi.onnx"):
+        newest = load_style(str(alone))
+        assert newest.style == "c" and newest.mix.tolist() == [0, 0, 1], alone
+        choice = resolve_style(str(alone))
+        assert isinstance(choice, MultiStyle) and choice.implied
     with pytest.raises(MixError, match="has no styles to mix"):
-        load_backend("x:1", multi=str(tiny_model(tmp_path / "one.safetensors")))
+        load_style("x:1", multi=str(tiny_model(tmp_path / "one.safetensors")))
 
 
 @pytest.mark.parametrize(("spec", "message"), [

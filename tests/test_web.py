@@ -17,7 +17,7 @@ from helpers import smooth_image, tiny_model
 from PIL import Image
 
 from fastnst.images import from_rgb_array, write_image
-from fastnst.model_files import find_model
+from fastnst.styles import find_model
 from fastnst.web import ORT_DIST, ORT_FILES, Site, WebError, offered_models, serve
 
 

@@ -219,6 +219,12 @@ async function main() {
     for (const s of m.styles) $("style-b").add(new Option(s, s));
   }
   if (!state.models.length) return say("No models to show.", "error");
+  // A multi-style model offered alone starts on its newest style, as `--style FILE` does.
+  const [only] = state.models;
+  if (state.models.length === 1 && only.styles.length) {
+    $("style").value = `multi:${only.styles[only.styles.length - 1]}`;
+    $("blend-controls").hidden = false;
+  }
   $("style").addEventListener("change", () => {
     $("blend-controls").hidden = !$("style").value.startsWith("multi:");
     stylizePhoto();
