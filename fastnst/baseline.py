@@ -15,10 +15,10 @@ from typing import Any
 import torch
 
 from fastnst.color import keep_colors, luminance, match_luminance
-from fastnst.config_checks import WEIGHT_BOUNDS, Bound, check_options, option
+from fastnst.config_checks import Bound, bounds_of, check_options, option
 from fastnst.errors import FastnstError
 from fastnst.images import resize, resize_long_side
-from fastnst.losses import PerceptualLoss
+from fastnst.losses import LossOptions, PerceptualLoss, StyleWeights
 from fastnst.vgg import VGG_MIN_SIDE
 
 OPTIMIZERS = ("lbfgs", "adam")
@@ -75,10 +75,8 @@ class GatysConfig(GatysOptions):
 
 
 # Every numeric option of the command line and its range (checked where it starts).
-GATYS_BOUNDS: dict[str, Bound] = {
-    **WEIGHT_BOUNDS,
-    **{f.name: f.metadata["bound"] for f in fields(GatysConfig) if f.metadata.get("bound")},
-}
+GATYS_BOUNDS: dict[str, Bound] = {**bounds_of(StyleWeights, "style."),
+                                   **bounds_of(LossOptions, "loss."), **bounds_of(GatysConfig)}
 
 
 class DivergedError(FastnstError, RuntimeError):

@@ -1,5 +1,7 @@
-"""The bounds of every numeric option, checked where a command starts: a value out of range is
-one line naming the option, before anything is loaded or written."""
+"""How every option is declared and checked: a dataclass field made by `option` (default, help,
+`Bound` or choices). The stylize options (and their command-line flags, `add_options`), the
+Gatys baseline's and training's are declared so. Values are checked where a command starts: a
+value out of range is one line naming the option, before anything is loaded or written."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from fastnst.errors import UsageError
-from fastnst.vgg import VGG_MIN_SIDE
 
 
 class ConfigError(UsageError):
@@ -21,14 +22,16 @@ class ConfigError(UsageError):
 
 @dataclass(frozen=True)
 class Bound:
-    """`low <= value <= high` (None: unbounded on that side), an integer if `integer`; null
-    allowed if `nullable`; `also`: other values that mean something (-1: no limit)."""
+    """`low <= value <= high` (None: unbounded on that side; `below_high`: `value < high`), an
+    integer if `integer`; null allowed if `nullable`; `also`: other values that mean something
+    (-1: no limit)."""
 
     low: float | None = None
     high: float | None = None
     integer: bool = False
     nullable: bool = False
     also: tuple[float, ...] = ()
+    below_high: bool = False
 
     def problem(self, value: object) -> str | None:
         """What is wrong with `value`, in words; None if it is in bounds."""
@@ -39,15 +42,17 @@ class Bound:
             return None
         ok = number and math.isfinite(value) and (not self.integer or float(value).is_integer())
         ok = ok and (self.low is None or value >= self.low) and (
-            self.high is None or value <= self.high)
+            self.high is None or value < self.high or (value == self.high
+                                                       and not self.below_high))
         if ok:
             return None
         kind = "an integer" if self.integer else "a number"
         low = "-inf" if self.low is None else _number(self.low)
         high = "inf" if self.high is None else _number(self.high)
         extras = [*map(_number, self.also), *(["null"] if self.nullable else [])]
-        return f"must be {kind} in [{low}, {high}]" + (f" or {' or '.join(extras)}"
-                                                     if extras else "")
+        end = ")" if self.below_high else "]"
+        return f"must be {kind} in [{low}, {high}{end}" + (f" or {' or '.join(extras)}"
+                                                         if extras else "")
 
 
 def _number(x: float) -> str:
@@ -59,38 +64,35 @@ def unset(value: Any) -> bool:
     return value in (None, "", "null")
 
 
-# The loss weights of both commands (the style group and the loss group).
-WEIGHT_BOUNDS = {key: Bound(0, None) for key in (
-    "style.content_weight", "style.style_weight", "style.tv_weight", "loss.pixel_weight")}
-
-TRAIN_BOUNDS: dict[str, Bound] = {
-    **WEIGHT_BOUNDS,
-    "style_size": Bound(VGG_MIN_SIDE, 4096, integer=True),
-    "optim.lr": Bound(1e-9, 1.0),
-    "optim.warmup_steps": Bound(0, None, integer=True),
-    "optim.final_lr": Bound(0, 1),
-    "optim.grad_clip": Bound(1e-12, None, nullable=True),
-    "sample_every": Bound(1, None, integer=True),
-    "checkpoint_every": Bound(1, None, integer=True),
-    "data.crop_size": Bound(VGG_MIN_SIDE, 4096, integer=True),
-    "data.short_side": Bound(VGG_MIN_SIDE, 16384, integer=True, nullable=True),
-    "data.batch_size": Bound(1, 4096, integer=True),
-    "data.workers": Bound(0, 256, integer=True),
-    "data.val_count": Bound(0, 1000, integer=True),
-    "data.val_size": Bound(VGG_MIN_SIDE, 4096, integer=True),
-    "trainer.max_steps": Bound(1, None, integer=True, also=(-1,)),
-    "style_factor": Bound(0, 1e6),
-    "loss.pixel_pool": Bound(1, 4096, integer=True),
-}
-
-# The Gatys baseline's bounds are on its options: fastnst.baseline.GATYS_BOUNDS.
-
-
 def option(default: Any, help: str, bound: Bound | None = None,
            choices: Sequence[str] = ()) -> Any:
-    """A field of an options dataclass: its default, one line of help, its range or choices
-    (checked by `check_options`, listed by `describe_options`)."""
+    """A field of an options dataclass: its default (FROM_CONFIG: a YAML config group holds
+    it), one line of help, its range or choices. The one way fastnst declares an option: the
+    Gatys baseline, the stylize options (and their command-line flags, `add_options`) and
+    training's (fastnst.training.options) are all such fields, checked by `check_options` or
+    `check_config`, listed by `describe_options`."""
     return field(default=default, metadata={"help": help, "bound": bound, "choices": choices})
+
+
+FROM_CONFIG: Any = None  # a declared option whose value a YAML config group sets
+
+
+def group(cls: type) -> Any:
+    """A field of an options dataclass that holds the options of `cls` under its name
+    (`data.crop_size`: the field `crop_size` of the group `data`)."""
+    return field(default=None, metadata={"group": cls})
+
+
+def bounds_of(cls: type, prefix: str = "") -> dict[str, Bound]:
+    """`{dotted key: Bound}` of every bounded option of the dataclass `cls`, its groups'
+    included."""
+    bounds: dict[str, Bound] = {}
+    for f in fields(cls):
+        if (inner := f.metadata.get("group")) is not None:
+            bounds |= bounds_of(inner, f"{prefix}{f.name}.")
+        elif (bound := f.metadata.get("bound")) is not None:
+            bounds[prefix + f.name] = bound
+    return bounds
 
 
 def check_options(options: Any) -> None:
@@ -118,9 +120,11 @@ def _shown_default(value: object) -> str:
         if isinstance(value, (bool, type(None))) else str(value)
 
 
-def check_config(cfg: DictConfig, bounds: Mapping[str, Bound]) -> None:
-    """Raise ConfigError for the first option of `cfg` outside `bounds` (dotted keys; a key
-    the config does not have is skipped)."""
+def check_config(cfg: DictConfig, schema: type | Mapping[str, Bound]) -> None:
+    """Raise ConfigError for the first option of `cfg` outside its bound: those the options
+    dataclass `schema` declares (bounds_of), or a `{dotted key: Bound}` mapping; a key the
+    config does not have is skipped."""
+    bounds = bounds_of(schema) if isinstance(schema, type) else schema
     for key, bound in bounds.items():
         if OmegaConf.select(cfg, key, default="<absent>") == "<absent>":
             continue
@@ -183,15 +187,46 @@ def prepare_overrides(prog: str) -> None:
 def bounded(low: float | None, high: float | None = None, integer: bool = True
             ) -> Callable[[str], float]:
     """An argparse `type=` for a number in `[low, high]` (argparse names the option)."""
-    bound = Bound(low, high, integer=integer)
+    return argument_type(Bound(low, high, integer=integer))
+
+
+def argument_type(bound: Bound) -> Callable[[str], float]:
+    """An argparse `type=` for a number within `bound` (argparse names the option)."""
+    plain = Bound(bound.low, bound.high, bound.integer, also=bound.also,
+                  below_high=bound.below_high)  # a flag that is given has a value
 
     def parse(text: str) -> float:
         try:
-            value: float = int(text) if integer else float(text)
+            value: float = int(text) if bound.integer else float(text)
         except ValueError:
             value = math.nan  # "must be an integer in ..."
-        if problem := bound.problem(value):
+        if problem := plain.problem(value):
             raise argparse.ArgumentTypeError(f"{text}: {problem}")
         return value
 
     return parse
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """A flag per field of the options dataclass `cls` (`max_size`: `--max-size`), typed and
+    bounded by its declaration, its help and default shown; `options_from_args` builds it."""
+    for f in fields(cls):
+        flag, text = "--" + f.name.replace("_", "-"), f.metadata["help"]
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action="store_true", help=text)
+            continue
+        bound, choices = f.metadata.get("bound"), f.metadata.get("choices")
+        kind: Any = argument_type(bound) if bound else str
+        default = "" if f.default is None else f" (default: {f.default})"
+        parser.add_argument(flag, type=None if choices else kind, choices=choices or None,
+                            default=f.default, help=text + default)
+
+
+def options_from_args(cls: type, args: argparse.Namespace, parser: argparse.ArgumentParser
+                      ) -> Any:
+    """The options dataclass `cls` from parsed flags (add_options); a value the dataclass
+    refuses is the parser's usage error (exit status 2)."""
+    try:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+    except ConfigError as e:
+        parser.error(str(e))

@@ -20,10 +20,10 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fastnst.config_checks import bounded
+from fastnst.config_checks import add_options, bounded, options_from_args
 from fastnst.console import prepare_console, shown
 from fastnst.errors import FastnstError, UsageError, print_error
 from fastnst.files import WriteError, check_writable, files_under
@@ -31,17 +31,14 @@ from fastnst.images import (
     IMAGE_SUFFIXES,
     WRITE_FORMATS,
     ImageError,
-    from_bgr,
     read_image,
-    to_rgb_array,
     write_image,
 )
-from fastnst.model_files import ModelFileError, fast_variant
-from fastnst.stylizer import BACKENDS, Backend, load_backend, stylize, stylize_frame
-from fastnst.temporal import FLOW_METHODS, FLOW_SIDE, FlowSmoother
+from fastnst.model_files import ModelFileError
+from fastnst.styles import fast_variant, implied_note, load_style, resolve_style
+from fastnst.stylize_options import WEBCAM_SIDE, StylizeOptions
+from fastnst.stylizer import BACKENDS, Backend, stylize
 from fastnst.video import VIDEO_OUTPUT, VIDEO_SUFFIXES, is_video, stylize_video
-
-WEBCAM_SIDE = 640  # pixels: the webcam's frames are shrunk to this long side unless --max-size
 
 
 @dataclass
@@ -54,7 +51,9 @@ class Job:
 
 
 @dataclass
-class Plan:
+class OutputPlan:
+    """The jobs of a run, and what was said or skipped while planning them."""
+
     jobs: list[Job]
     notes: list[str] = field(default_factory=list)  # renamed outputs, said before the run
     failed: list[str] = field(default_factory=list)  # inputs skipped: "path: problem"
@@ -106,7 +105,7 @@ def _output_file(output: Path | None) -> Path | None:
 
 
 def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Sequence[str]
-         ) -> Plan:
+         ) -> OutputPlan:
     """Where each input's result goes for each style (see the module docstring).
 
     Raises UsageError when `-o` cannot hold the results. Inputs whose default output names
@@ -136,7 +135,7 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
     else:
         jobs = [Job(source, i, _in_folder(output or Path.cwd(), source, root, style))
                 for i, style in enumerate(styles) for source, root in sources]
-    result = Plan(jobs)
+    result = OutputPlan(jobs)
     _separate_collisions(result, styles)
     inputs_at = seen  # every input, resolved
     for job in list(result.jobs):
@@ -156,7 +155,7 @@ def _in_folder(folder: Path, source: Path, root: Path | None, style: str) -> Pat
     return folder / f"{source.stem}_{style}{ext}"
 
 
-def _separate_collisions(result: Plan, styles: Sequence[str]) -> None:
+def _separate_collisions(result: OutputPlan, styles: Sequence[str]) -> None:
     """Outputs named alike (`x.gif` and `x.png`, `a.JPG` and `a.jpg`, two models with one style
     name) get the input's suffix, or the style's place on the command line, in their names; any
     still alike are skipped, their inputs named."""
@@ -193,13 +192,11 @@ def _resolved(path: Path) -> Path:
         return path.absolute()
 
 
-def stylize_file(backend: Backend, job: Job, args: argparse.Namespace) -> None:
+def stylize_file(backend: Backend, job: Job, options: StylizeOptions, overwrite: bool) -> None:
     """Read, stylize and write one image (raises ImageError, BadResultError, WriteError, and
-    FileExistsError when the output exists and `args.overwrite` is off)."""
-    image = read_image(job.source, max_size=args.max_size)
-    out = stylize(backend, image, tile=args.tile, overlap=args.overlap,
-                  preserve_color=args.preserve_color, strength=args.strength)
-    write_image(out, job.output, replace=args.overwrite)
+    FileExistsError when the output exists and `overwrite` is off)."""
+    image = read_image(job.source, max_size=options.max_size)
+    write_image(stylize(backend, image, options), job.output, replace=overwrite)
 
 
 def out_of_memory(error: BaseException) -> bool:
@@ -232,26 +229,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--half", action="store_true",
                         help="half precision: float16 on CUDA, bfloat16 on CPUs with AMX")
-    parser.add_argument("--max-size", type=bounded(16, 65536),
-                        help="shrink inputs to this long side (pixels, 16-65536; webcam default:"
-                             f" {WEBCAM_SIDE})")
-    parser.add_argument("--preserve-color", action="store_true",
-                        help="keep the photo's colours, take luminance from the result")
-    parser.add_argument("--strength", type=float, default=1.0,
-                        help="0..1: blend of the result over the photo (default 1)")
-    parser.add_argument("--tile", type=bounded(0), default=1024,
-                        help="stylize larger images in tiles of this size (0: never)")
-    parser.add_argument("--overlap", type=bounded(0), default=128,
-                        help="pixels shared by tiles")
-    parser.add_argument("--smooth", type=float, default=0.0,
-                        help="video and webcam: 0..1, steady the strokes between frames along"
-                             " the optical flow (default 0: off; 0.8 is strong)")
-    parser.add_argument("--flow-size", type=bounded(16, 4096), default=FLOW_SIDE,
-                        help="long side (pixels) of the flow --smooth computes: smaller is"
-                             f" cheaper (default {FLOW_SIDE})")
-    parser.add_argument("--flow-method", choices=FLOW_METHODS, default=FLOW_METHODS[0],
-                        help="--smooth's optical flow: dis (real time) or farneback (steadier,"
-                             " 1.5x slower; docs/video.md)")
+    add_options(parser, StylizeOptions)  # --max-size, --strength, --tile, --smooth ...
     parser.add_argument("--webcam", type=bounded(0, 1000), metavar="INDEX",
                         help="live view of camera INDEX (keys: n next style, b blend towards"
                              " it, q quit)")
@@ -265,18 +243,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error("--style is required")
         if not args.inputs:
             parser.error("give at least one input")
-    if not 0 <= args.strength <= 1:
-        parser.error("--strength must be in [0, 1]")
-    if not 0 <= args.smooth < 1:
-        parser.error("--smooth must be in [0, 1)")
-    if args.tile and args.overlap * 2 > args.tile:
-        parser.error("--overlap must be at most half of --tile")
+    args.options = options_from_args(StylizeOptions, args, parser)
     return args
 
 
-def smoother(args: argparse.Namespace) -> FlowSmoother | None:
-    """The flicker smoother --smooth, --flow-size and --flow-method ask for (None: off)."""
-    return FlowSmoother(args.smooth, args.flow_size, args.flow_method) if args.smooth else None
+def load_styles(specs: Sequence[str], args: argparse.Namespace) -> list[Backend]:
+    """A backend per --style, each resolved once (fastnst.styles); a multi-style model named
+    alone says in a note which of its styles runs."""
+    backends = []
+    for spec in specs:
+        choice = resolve_style(spec, args.multi)
+        backend = load_style(choice, args.backend, args.device, args.half)
+        if note := implied_note(spec, choice, backend):
+            print(f"fastnst-infer: note: {shown(note)}", file=sys.stderr)
+        backends.append(backend)
+    return backends
 
 
 def live(args: argparse.Namespace) -> int:
@@ -285,7 +266,7 @@ def live(args: argparse.Namespace) -> int:
     keys, at most WEBCAM_SIDE pixels unless --max-size says otherwise."""
     from fastnst.model_files import FAST_SUFFIX, shipped_models
     from fastnst.style_mix import MULTI_MODEL
-    from fastnst.stylizer import model_styles
+    from fastnst.styles import model_styles
     from fastnst.webcam import TkWindow, open_camera, run_webcam
 
     shipped = sorted(shipped_models())
@@ -296,18 +277,15 @@ def live(args: argparse.Namespace) -> int:
     styles = styles or [s for s in shipped if s.endswith(FAST_SUFFIX)] or shipped
     if not styles:
         raise ModelFileError("--style", "no style given and none shipped")
-    backends = [load_backend(s, args.backend, args.device, args.half, args.multi)
-                for s in styles]
+    backends = load_styles(styles, args)
     capture = open_camera(args.webcam)
     try:
         window = TkWindow()
     except BaseException:
         capture.release()
         raise
-    frames = run_webcam(capture, window, backends, lambda b, frame: stylize_frame(
-        b, frame, preserve_color=args.preserve_color, strength=args.strength),
-        max_size=args.max_size or WEBCAM_SIDE,
-        smoother=smoother(args))
+    options = replace(args.options, max_size=args.options.max_size or WEBCAM_SIDE)
+    frames = run_webcam(capture, window, backends, options)
     print(f"showed {frames} frames")
     return 0
 
@@ -335,8 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.style = [fast_variant(s) for s in args.style]
         if args.webcam is not None:
             return live(args)
-        backends = [load_backend(s, args.backend, args.device, args.half, args.multi)
-                    for s in args.style]
+        backends = load_styles(args.style, args)
         inputs, report_errors = expand_inputs(args.inputs)
         work = plan(inputs, args.output, [b.style for b in backends])
         if args.output is not None:  # checked now, not once per input
@@ -360,15 +337,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             try:
                 if is_video(job.source):
-                    stylize_video(job.source, job.output, lambda frame, b=backends[job.style]:
-                                  to_rgb_array(stylize(b, from_bgr(frame), tile=args.tile,
-                                                       overlap=args.overlap,
-                                                       preserve_color=args.preserve_color,
-                                                       strength=args.strength)),
-                                  replace=args.overwrite, progress=not args.quiet,
-                                  smoother=smoother(args))
+                    stylize_video(job.source, job.output, backends[job.style], args.options,
+                                  replace=args.overwrite, progress=not args.quiet)
                 else:
-                    stylize_file(backends[job.style], job, args)
+                    stylize_file(backends[job.style], job, args.options, args.overwrite)
                 report.written.append(job.output)
             except FileExistsError:  # written by another run since the check above
                 report.kept.append(job.output)

@@ -8,12 +8,33 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastnst.config_checks import FROM_CONFIG, Bound, option
 from fastnst.vgg import VGGFeatures
+
+
+@dataclass(frozen=True)
+class StyleWeights:
+    """A style's loss weights (conf/style/<name>.yaml), for training and the Gatys baseline."""
+
+    content_weight: float = option(FROM_CONFIG, "weight of the content term", Bound(0, None))
+    style_weight: float = option(FROM_CONFIG, "weight of the Gram style term", Bound(0, None))
+    tv_weight: float = option(FROM_CONFIG, "weight of total variation", Bound(0, None))
+
+
+@dataclass(frozen=True)
+class LossOptions:
+    """The loss group's bounded options (conf/loss/<name>.yaml: PerceptualLoss)."""
+
+    pixel_weight: float = option(FROM_CONFIG, "mean squared RGB difference from the photo",
+                                 Bound(0, None))
+    pixel_pool: int = option(FROM_CONFIG, "the pixel term compares N x N block means",
+                             Bound(1, 4096, integer=True))
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:

@@ -4,15 +4,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fastnst.console import shown
 from fastnst.files import atomic_path, not_regular
 from fastnst.images import ImageError
-from fastnst.temporal import FlowSmoother
+
+if TYPE_CHECKING:
+    from fastnst.stylize_options import StylizeOptions
+    from fastnst.stylizer import Backend
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 VIDEO_OUTPUT = ".mp4"  # videos are written as MPEG-4 (OpenCV's mp4v)
@@ -39,17 +43,18 @@ def _frames(capture) -> Iterator[np.ndarray]:
         yield frame
 
 
-def stylize_video(source: Path, output: Path,
-                  stylize_frame: Callable[[np.ndarray], np.ndarray], replace: bool = False,
-                  progress: bool = True, smoother: FlowSmoother | None = None) -> int:
-    """Stylize the video `source` frame by frame (`stylize_frame`: a BGR uint8 frame -> its RGB
-    uint8 stylization) into an MP4 `output` of the same frame rate, steadied by `smoother`
-    (fastnst.temporal; None: not smoothed). The output is written
-    atomically; an existing one is replaced only if `replace` (else FileExistsError).
+def stylize_video(source: Path, output: Path, backend: Backend, options: StylizeOptions,
+                  replace: bool = False, progress: bool = True) -> int:
+    """Stylize the video `source` frame by frame with `backend` as `options` say
+    (stylizer.stylize_frame; `smooth` steadies the frames along the flow, fastnst.temporal)
+    into an MP4 `output` of the same frame rate. The output is written atomically; an
+    existing one is replaced only if `replace` (else FileExistsError).
 
     Returns the number of frames. Raises ImageError for an unreadable video."""
     import cv2
     from tqdm import tqdm
+
+    from fastnst.stylizer import stylize_frame
 
     if kind := not_regular(source):
         raise ImageError(source, f"not a regular file ({kind})")
@@ -61,15 +66,14 @@ def stylize_video(source: Path, output: Path,
             raise ImageError(source, "not a video, or a format OpenCV cannot read")
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        if smoother is not None:
-            smoother.reset()
+        smoother = options.smoother()
         count = 0
         with atomic_path(output, replace=replace) as tmp:
             writer = None
             try:
                 for frame in tqdm(_frames(capture), total=total, unit="frame",
                                   desc=shown(source.name), disable=not progress, leave=False):
-                    out = stylize_frame(frame)
+                    out = stylize_frame(backend, frame, options)
                     if smoother is not None:
                         out = smoother(frame, out)
                     if writer is None:

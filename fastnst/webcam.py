@@ -20,8 +20,10 @@ import numpy as np
 
 from fastnst.errors import FastnstError
 from fastnst.images import shrink_frame, tk_photo
-from fastnst.stylizer import Backend
-from fastnst.temporal import FlowSmoother
+from fastnst.stylize_options import DEFAULTS, StylizeOptions
+from fastnst.stylizer import Backend, stylize_frame
+
+Frames = Callable[[Backend, np.ndarray, StylizeOptions], np.ndarray]  # stylize_frame's shape
 
 NEXT_KEYS = frozenset({"n", "space", "Right"})
 PREVIOUS_KEYS = frozenset({"p", "Left"})
@@ -154,14 +156,14 @@ def _blended(backends: Sequence[Backend], index: int, t: float) -> Backend:
 
 
 def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
-               stylize: Callable[[Backend, np.ndarray], np.ndarray],
-               max_size: int | None = None, max_frames: int | None = None,
-               smoother: FlowSmoother | None = None) -> int:
+               options: StylizeOptions = DEFAULTS, max_frames: int | None = None,
+               stylize: Frames = stylize_frame) -> int:
     """Show stylized camera frames until a quit key, the camera ends, or `max_frames`.
 
-    `stylize(backend, frame)` takes a BGR uint8 frame `(H, W, 3)` and gives the RGB uint8
-    result (stylizer.stylize_frame); frames are first shrunk to `max_size` pixels a side, and
-    the results steadied by `smoother` (fastnst.temporal; restarted at each change of style).
+    Frames are shrunk to `options.max_size` pixels a side, stylized as `options` say
+    (`stylize(backend, frame, options)`: a BGR uint8 frame `(H, W, 3)` -> the RGB uint8
+    result), and steadied by `options.smooth` (fastnst.temporal; restarted at each change of
+    style).
 
     Three stages overlap: a thread reads the camera (keeping only the newest frame), a thread
     stylizes the newest frame, and this thread (Tk's) shows the newest result and reads keys.
@@ -169,6 +171,7 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
     the number of frames shown."""
     if not backends:
         raise ValueError("no style to show")
+    max_size, smoother = options.max_size, options.smoother()
     frames, results = _Latest(), _Latest()
     stop = threading.Event()
     index, blend = 0, 0.0  # the style, and how far it is blended towards the next one
@@ -194,7 +197,7 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
                     return
                 backend = active[0]
                 small = shrink_frame(frame, max_size)  # type: ignore[arg-type]
-                rgb = stylize(backend, small)
+                rgb = stylize(backend, small, options)
                 if smoother is not None:
                     if backend is not last[0]:
                         smoother.reset()  # no blending across a change of style

@@ -35,7 +35,7 @@ from common import devices as available_devices
 
 from fastnst.device import bf16_is_fast
 from fastnst.export import export_onnx
-from fastnst.stylizer import OnnxBackend, TorchBackend, stylize_frame
+from fastnst.stylizer import OnnxBackend, TorchBackend
 from fastnst.transformer import TransformerNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,9 +140,9 @@ def webcam_fps(backend, frames: int, window: type = NoWindow) -> float:
     in a `window()`."""
     from fastnst.webcam import run_webcam
 
-    run_webcam(SyntheticCamera(5), window(), [backend], stylize_frame)  # warm-up
+    run_webcam(SyntheticCamera(5), window(), [backend])  # warm-up
     start = time.perf_counter()
-    shown = run_webcam(SyntheticCamera(frames), window(), [backend], stylize_frame)
+    shown = run_webcam(SyntheticCamera(frames), window(), [backend])
     return shown / (time.perf_counter() - start)
 
 

@@ -18,6 +18,7 @@ from hostile import PicklePayload, make_corpus, missing
 
 from fastnst.images import read_image, write_image
 from fastnst.infer import main
+from fastnst.stylize_options import StylizeOptions
 
 
 @pytest.fixture
@@ -241,13 +242,13 @@ class FakeWindow:
 
 
 def test_webcam_loop_cycles_styles_and_quits_on_q(tmp_path):
-    from fastnst.stylizer import load_backend, stylize_frame
+    from fastnst.styles import load_style
     from fastnst.webcam import run_webcam
 
-    backends = [load_backend(str(tiny_model(tmp_path / f"{name}.safetensors", seed=i)))
+    backends = [load_style(str(tiny_model(tmp_path / f"{name}.safetensors", seed=i)))
                 for i, name in enumerate(("first", "second"))]
     camera, window = FakeCamera(200), FakeWindow({2: ["n"], 5: ["p"], 8: ["n"], 10: ["q"]})
-    assert run_webcam(camera, window, backends, stylize_frame) == 10
+    assert run_webcam(camera, window, backends) == 10
     titles = [title for _, title in window.shown]
     # A frame already being stylized when a key is pressed keeps its style: one at the most.
     assert titles[:2] == ["fastnst - first"] * 2 and titles[3:5] == ["fastnst - second"] * 2
@@ -255,32 +256,31 @@ def test_webcam_loop_cycles_styles_and_quits_on_q(tmp_path):
     assert window.shown[0][0] == (24, 32, 3)
     assert camera.released and window.closed
     # The camera running out of frames also ends the loop cleanly, after its last frame.
-    assert run_webcam(FakeCamera(3, period=0.05), FakeWindow({}), backends, stylize_frame) == 3
+    assert run_webcam(FakeCamera(3, period=0.05), FakeWindow({}), backends) == 3
     # Frames are shrunk to max_size before they are stylized.
     window = FakeWindow({})
-    assert run_webcam(FakeCamera(2), window, backends, stylize_frame, max_size=16) >= 1
+    assert run_webcam(FakeCamera(2), window, backends, StylizeOptions(max_size=16)) >= 1
     assert {shape for shape, _ in window.shown} == {(12, 16, 3)}
     # --smooth in the live view: the flow smoother steadies the shown frames.
-    from fastnst.temporal import FlowSmoother
 
     window = FakeWindow({2: ["n"]})
-    assert run_webcam(FakeCamera(6, period=0.05), window, backends, stylize_frame,
-                      smoother=FlowSmoother(0.5)) >= 4
+    assert run_webcam(FakeCamera(6, period=0.05), window, backends,
+                      StylizeOptions(smooth=0.5)) >= 4
 
 
 def test_a_slow_frame_never_freezes_the_window(tmp_path):
-    from fastnst.stylizer import load_backend
+    from fastnst.styles import load_style
     from fastnst.webcam import run_webcam
 
-    backend = load_backend(str(tiny_model(tmp_path / "slow.safetensors")))
+    backend = load_style(str(tiny_model(tmp_path / "slow.safetensors")))
 
-    def slow(backend, image):
+    def slow(backend, image, options):
         time.sleep(2.0)
         return image
 
     window = FakeWindow({0: ["q"]})
     start = time.perf_counter()
-    assert run_webcam(FakeCamera(100), window, [backend], slow) == 0
+    assert run_webcam(FakeCamera(100), window, [backend], stylize=slow) == 0
     assert time.perf_counter() - start < 1.0  # q answered while the first frame is stylized
 
 
@@ -379,7 +379,7 @@ def test_pickled_checkpoints_are_refused_by_infer_and_export_without_running(tmp
 
 
 def test_blends_from_the_command_line_and_the_webcam_keys(tmp_path, capsys):
-    from fastnst.stylizer import load_backend, stylize_frame
+    from fastnst.styles import load_style
     from fastnst.webcam import run_webcam
 
     multi = tiny_model(tmp_path / "multi.safetensors", channels=12, blocks=1, design="fast",
@@ -393,9 +393,9 @@ def test_blends_from_the_command_line_and_the_webcam_keys(tmp_path, capsys):
                  "-o", str(out), "-q"]) == 2
     assert "z: not a style of the multi-style model" in capsys.readouterr().err
     # The webcam: b steps the blend towards the next style, n goes on to it.
-    views = [load_backend(s, multi=str(multi)) for s in ("a", "b")]
+    views = [load_style(s, multi=str(multi)) for s in ("a", "b")]
     window = FakeWindow({1: ["b"], 3: ["b"], 5: ["n"], 7: ["q"]})
-    assert run_webcam(FakeCamera(200), window, views, stylize_frame) == 7
+    assert run_webcam(FakeCamera(200), window, views) == 7
     titles = [title.removeprefix("fastnst - ") for _, title in window.shown]
     # A frame already being stylized when a key is pressed keeps its mix: one at the most.
     assert titles[0] == "a" and titles[2] == "a75-b25" and titles[4] == "a50-b50"
