@@ -46,7 +46,16 @@ NETWORK_MIN_SIDE = 9
 EDGE_PAD = 8
 
 
-DESIGNS = ("johnson", "fast")
+# The designs, each with the words a model card uses for it (scripts/ship_style.py): a new
+# design is a name here and its layers in TransformerNet.
+DESIGNS = {
+    "johnson": "TransformerNet (Johnson et al. 2016): reflection padding, instance norm,"
+               " resize-convolution upsampling",
+    "fast": "TransformerNet, fast design (fastnst.transformer: about 1 GMAC at 640x480):"
+            " depthwise-separable residual blocks at 1/4 size, resize-convolution to 1/2 size,"
+            " pixel shuffle to full size; made by distillation from the style's network, then"
+            " fine-tuned on the style loss (docs/training.md, Fast networks)",
+}
 MAX_STYLES = 256  # styles in one multi-style network
 
 

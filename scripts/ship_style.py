@@ -27,12 +27,13 @@ import torch
 from common import EVAL_DIR, machine
 from omegaconf import OmegaConf
 
-from fastnst.data import DataError, find_images
 from fastnst.export import export_onnx
 from fastnst.files import atomic_path
 from fastnst.images import read_image, resize_long_side
 from fastnst.model_files import load_model, read_metadata, save_model
 from fastnst.paintings import style_config, style_names
+from fastnst.training.data import DataError, find_images
+from fastnst.transformer import DESIGNS
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "models"
@@ -86,16 +87,6 @@ def data_words(meta: dict, note: str | None) -> str:
     if skipped := meta.get("skipped_images"):
         words += f", {skipped} unreadable skipped"
     return words + (f" ({note})" if note else "")
-
-
-ARCHITECTURES = {
-    "johnson": "TransformerNet (Johnson et al. 2016): reflection padding, instance norm,"
-               " resize-convolution upsampling",
-    "fast": "TransformerNet, fast design (fastnst.transformer: about 1 GMAC at 640x480):"
-            " depthwise-separable residual blocks at 1/4 size, resize-convolution to 1/2 size,"
-            " pixel shuffle to full size; made by distillation from the style's network, then"
-            " fine-tuned on the style loss (docs/training.md, Fast networks)",
-}
 
 
 def start_words(train: dict) -> str:
@@ -171,7 +162,7 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
                  " only partly decayed)")
     seconds = meta.get("seconds", 0)
     took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
-    architecture = ARCHITECTURES[meta["architecture"].get("design", "johnson")]
+    architecture = DESIGNS[meta["architecture"].get("design", "johnson")]
     if multi:
         architecture = architecture.replace("the style's network", "each style's network")
     style_line = (
