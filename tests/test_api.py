@@ -59,6 +59,38 @@ def test_the_api_blends_a_multi_style_model_like_the_command_line(tmp_path):
     assert np.abs(a - b).mean() > 3 and np.abs(ab - a).mean() < np.abs(b - a).mean()
 
 
+def test_a_multi_style_model_alone_is_its_newest_style_in_the_api_and_the_cli(tmp_path,
+                                                                              capsys):
+    from fastnst import infer
+    from fastnst.model_files import read_metadata, shipped_models
+
+    multi = tiny_model(tmp_path / "grown.safetensors", channels=12, blocks=1, design="fast",
+                       styles=("a", "b", "c"))
+    photo = write_image(smooth_image(24, 32), tmp_path / "photo.png")
+    assert fastnst.load(str(multi)).style == "c"
+    assert np.array_equal(np.asarray(fastnst.stylize(photo, style=str(multi))),
+                          np.asarray(fastnst.stylize(photo, style="c", multi=str(multi))))
+    assert infer.main([str(photo), "--style", str(multi), "-o", str(tmp_path / "out"),
+                       "-q"]) == 0
+    assert (tmp_path / "out" / "photo_c.png").is_file()
+    assert f"{multi} is a multi-style model of a, b, c; using its newest style, c" in \
+        capsys.readouterr().err
+    # The shipped one by name, the same rule.
+    newest = read_metadata(shipped_models()["multi"])["styles"][-1]
+    assert fastnst.load("multi").style == newest
+
+
+def test_stylize_options_are_keywords_checked_like_the_flags(model, tmp_path):
+    from fastnst.config_checks import ConfigError
+    from fastnst.errors import UsageError
+
+    photo = write_image(smooth_image(24, 32), tmp_path / "photo.png")
+    with pytest.raises(ConfigError, match=r"strength=2: must be a number in \[0, 1\]"):
+        fastnst.stylize(photo, style=str(model), strength=2)
+    with pytest.raises(UsageError, match="strenght: not a stylize option; they are max_size"):
+        fastnst.stylize(photo, style=str(model), strenght=0.5)
+
+
 def test_list_styles_and_version():
     from fastnst.model_files import shipped_models
 

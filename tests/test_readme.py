@@ -4,7 +4,6 @@ breaks, or a new kind of command this test does not know, fails it."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -132,16 +131,6 @@ def test_every_readme_command_runs_as_written(vgg_weights, style_dir, tmp_path, 
     assert proc.returncode == 0, proc.stderr
     assert "using its newest style, painting" in proc.stderr
     assert (tmp_path / "photo_painting.jpg").is_file()
-
-
-def test_the_readme_python_runs_as_written(tmp_path):
-    write_image(smooth_image(64, 96), tmp_path / "photo.jpg")
-    (code,) = readme_blocks("python")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600, env={**os.environ})
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("(480, 640, 3) mosaic-fast ['composition_vii'")
-    assert (tmp_path / "photo_starry_night.jpg").is_file()
 
 
 def _serves(argv: list[str], here: Path) -> None:

@@ -302,6 +302,10 @@ def test_file_names_with_newlines_and_escapes_cannot_forge_output_lines(model, t
     (["--max-size", "0"], "argument --max-size: 0: must be an integer in [16, 65536]"),
     (["--max-size", "-1"], "argument --max-size: -1: must be an integer in [16, 65536]"),
     (["--tile", "-5"], "argument --tile: -5: must be an integer in [0, inf]"),
+    (["--strength", "2"], "argument --strength: 2: must be a number in [0, 1]"),
+    (["--smooth", "1"], "argument --smooth: 1: must be a number in [0, 1)"),
+    (["--flow-method", "x"], "argument --flow-method: invalid choice: 'x'"),
+    (["--tile", "256", "--overlap", "200"], "overlap=200: must be at most half of tile=256"),
 ])
 def test_infer_options_out_of_range_are_usage_errors(model, tmp_path, capsys, args, message):
     photo = _photo(tmp_path / "photo.png")

@@ -197,3 +197,33 @@ def test_the_server_hands_out_only_its_files_and_says_what_is_missing(tmp_path, 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_page_offers_models_as_style_strings_mean_them(tmp_path):
+    from fastnst.errors import UsageError
+    from fastnst.model_files import shipped_models
+
+    assert offered_models(["multi", "mosaic-fast"]) == {
+        "multi": shipped_models()["multi"], "mosaic-fast": shipped_models()["mosaic-fast"]}
+    with pytest.raises(UsageError, match="a blend; the page offers models"):
+        offered_models(["mosaic:0.5,udnie:0.5"])
+    with pytest.raises(UsageError, match="a painting; the page offers models"):
+        offered_models([str(tmp_path / "painting.jpg")])
+
+
+@pytest.mark.slow  # a browser
+def test_a_multi_style_model_offered_alone_starts_on_its_newest_style(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    multi = tiny_model(tmp_path / "grown.safetensors", channels=12, blocks=1, design="fast",
+                       styles=("a", "b", "c"))
+    server = serve(Site(offered_models([str(multi)])), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.server_address[1]}/")
+        assert wait_for(browser, ("ready", "error")).startswith("Ready: 1 models")
+        assert browser.find_element(By.ID, "style").get_attribute("value") == "multi:c"
+        assert browser.find_element(By.ID, "blend-controls").is_displayed()
+    finally:
+        server.shutdown()
+        server.server_close()
