@@ -68,6 +68,7 @@ class GatysConfig(GatysOptions):
     blend: Any = option(None, "more styles, e.g. blend={the_scream: 0.5}; the main style weighs 1")
     save_every: int = option(0, "also write <output>.<size>px.iterNNNN.png every N iterations"
                              " (0: never)", Bound(0, None, integer=True))
+    overwrite: bool = option(False, "replace an existing output and snapshots (never an input)")
     device: str = option("auto", "auto | cpu | cuda")
     progress: bool = option(True, "show a progress bar")
     style: Any = None  # the style group: conf/style/

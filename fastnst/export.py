@@ -29,7 +29,7 @@ from torch import nn
 from fastnst.config_checks import bounded
 from fastnst.console import prepare_console, shown
 from fastnst.errors import FastnstError, print_error
-from fastnst.files import atomic_path, check_writable
+from fastnst.files import atomic_path, check_output
 from fastnst.model_files import (
     IO_CONVENTION,
     MODEL_FORMAT,
@@ -99,9 +99,10 @@ def example_inputs(net: TransformerNet, image: torch.Tensor, blend: bool = False
 def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *,
                 fp16: bool = False, opset: int = DEFAULT_OPSET,
                 verify_sizes: Sequence[tuple[int, int]] = VERIFY_SIZES,
-                styles: Sequence[str] = ()) -> Verification:
+                styles: Sequence[str] = (), replace: bool = True) -> Verification:
     """Export `net` to `path` (atomically) and verify it; raise ExportError if it does not match.
-    A multi-style network (`styles`: its style names) gets a second input, `style_weights`."""
+    A multi-style network (`styles`: its style names) gets a second input, `style_weights`.
+    With `replace=False` an existing `path` is kept (OutputExists)."""
     import onnx
 
     from fastnst.onnx_checks import check_graph
@@ -109,7 +110,7 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
     net = net.float().eval().cpu()
     module: nn.Module = _Float32IO(copy.deepcopy(net)).eval() if fp16 else net
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, replace=replace) as tmp:
         # The TorchScript-based exporter: TransformerNet has no size-dependent Python on the
         # export path, so dynamic_axes give a graph valid at any size.
         # Its warnings (deprecation, instance norm's training flag) are noise here: the
@@ -201,22 +202,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--style", required=True,
                         help="a shipped style name or a .safetensors model file (a"
                              " multi-style model is exported whole, its mix an input)")
-    parser.add_argument("-o", "--output", type=Path,
-                        help="the .onnx file, or a folder for <style>.onnx (default: here)")
+    parser.add_argument("-o", "--output",
+                        help="the .onnx file, or a folder for <style>.onnx: one that exists, or"
+                             " a name ending in / (default: here)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.add_argument("--fp16", action="store_true", help="float16 weights and arithmetic")
     parser.add_argument("--opset", type=bounded(*OPSETS), default=DEFAULT_OPSET,
                         help=f"ONNX opset version, {OPSETS[0]}-{OPSETS[1]}")
     args = parser.parse_args(argv)
     try:
-        net, meta = load_model(model_path(args.style, "--style"))
-        output = args.output or Path.cwd()
-        if output.is_dir():
+        source = model_path(args.style, "--style")
+        net, meta = load_model(source)
+        spec = args.output or os.curdir
+        output = Path(spec).expanduser()
+        if output.is_dir() or spec.endswith(("/", os.sep)):
             output = output / f"{meta['style']}.onnx"  # a style_label: no path in it
         elif output.suffix.lower() != ".onnx":
-            raise ExportError(f"-o {output}: an ONNX model is written as .onnx, or give a folder")
-        check_writable(output)  # now, not after the export and its verification
+            raise ExportError(f"-o {shown(spec)}: an ONNX model is written as .onnx; give such a"
+                              " file, or a folder (ending in / if it is to be made)")
+        # Now, not after the export and its verification; the model is never replaced.
+        check_output(output, [source], args.overwrite)
         report = export_onnx(net, output, meta["style"], fp16=args.fp16, opset=args.opset,
-                             styles=meta.get("styles", ()))
+                             styles=meta.get("styles", ()), replace=args.overwrite)
     except FastnstError as e:
         return print_error("fastnst-export", e)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the file is written atomically, or not

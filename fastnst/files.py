@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
+import secrets
 import stat
-import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 from fastnst.errors import FastnstError
@@ -24,6 +25,7 @@ _UMASK = _read_umask()
 
 
 STALE_SECONDS = 3600  # a temporary file of ours untouched this long was left by a killed run
+NAME_MAX = 255  # bytes in one file name, on the file systems fastnst writes to
 
 
 class WriteError(FastnstError, OSError):
@@ -45,20 +47,18 @@ def atomic_path(path: str | os.PathLike[str], replace: bool = True) -> Iterator[
     With `replace=False` an existing `path` is never replaced, even one that appeared while the
     block ran (another process): FileExistsError, and the result is dropped (on file systems
     without hard links, FAT for one, only checked just before the rename). Temporary files that
-    killed writes left in the folder (older than STALE_SECONDS) are removed. Failures of the
-    file system that name the file raise WriteError naming `path`.
+    killed writes of fastnst left in the folder (older than STALE_SECONDS) are removed, and no
+    others (see `_ours`). Failures of the file system that name the file raise WriteError
+    naming `path`.
     """
     dest = Path(path)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale(dest.parent.absolute())
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=f".tmp{dest.suffix}",
-                                        dir=dest.parent)
-        os.close(fd)
+        tmp = _create_temporary(dest)
     except OSError as e:
         raise WriteError(e.errno, f"{os.fsdecode(dest)}: cannot write here ({e.strerror})"
                          ) from None
-    tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as f:
@@ -77,6 +77,44 @@ def atomic_path(path: str | os.PathLike[str], replace: bool = True) -> Iterator[
             raise WriteError(e.errno, f"{os.fsdecode(dest)}: cannot write"
                                       f" ({e.strerror or e})") from None
         raise
+
+
+class OutputExists(WriteError, FileExistsError):
+    """An output that exists and was kept: the command's overwrite option replaces it."""
+
+
+def resolved(path: str | os.PathLike[str]) -> Path:
+    """`path` with `~`, links and `..` resolved as far as it exists (to compare outputs with
+    inputs)."""
+    path = Path(path).expanduser()
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop
+        return path.absolute()
+
+
+def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = (),
+                 overwrite: bool = False, overwrite_with: str = "--overwrite") -> None:
+    """Raise unless `path` may be written now, before long work. WriteError when it is one of
+    `inputs` (links and `..` resolved: an input is never replaced, even with `overwrite`), a
+    folder or another thing that is not a file, not writable, or (unless `overwrite`) a broken
+    link; OutputExists when it exists and `overwrite` is off (`overwrite_with` names the option
+    that turns it on). With `overwrite` a link is replaced, never written through."""
+    path = Path(path)
+    name = os.fsdecode(path)
+    if any(resolved(path) == resolved(source) for source in inputs):
+        raise WriteError(errno.EEXIST, f"{name}: is one of this run's inputs; give another"
+                                       " output (an input is never replaced)")
+    if path.is_symlink() and not path.exists() and not overwrite:
+        with contextlib.suppress(OSError):
+            name += f" (a link to {os.fsdecode(os.readlink(path))})"
+        raise WriteError(errno.ENOENT, f"{name}: is a broken link; not written ({overwrite_with}"
+                                       " replaces the link)")
+    if (kind := not_regular(path)) is not None:
+        raise WriteError(errno.EEXIST, f"{name}: is {kind}; not written (give a file name)")
+    if path.exists() and not overwrite:
+        raise OutputExists(errno.EEXIST, f"{name}: exists; kept ({overwrite_with} replaces it)")
+    check_writable(path)
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:
@@ -102,30 +140,65 @@ def _create_exclusively(tmp: Path, dest: Path) -> None:
     try:
         os.link(tmp, dest)
     except FileExistsError:
-        raise FileExistsError(errno.EEXIST, f"{os.fsdecode(dest)}: exists (written by another"
-                                            " run meanwhile); kept") from None
+        raise OutputExists(errno.EEXIST, f"{os.fsdecode(dest)}: exists (written by another"
+                                         " run meanwhile); kept") from None
     except OSError:  # a file system without hard links
         if dest.exists():
-            raise FileExistsError(errno.EEXIST, f"{os.fsdecode(dest)}: exists; kept") from None
+            raise OutputExists(errno.EEXIST, f"{os.fsdecode(dest)}: exists; kept") from None
         os.replace(tmp, dest)
         return
     tmp.unlink()
 
 
 _CLEANED: set[Path] = set()  # folders already rid of stale temporary files by this process
-_TEMPORARY = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp(\.[^.]+)?")  # .<name>.XXXXXXXX.tmp<suffix>
+# .<output name, cut to fit>.fastnst-<12 random hex><4 check hex>.tmp<output suffix>
+_MARK = "fastnst-"
+_TEMPORARY = re.compile(r"\..*\.fastnst-([0-9a-f]{12})([0-9a-f]{4})\.tmp(\.[^.]*)?", re.DOTALL)
+_MAX_SUFFIX = 32  # bytes of the output's suffix kept in a temporary name
 
 
-def _ours(name: str) -> bool:
-    """True for a temporary file name of atomic_path's making (suffix = the output's suffix)."""
-    match = _TEMPORARY.fullmatch(name)
-    return bool(match) and (match.group(2) or "") == Path(match.group(1)).suffix
+def _check_digits(token: str) -> str:
+    return hashlib.sha256(f"fastnst temporary {token}".encode()).hexdigest()[:4]
+
+
+def _create_temporary(dest: Path) -> Path:
+    """Create (exclusively, mode 0600) and return a temporary file beside `dest` whose name no
+    user would pick: a random token with check digits, `_ours` recognises it. The name is cut
+    to fit NAME_MAX bytes, so an output name of any legal length can be written."""
+    suffix = dest.suffix if len(os.fsencode(dest.suffix)) <= _MAX_SUFFIX else ""
+    for _ in range(100):
+        token = secrets.token_hex(6)
+        tail = f".{_MARK}{token}{_check_digits(token)}.tmp{suffix}"
+        head = dest.name  # cut by characters, so that a multi-byte one is never split
+        while head and len(os.fsencode(f".{head}{tail}")) > NAME_MAX:
+            head = head[:-1]
+        tmp = dest.parent / f".{head}{tail}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                         0o600)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, f"{os.fsdecode(dest)}: no free temporary name")
+
+
+def _ours(entry: os.DirEntry[str]) -> bool:
+    """True for a temporary file that atomic_path made and a killed write left: its name (with
+    valid check digits), and what it is: a regular file, not a link, of this user, private
+    (0600, as created) and with one name. A user's own `.notes.tmp` never matches."""
+    match = _TEMPORARY.fullmatch(entry.name)
+    if not match or _check_digits(match.group(1)) != match.group(2):
+        return False
+    info = entry.stat(follow_symlinks=False)
+    return (stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
+            and info.st_nlink == 1 and info.st_uid == getattr(os, "getuid", lambda: info.st_uid)())
 
 
 def _remove_stale(folder: Path) -> None:
-    """Remove the temporary files of atomic_path's naming in `folder` that nothing touched for
-    STALE_SECONDS: what killed writes left behind. Once per folder and process (a folder of
-    10,000 outputs is listed once, not 10,000 times)."""
+    """Remove the temporary files of atomic_path's making (`_ours`) in `folder` that nothing
+    touched for STALE_SECONDS: what killed writes left behind. Once per folder and process (a
+    folder of 10,000 outputs is listed once, not 10,000 times)."""
     import time
 
     if folder in _CLEANED:
@@ -135,9 +208,8 @@ def _remove_stale(folder: Path) -> None:
     with contextlib.suppress(OSError), os.scandir(folder) as entries:
         for entry in entries:
             with contextlib.suppress(OSError):
-                if not _ours(entry.name) or not entry.is_file(follow_symlinks=False):
-                    continue
-                if now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
+                if _ours(entry) and \
+                        now - entry.stat(follow_symlinks=False).st_mtime > STALE_SECONDS:
                     os.unlink(entry.path)
 
 

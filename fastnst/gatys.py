@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from fastnst.color import keep_colors
 from fastnst.config_checks import Bound, ConfigError, check_config, describe_options
 from fastnst.console import prepare_console, shown
 from fastnst.errors import UsageError, exit_on_error
+from fastnst.files import OutputExists, check_output
 from fastnst.images import ImageError, check_image_output, read_image, resize, write_image
 from fastnst.vgg import VGG_MIN_SIDE
 
@@ -50,7 +54,7 @@ def run(cfg: DictConfig) -> Path:
 
     from fastnst.device import resolve_device
     from fastnst.model_files import style_label
-    from fastnst.paintings import load_painting, read_painting
+    from fastnst.paintings import painting_file
 
     if not cfg.content:
         raise UsageError("no photo: give content=PHOTO")
@@ -65,6 +69,11 @@ def run(cfg: DictConfig) -> Path:
     output = Path(cfg.output or f"{content_path.stem}_{style_label(cfg.style.name)}.png")
     check_image_output(output)  # before the optimisation, not after it
     content = read_image(content_path, max_size=options.size)  # the result's size: decode no more
+    paintings = [painting_file(cfg.style), *(painting_file(str(s)) for s in cfg.blend or {})]
+    check_output(output, [content_path, *paintings], cfg.overwrite, "overwrite=true")  # inputs
+    snapshots = Snapshots(output, level_sizes(options.size, options.levels), options.iterations,
+                          cfg.save_every)
+    snapshots.check(cfg.overwrite)
     h, w = content.shape[-2:]
     smallest = round(min(h, w) * level_sizes(options.size, options.levels)[0] / max(h, w))
     if smallest < VGG_MIN_SIDE:
@@ -73,32 +82,28 @@ def run(cfg: DictConfig) -> Path:
                                        f" {smallest} px, and the VGG19 loss needs at least"
                                        f" {VGG_MIN_SIDE}")
     style_max = max(VGG_MIN_SIDE, round(options.size * options.style_scale))
-    styles = [read_painting(cfg.style, max_size=style_max)]
-    weights = [1.0]
-    for spec, weight in (cfg.blend or {}).items():
-        styles.append(load_painting(str(spec), max_size=style_max))
-        weights.append(float(weight))
+    styles = [read_image(path, max_size=style_max) for path in paintings]
+    weights = [1.0, *(float(weight) for weight in (cfg.blend or {}).values())]
     loss = hydra.utils.instantiate(cfg.loss).to(device)
 
     def save_intermediate(level_size: int, iteration: int, image: torch.Tensor) -> None:
-        if cfg.save_every and iteration % cfg.save_every == 0 and image.isfinite().all():
+        if snapshots.due(iteration) and image.isfinite().all():
             img = image.clamp(0, 1)
             if options.preserve_color:
                 img = keep_colors(resize(content.to(img.device), tuple(img.shape[-2:])), img)
-            write_image(img, output.with_name(f"{output.stem}.{level_size}px.iter{iteration:04d}"
-                                              f"{output.suffix}"))
+            snapshots.write(img, level_size, iteration, cfg.overwrite)
 
     try:
         result = stylize(content, styles, loss, options, blend=weights,
                          on_iteration=save_intermediate, progress=cfg.progress)
     except GatysInterrupted as stop:  # keep the work done so far, if it has not diverged
         if stop.result.image.isfinite().all():
-            stop.output = write_image(stop.result.image, output)
+            stop.output = write_image(stop.result.image, output, replace=cfg.overwrite)
         raise
     if not result.image.isfinite().all():
         raise DivergedError(f"{output}: the optimisation diverged (NaN or inf in the image);"
                             " nothing written; try a lower lr= or optimizer=adam")
-    write_image(result.image, output)
+    write_image(result.image, output, replace=cfg.overwrite)
     final = result.losses[-1][-1]
     h, w = result.image.shape[-2:]
     print(f"wrote {output} ({w}x{h}) in {result.seconds:.1f} s"
@@ -106,6 +111,49 @@ def run(cfg: DictConfig) -> Path:
           f" loss {final['total']:.4g} = content {final['content']:.4g}"
           f" + style {final['style']:.4g} + tv {final['tv']:.4g}")
     return output
+
+
+class Snapshots:
+    """The `save_every` snapshots of a run: `<output stem>.<size>px.iterNNNN<output suffix>`
+    beside the output, created exclusively (an existing file is kept unless overwrite=true)."""
+
+    def __init__(self, output: Path, sizes: list[int], iterations: int, every: int) -> None:
+        self.output, self.sizes, self.iterations, self.every = output, sizes, iterations, every
+
+    def path(self, size: int, iteration: int) -> Path:
+        out = self.output
+        return out.with_name(f"{out.stem}.{size}px.iter{iteration:04d}{out.suffix}")
+
+    def due(self, iteration: int) -> bool:
+        return bool(self.every) and iteration % self.every == 0
+
+    def check(self, overwrite: bool) -> None:
+        """OutputExists (before the optimisation) when a snapshot this run would write exists:
+        the folder is listed once, however many snapshots are due."""
+        if not self.every or overwrite:
+            return
+        out = self.output
+        pattern = re.compile(rf"{re.escape(out.stem)}\.(\d+)px\.iter(\d+){re.escape(out.suffix)}")
+        try:
+            names = os.listdir(out.parent if str(out.parent) else os.curdir)
+        except OSError:  # a folder to be: nothing in it yet
+            return
+        for name in names:
+            match = pattern.fullmatch(name)
+            if match and int(match.group(1)) in self.sizes and self.due(
+                    iteration := int(match.group(2))) and 0 < iteration <= self.iterations:
+                raise OutputExists(errno.EEXIST, f"{shown(out.parent / name)}: a snapshot this"
+                                   " run would write exists; kept (overwrite=true replaces it,"
+                                   " or give another output=)")
+
+    def write(self, image: torch.Tensor, size: int, iteration: int, overwrite: bool) -> None:
+        """Write one snapshot; one that appeared meanwhile is kept, with a warning."""
+        path = self.path(size, iteration)
+        try:
+            write_image(image, path, replace=overwrite)
+        except FileExistsError:
+            print(f"fastnst-gatys: {shown(path)}: exists (written meanwhile); kept",
+                  file=sys.stderr)
 
 
 def main() -> None:

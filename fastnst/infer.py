@@ -26,7 +26,7 @@ from pathlib import Path
 from fastnst.config_checks import add_options, bounded, options_from_args
 from fastnst.console import prepare_console, shown
 from fastnst.errors import FastnstError, UsageError, print_error
-from fastnst.files import WriteError, check_writable, files_under
+from fastnst.files import WriteError, check_output, check_writable, files_under, resolved
 from fastnst.images import (
     IMAGE_SUFFIXES,
     WRITE_FORMATS,
@@ -117,7 +117,7 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
     seen: set[Path] = set()
     sources = []
     for source, root in inputs:
-        if (key := _resolved(source)) not in seen:
+        if (key := resolved(source)) not in seen:
             seen.add(key)
             sources.append((source, root))
     if file is not None:
@@ -139,7 +139,7 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
     _separate_collisions(result, styles)
     inputs_at = seen  # every input, resolved
     for job in list(result.jobs):
-        if _resolved(job.output) in inputs_at:
+        if resolved(job.output) in inputs_at:
             result.jobs.remove(job)
             result.failed.append(f"{shown(job.source)}: its output {shown(job.output)} is one of"
                                  " the inputs; not replaced, skipped")
@@ -182,14 +182,6 @@ def _separate_collisions(result: OutputPlan, styles: Sequence[str]) -> None:
                 job.output = job.output.with_name(f"{base}{tag}{style}{place}{job.output.suffix}")
             result.notes.append(f"{names} would share the output {shown(output)}; writing "
                                 + ", ".join(shown(j.output.name) for j in jobs))
-
-
-def _resolved(path: Path) -> Path:
-    """`path` with links and `..` resolved, as far as it exists (to compare outputs with inputs)."""
-    try:
-        return path.expanduser().resolve()
-    except (OSError, RuntimeError):  # a link loop
-        return path.absolute()
 
 
 def stylize_file(backend: Backend, job: Job, options: StylizeOptions, overwrite: bool) -> None:
@@ -332,17 +324,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = tqdm(work.jobs, unit="file", disable=args.quiet or len(work.jobs) < 2)
     try:
         for job in bar:
-            if job.output.exists() and not args.overwrite:
-                report.kept.append(job.output)
-                continue
             try:
+                check_output(job.output, overwrite=args.overwrite)
                 if is_video(job.source):
                     stylize_video(job.source, job.output, backends[job.style], args.options,
                                   replace=args.overwrite, progress=not args.quiet)
                 else:
                     stylize_file(backends[job.style], job, args.options, args.overwrite)
                 report.written.append(job.output)
-            except FileExistsError:  # written by another run since the check above
+            except FileExistsError:  # it exists, or another run wrote it since the check
                 report.kept.append(job.output)
             except (ImageError, WriteError) as e:  # the message names the file
                 report.failed.append(shown(e))

@@ -27,7 +27,8 @@ from fastnst.transformer import MAX_STYLES, TransformerConfig, TransformerNet
 
 MODEL_FORMAT = "fastnst-transformer-v1"
 SHIPPED_PACKAGE = "fastnst.models"  # the repository's models/ folder, installed
-MODEL_SUFFIXES = (".safetensors", ".onnx")
+MODEL_SUFFIX = ".safetensors"  # how a model file is written
+MODEL_SUFFIXES = (MODEL_SUFFIX, ".onnx")
 IO_CONVENTION = "input and output (N, 3, H, W) RGB float in [0, 1], any H and W"
 
 
@@ -184,7 +185,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     return net.eval().to(device), metadata
 
 
-def shipped_models(suffix: str = ".safetensors") -> dict[str, Path]:
+def shipped_models(suffix: str = MODEL_SUFFIX) -> dict[str, Path]:
     """The style models installed with fastnst: `{style name: file}` with that suffix."""
     from importlib import resources
 

@@ -77,18 +77,25 @@ def find_painting(image: str, url: str | None = None, md5: str | None = None) ->
                      " FASTNST_STYLE_DIR to the folder that holds it")
 
 
+def painting_file(style: str | DictConfig) -> Path:
+    """The painting file of a style name, an image path or a style config (`image`, `url`,
+    `md5` keys): found, or downloaded (find_painting)."""
+    if isinstance(style, str):
+        if is_image_path(style):
+            return find_painting(style)
+        style = style_config(style)
+    return find_painting(style.image, style.get("url"), style.get("md5"))
+
+
 def load_painting(spec: str, max_size: int | None = None) -> torch.Tensor:
     """`spec` is a style name or an image path -> `(1, 3, H, W)` in [0, 1]."""
-    if is_image_path(spec):
-        return read_image(find_painting(spec), max_size=max_size)
-    return read_painting(style_config(spec), max_size=max_size)
+    return read_image(painting_file(spec), max_size=max_size)
 
 
 def read_painting(style: DictConfig, max_size: int | None = None) -> torch.Tensor:
     """The image of a style config (`image`, `url`, `md5` keys) -> `(1, 3, H, W)` in [0, 1],
     its long side at most `max_size` pixels."""
-    path = find_painting(style.image, style.get("url"), style.get("md5"))
-    return read_image(path, max_size=max_size)
+    return read_image(painting_file(style), max_size=max_size)
 
 
 def has_folder(spec: str) -> bool:

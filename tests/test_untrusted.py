@@ -16,7 +16,7 @@ from helpers import smooth_image, tiny_model
 from PIL import EpsImagePlugin, Image
 
 from fastnst import export, infer
-from fastnst.files import STALE_SECONDS, atomic_path
+from fastnst.files import atomic_path
 from fastnst.images import ImageError, read_image, write_image
 from fastnst.model_files import load_model, save_model, style_label
 
@@ -237,21 +237,6 @@ def test_sigterm_during_a_video_cleans_up_like_ctrl_c(tmp_path, reap):
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, err
     assert list(out.iterdir()) == []  # no hidden temporary file left
-
-
-def test_stale_temporary_files_of_a_killed_write_are_removed(tmp_path):
-    dest = tmp_path / "photo_tiny.png"
-    stale = tmp_path / ".photo_tiny.png.ab3_x9zq.tmp.png"
-    fresh = tmp_path / ".photo_tiny.png.k2j4h5g6.tmp.png"  # another run, writing now
-    foreign = tmp_path / ".photo_tiny.png.backup"  # not our naming: never touched
-    for path in (stale, fresh, foreign):
-        path.write_bytes(b"partial")
-    old = time.time() - STALE_SECONDS - 60
-    os.utime(stale, (old, old))
-    os.utime(foreign, (old, old))
-    write_image(smooth_image(8, 8), dest)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [dest.name, fresh.name, foreign.name])
 
 
 # --- 6. Clear errors, early, for every bad value -----------------------------------------

@@ -3,6 +3,7 @@ and python -m fastnst.distill call it; see fastnst.train for the run folder's la
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -13,6 +14,7 @@ from typing import Any
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
+from fastnst.console import shown
 from fastnst.errors import FastnstError
 from fastnst.files import atomic_path
 from fastnst.training.checkpoints import (
@@ -47,8 +49,7 @@ def run(cfg: DictConfig) -> Path | None:
 
     from fastnst.config_checks import ConfigError, check_config
     from fastnst.device import hardware_name
-    from fastnst.files import check_writable
-    from fastnst.model_files import save_model, style_label
+    from fastnst.model_files import MODEL_SUFFIX, save_model, style_label
     from fastnst.training.module import NonFiniteLossError, StyleTransferModule
     from fastnst.training.options import TrainOptions
     from fastnst.training.tasks import network, plan
@@ -67,14 +68,12 @@ def run(cfg: DictConfig) -> Path | None:
         raise ConfigError(f"data.short_side={cfg.data.short_side} is smaller than"
                           f" data.crop_size={cfg.data.crop_size}: the crops would not fit")
     name = style_label(cfg.name)
-    if cfg.output:  # checked now, not after the training
-        out = Path(cfg.output)
-        check_writable(out / f"{name}.safetensors" if out.is_dir() else out)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     given = [o.lstrip("+~").split("=")[0] for o in HydraConfig.get().overrides.task]
     config, styles = network(cfg, instantiate(cfg.model),
                              model_given=any(k.split(".")[0] == "model" for k in given))
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
+    output = model_output(cfg, name, ckpt_path)  # checked now, not after the training
     if ckpt_path:  # before anything heavy loads
         check_checkpoint(ckpt_path, TransformerNet.skeleton(config))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -111,7 +110,7 @@ def run(cfg: DictConfig) -> Path | None:
     losses = module.final_losses()
     config = OmegaConf.to_container(  # without the `hydra` node that tests compose in
         OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
-    path = save_model(module.net, run_dir / f"{name}.safetensors", name,
+    path = save_model(module.net, run_dir / f"{name}{MODEL_SUFFIX}", name,
                       extra={"training": config, "steps": trainer.global_step,
                              "losses": losses, "seconds": round(seconds, 1),
                              "skipped_images": module.skipped_images,
@@ -119,16 +118,43 @@ def run(cfg: DictConfig) -> Path | None:
                              "precision": precision,
                              "hardware": hardware_name(trainer.strategy.root_device)},
                       styles=work.styles)
-    if cfg.output:
-        out = Path(cfg.output)
-        out = out / path.name if out.is_dir() else out
-        with atomic_path(out) as tmp:
+    if output is not None:
+        with atomic_path(output, replace=cfg.overwrite) as tmp:
             shutil.copyfile(path, tmp)
     print(f"wrote {path} after {trainer.global_step} steps in {seconds / 60:.1f} min;"
           f" loss {losses.get('total', float('nan')):.4g} (the mean of the last"
           f" {len(module.recent)} steps; the progress bar shows one step);"
           f" {module.skipped_images} unreadable images skipped")
     return path
+
+
+def model_output(cfg: DictConfig, name: str, checkpoint: str | None) -> Path | None:
+    """The file `output=` asks for, checked before the training: a `.safetensors` file, or
+    `<name>.safetensors` in a folder (one that exists, or a name ending in `/` or without a
+    suffix). ConfigError for another suffix; WriteError for one of the run's inputs (`init=`,
+    `teacher=`, the resumed checkpoint) or what cannot be written; OutputExists for a file
+    that exists, unless `overwrite=true`. None without `output=`."""
+    from fastnst.config_checks import ConfigError, unset
+    from fastnst.files import check_output
+    from fastnst.model_files import MODEL_SUFFIX
+    from fastnst.styles import model_path
+
+    if unset(cfg.output) or not str(cfg.output):
+        return None
+    spec = str(cfg.output)
+    out = Path(spec).expanduser()
+    if out.is_dir() or spec.endswith(("/", os.sep)) or not out.suffix:
+        out = out / f"{name}{MODEL_SUFFIX}"
+    elif out.suffix.lower() != MODEL_SUFFIX:
+        raise ConfigError(f"output={shown(spec)}: a model is written as {MODEL_SUFFIX}; give such"
+                          " a file, or a folder (fastnst-export makes .onnx from the model)")
+    inputs = [checkpoint] if checkpoint else []
+    for key in ("init", "teacher"):
+        with contextlib.suppress(FastnstError):  # a name that is no model fails later, in full
+            if not unset(cfg[key]):
+                inputs.append(model_path(str(cfg[key]), f"{key}="))
+    check_output(out, inputs, overwrite=cfg.overwrite, overwrite_with="overwrite=true")
+    return out
 
 
 def remove_if_untouched(run_dir: Path) -> None:
