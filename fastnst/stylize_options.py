@@ -11,18 +11,23 @@ from dataclasses import dataclass
 
 from fastnst.config_checks import Bound, ConfigError, check_options, option
 from fastnst.temporal import FLOW_METHODS, FLOW_SIDE, FlowSmoother
+from fastnst.upsample import STROKE_RANGE
 
 WEBCAM_SIDE = 640  # pixels: the webcam's frames are shrunk to this long side unless max_size
 
 
 @dataclass(frozen=True)
 class StylizeOptions:
-    """Size, tiling, strength, colour and video smoothing of a stylization (checked when made:
-    ConfigError names the option and its range)."""
+    """Size, stroke, tiling, strength, colour and video smoothing of a stylization (checked
+    when made: ConfigError names the option and its range)."""
 
     max_size: int | None = option(None, "shrink inputs to this long side first (pixels; the"
                                   f" webcam's default: {WEBCAM_SIDE})",
                                   Bound(16, 65536, integer=True, nullable=True))
+    stroke: float = option(1.0, f"stroke size relative to the picture, {STROKE_RANGE[0]:g}..."
+                           f"{STROKE_RANGE[1]:g} (1: the painting's; 2: twice as big; 0: the"
+                           " network's own size, finer on big photos)",
+                           Bound(*STROKE_RANGE, also=(0,)))
     strength: float = option(1.0, "0..1: blend of the result over the photo", Bound(0, 1))
     preserve_color: bool = option(False, "keep the photo's colours, take luminance from the"
                                   " result")

@@ -1,5 +1,5 @@
-"""Run a style model on images: PyTorch or ONNX Runtime, tiles for large images, colour
-preservation and strength.
+"""Run a style model on images: PyTorch or ONNX Runtime, the stroke's working size, tiles for
+large images, colour preservation and strength.
 
 Images are `(1, 3, H, W)` float32 RGB in [0, 1] on the CPU, in and out; backends move them to
 their device.
@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, Self
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -22,11 +23,12 @@ from torch import nn
 from fastnst.color import keep_colors
 from fastnst.console import shown
 from fastnst.errors import FastnstError
-from fastnst.images import from_bgr, resize_long_side, to_rgb_array
+from fastnst.images import from_bgr, long_side_hw, resize_long_side, to_rgb_array
 from fastnst.model_files import MODEL_FORMAT, ModelFileError, style_label
 from fastnst.style_mix import STYLE_INPUT, MixError, mix_label, mix_vector
 from fastnst.stylize_options import DEFAULTS, StylizeOptions
 from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet, pad_to_min_side
+from fastnst.upsample import cropped, enlarge, luminance, padded, shrink, working_side
 
 BACKENDS = ("torch", "onnx")
 ORT_CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -225,13 +227,12 @@ class OnnxBackend(_Mixable):
             return torch.from_numpy(np.asarray(out, dtype=np.float32))  # checked_call refuses it
         return torch.from_numpy(out[..., :h, :w].copy())
 
-    def run_frame(self, bgr: np.ndarray) -> np.ndarray:
+    def run_frame(self, bgr: np.ndarray, as_float: bool = False) -> np.ndarray:
         """A camera frame `(H, W, 3)` BGR uint8 (each side at least NETWORK_MIN_SIDE) -> its
-        stylized frame `(H, W, 3)` RGB uint8, with numpy and OpenCV only: no torch operation
-        runs between frames, so ONNX Runtime's threads have the cores to themselves (torch's
-        would compete with them; docs/benchmarks.md). BadResultError as `stylize` gives it."""
-        import cv2
-
+        stylized frame `(H, W, 3)` RGB uint8 (float32 in [0, 1] if `as_float`), with numpy and
+        OpenCV only: no torch operation runs between frames, so ONNX Runtime's threads have the
+        cores to themselves (torch's would compete with them; docs/benchmarks.md).
+        BadResultError as `stylize` gives it."""
         from fastnst.onnx_checks import run_bounded
 
         x = cv2.dnn.blobFromImage(bgr, 1.0 / 255.0, swapRB=True)  # (1, 3, H, W) RGB float32
@@ -243,6 +244,8 @@ class OnnxBackend(_Mixable):
             raise BadResultError(f"style {self.style} gave NaN or inf for this frame")
         rgb = out[0].transpose(1, 2, 0)
         np.clip(rgb, 0.0, 1.0, out=rgb)
+        if as_float:
+            return np.ascontiguousarray(rgb)
         return cv2.convertScaleAbs(rgb, alpha=255.0)  # rounds and saturates to uint8
 
 
@@ -304,9 +307,12 @@ def shared_norm_statistics(net: nn.Module, reference: torch.Tensor) -> Iterator[
             h.remove()
 
 
-def run_tiled(backend: Backend, image: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+def run_tiled(backend: Backend, image: torch.Tensor, tile: int, overlap: int,
+              like: torch.Tensor | None = None) -> torch.Tensor:
     """Stylize `image` tile by tile (`tile` pixels a side, `overlap` shared between neighbours),
-    cross-fading the overlaps linearly, so memory is bounded by the tile, not the image."""
+    cross-fading the overlaps linearly, so memory is bounded by the tile, not the image. With
+    `like` (a smaller result of the whole image), each tile's channels are given the mean and
+    spread of `like` over the same region before the blend."""
     if overlap * 2 > tile:
         raise ValueError(f"overlap ({overlap}) must be at most half the tile ({tile})")
     h, w = image.shape[-2:]
@@ -317,6 +323,8 @@ def run_tiled(backend: Backend, image: torch.Tensor, tile: int, overlap: int) ->
         for x in xs:
             th, tw = min(tile, h - y), min(tile, w - x)
             part = checked_call(backend, image[..., y:y + th, x:x + tw])
+            if like is not None:
+                part = _moments_like(part, like, (y / h, x / w, th / h, tw / w))
             wy = _ramp(th, overlap, y == 0, y + th >= h)
             wx = _ramp(tw, overlap, x == 0, x + tw >= w)
             mask = wy[:, None] * wx[None, :]
@@ -325,30 +333,86 @@ def run_tiled(backend: Backend, image: torch.Tensor, tile: int, overlap: int) ->
     return out / weight
 
 
-def stylize(backend: Backend, image: torch.Tensor, options: StylizeOptions = DEFAULTS, *,
-            stats_size: int = 1024) -> torch.Tensor:
-    """Stylize `image` `(1, 3, H, W)` in [0, 1] as `options` say (fastnst.stylize_options:
-    tiles, colour, strength; `max_size` is the reader's). With the PyTorch backend, tiles are
-    normalised with statistics of the whole image shrunk to `stats_size` pixels a side."""
-    image = image.float()
+def _painted(backend: Backend, image: torch.Tensor, options: StylizeOptions,
+             stats_size: int) -> torch.Tensor:
+    """The network's result for `image`, in tiles when it is larger than `options.tile`:
+    normalised with the whole image's statistics (PyTorch), or toned to a whole-image run
+    (ONNX Runtime, whose graph normalises each tile by its own). Refuses NaN or inf."""
     tile, overlap = options.tile, options.overlap
     if tile and max(image.shape[-2:]) > tile:
+        # Statistics, or tone, from the whole image shrunk to at most stats_size pixels a side.
+        reference = resize_long_side(image, min(stats_size, max(image.shape[-2:])))
         if isinstance(backend, TorchBackend):
-            # Statistics from the whole image, shrunk to at most stats_size pixels a side.
-            reference = resize_long_side(image, min(stats_size, max(image.shape[-2:])))
             with shared_norm_statistics(backend.net, reference.to(backend.device,
                                                                   backend.dtype)):
                 out = run_tiled(backend, image, tile, overlap)
-        else:  # an ONNX graph normalises each tile by its own statistics
-            warnings.warn("ONNX Runtime tiles are normalised separately, so their tone can"
-                          " differ; the torch backend shares the whole image's statistics",
-                          stacklevel=2)
-            out = run_tiled(backend, image, tile, overlap)
+        else:
+            whole = checked_call(backend, reference)
+            out = toned_like(run_tiled(backend, image, tile, overlap, like=whole), whole)
     else:
         out = checked_call(backend, image)
     if not out.isfinite().all():
         raise BadResultError(f"style {backend.style} gave NaN or inf for this image; nothing"
                              " written")
+    return out
+
+
+TONE_SIDE = 64  # pixels: the long side of the tone a tiled ONNX result takes from a whole run
+
+
+def toned_like(tiled: torch.Tensor, whole: torch.Tensor) -> torch.Tensor:
+    """`tiled` with its coarse tone (the image at TONE_SIDE pixels) replaced by `whole`'s, a
+    smaller run of the same image in one piece: tiles normalised each by its own statistics
+    then share one tone, and their seams go, while their strokes stay."""
+    import torch.nn.functional as F
+
+    hw = tuple(tiled.shape[-2:])
+
+    def coarse(x: torch.Tensor) -> torch.Tensor:
+        small = F.interpolate(x, size=long_side_hw(*x.shape[-2:], TONE_SIDE), mode="area")
+        return F.interpolate(small, size=hw, mode="bilinear", align_corners=False)
+
+    return tiled - coarse(tiled) + coarse(whole)
+
+
+def _moments_like(part: torch.Tensor, like: torch.Tensor,
+                  region: tuple[float, float, float, float]) -> torch.Tensor:
+    """`part` with each channel's mean and standard deviation those of `like` over `region`
+    (top, left, height, width as fractions of `like`'s size)."""
+    lh, lw = like.shape[-2:]
+    top, left, height, width = region
+    y0, x0 = int(top * lh), int(left * lw)
+    y1, x1 = max(y0 + 1, round((top + height) * lh)), max(x0 + 1, round((left + width) * lw))
+    target = like[..., y0:y1, x0:x1]
+    mean, std = part.mean((2, 3), keepdim=True), part.std((2, 3), keepdim=True)
+    scale = target.std((2, 3), keepdim=True) / std.clamp_min(1e-4)
+    return (part - mean) * scale.clamp(0.25, 4.0) + target.mean((2, 3), keepdim=True)
+
+
+def _hwc(image: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(image[0].permute(1, 2, 0).numpy())
+
+
+def _chw(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+
+def stylize(backend: Backend, image: torch.Tensor, options: StylizeOptions = DEFAULTS, *,
+            stats_size: int = 1024) -> torch.Tensor:
+    """Stylize `image` `(1, 3, H, W)` in [0, 1] as `options` say (fastnst.stylize_options:
+    stroke, tiles, colour, strength; `max_size` is the reader's): painted at the working size
+    of `options.stroke` and enlarged with the photo's detail (fastnst.upsample), then colour
+    and strength at the photo's size. Tiles are normalised with statistics of the whole image
+    shrunk to `stats_size` pixels a side."""
+    image = image.float()
+    side = working_side(*image.shape[-2:], options.stroke)
+    if side is None:
+        out = _painted(backend, image, options, stats_size)
+    else:
+        rgb = _hwc(image)
+        small = shrink(rgb, side)
+        painted = cropped(_hwc(_painted(backend, _chw(padded(small)), options, stats_size)))
+        out = _chw(enlarge(painted, luminance(rgb), luminance(small)))
     if options.preserve_color:
         out = keep_colors(image, out)
     if options.strength < 1.0:
@@ -360,9 +424,18 @@ def stylize_frame(backend: Backend, bgr: np.ndarray, options: StylizeOptions = D
                   ) -> np.ndarray:
     """A camera or video frame `(H, W, 3)` BGR uint8 -> the stylized frame `(H, W, 3)` RGB
     uint8, as `stylize` does it. An ONNX Runtime model with the default colour and strength
-    takes OnnxBackend.run_frame, without torch (faster on small CPUs)."""
+    takes OnnxBackend.run_frame and OpenCV, without torch (faster on small CPUs)."""
+    side = working_side(*bgr.shape[:2], options.stroke)
+    small = bgr if side is None else shrink(bgr, side)
     if (isinstance(backend, OnnxBackend) and not options.preserve_color
-            and options.strength == 1.0 and min(bgr.shape[:2]) >= NETWORK_MIN_SIDE
-            and not (options.tile and max(bgr.shape[:2]) > options.tile)):
-        return backend.run_frame(bgr)
+            and options.strength == 1.0 and min(small.shape[:2]) >= NETWORK_MIN_SIDE
+            and not (options.tile and max(small.shape[:2]) > options.tile)):
+        if side is None:
+            return backend.run_frame(bgr)
+        painted = cropped(backend.run_frame(padded(small), as_float=True))
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        grey *= 1.0 / 255.0
+        small_grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        small_grey *= 1.0 / 255.0
+        return cv2.convertScaleAbs(enlarge(painted, grey, small_grey), alpha=255.0)
     return to_rgb_array(stylize(backend, from_bgr(bgr), options))

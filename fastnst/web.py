@@ -72,6 +72,7 @@ class Site:
 
     def __init__(self, models: dict[str, Path], ort_dist: Path = ORT_DIST) -> None:
         from fastnst.model_files import read_metadata
+        from fastnst.upsample import page_settings
 
         missing = [f for f in ORT_FILES if not (ort_dist / f).is_file()]
         if missing:
@@ -81,7 +82,8 @@ class Site:
         self.models = models
         self.index = {"models": [{"name": name, "url": f"models/{name}.onnx",
                                   "styles": read_metadata(path).get("styles", [])}
-                                 for name, path in models.items()]}
+                                 for name, path in models.items()],
+                      "stroke": page_settings()}
         self._lock = threading.Lock()
 
     def file(self, url_path: str) -> tuple[bytes, str] | None:

@@ -2,15 +2,17 @@
 
 Keys: n / space / Right: next style; p / Left: previous style; b: blend a step (BLEND_STEP)
 further towards the next style (styles of one multi-style model; back to the style itself after
-the last step); q / Escape: quit. The frame rate and the style name are drawn on the picture.
-The window is Tk (the Python standard library), as pip's OpenCV wheels for servers have no GUI;
-the camera is read with OpenCV. Frames become Tk images in fastnst.images (`tk_photo`), the one
-module that touches Pillow.
+the last step); + / -: strokes bigger / smaller (upsample.STROKE_STEP); q / Escape: quit. The
+style, the stroke and the frame rate are drawn on the picture. The window is Tk (the Python
+standard library), as pip's OpenCV wheels for servers have no GUI; the camera is read with
+OpenCV. Frames become Tk images in fastnst.images (`tk_photo`), the one module that touches
+Pillow.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +24,7 @@ from fastnst.errors import FastnstError
 from fastnst.images import shrink_frame, tk_photo
 from fastnst.stylize_options import DEFAULTS, StylizeOptions
 from fastnst.stylizer import Backend, stylize_frame
+from fastnst.upsample import stepped_stroke
 
 Frames = Callable[[Backend, np.ndarray, StylizeOptions], np.ndarray]  # stylize_frame's shape
 
@@ -30,6 +33,8 @@ PREVIOUS_KEYS = frozenset({"p", "Left"})
 QUIT_KEYS = frozenset({"q", "Escape"})
 BLEND_KEYS = frozenset({"b"})
 BLEND_STEP = 0.25  # how far one press of b moves the blend towards the next style
+STROKE_KEYS = {"plus": 1, "equal": 1, "KP_Add": 1, "minus": -1, "underscore": -1,
+               "KP_Subtract": -1}  # Tk key names -> steps of the stroke (upsample.STROKE_STEP)
 
 
 class CameraError(FastnstError, RuntimeError):
@@ -176,6 +181,7 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
     stop = threading.Event()
     index, blend = 0, 0.0  # the style, and how far it is blended towards the next one
     active = [backends[0]]  # what the stylizing thread runs: set here, read there
+    current = [options]  # and with which options (the stroke keys change them)
     last: list[Backend | None] = [None]  # what it ran last (the stylizing thread's own)
 
     def read() -> None:
@@ -197,7 +203,7 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
                     return
                 backend = active[0]
                 small = shrink_frame(frame, max_size)  # type: ignore[arg-type]
-                rgb = stylize(backend, small, options)
+                rgb = stylize(backend, small, current[0])
                 if smoother is not None:
                     if backend is not last[0]:
                         smoother.reset()  # no blending across a change of style
@@ -224,6 +230,9 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
                 elif key in BLEND_KEYS:
                     blend += BLEND_STEP
                     blend = 0.0 if blend > 1.0 - 1e-6 else blend
+                elif key in STROKE_KEYS:
+                    stroke = stepped_stroke(current[0].stroke, STROKE_KEYS[key])
+                    current[0] = dataclasses.replace(current[0], stroke=stroke)
                 active[0] = _blended(backends, index, blend)
             result = results.take(timeout=0.02)  # keys stay answered while a frame is slow
             if result is None:
@@ -237,9 +246,11 @@ def run_webcam(capture: Capture, window: Window, backends: Sequence[Backend],
             shown_at.append(now)
             while shown_at[0] < now - 1.0:
                 shown_at.popleft()
-            keys = "n: next  p: previous  b: blend  q: quit" if hasattr(active[0], "blended") \
-                and getattr(active[0], "styles", None) else "n: next  p: previous  q: quit"
-            window.show(_overlay(rgb, f"{style}  {len(shown_at)} fps   {keys}"),
+            keys = "n: next  p: previous  b: blend  +/-: stroke  q: quit" if hasattr(
+                active[0], "blended") and getattr(active[0], "styles", None) \
+                else "n: next  p: previous  +/-: stroke  q: quit"
+            text = f"{style}  stroke {current[0].stroke:g}  {len(shown_at)} fps   {keys}"
+            window.show(_overlay(rgb, text),
                         f"fastnst - {style}")
             shown += 1
         return shown

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from fastnst import shared_data
@@ -73,3 +74,35 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float = 180) -> N
         assert time.monotonic() < end, f"no {path} after {timeout} s"
         time.sleep(0.005)
 
+
+class FakeCamera:
+    """Frames as cv2.VideoCapture.read gives them (BGR uint8), one every `period` seconds like a
+    real camera; `frames` of them, then the end."""
+
+    def __init__(self, frames: int, period: float = 0.005) -> None:
+        still = (smooth_image(24, 32)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        self.frames = [np.roll(still, i, axis=1)[..., ::-1] for i in range(frames)]
+        self.period, self.released = period, False
+
+    def read(self):
+        time.sleep(self.period)
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def release(self):
+        self.released = True
+
+
+class FakeWindow:
+    """Records what is shown; presses the scripted keys once, when that many frames are shown."""
+
+    def __init__(self, script: dict[int, list[str]]) -> None:
+        self.script, self.shown, self.closed = dict(script), [], False
+
+    def show(self, rgb, title):
+        self.shown.append((rgb.shape, title))
+
+    def pressed_keys(self):
+        return self.script.pop(len(self.shown), [])
+
+    def close(self):
+        self.closed = True

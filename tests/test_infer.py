@@ -13,7 +13,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from helpers import ctrl_c_default, smooth_image, tiny_model, wait_for_file
+from helpers import (
+    FakeCamera,
+    FakeWindow,
+    ctrl_c_default,
+    smooth_image,
+    tiny_model,
+    wait_for_file,
+)
 from hostile import PicklePayload, make_corpus, missing
 
 from fastnst.images import read_image, write_image
@@ -206,39 +213,6 @@ def _change(frames: list[np.ndarray]) -> float:
     """Mean absolute change between consecutive frames."""
     return float(np.mean([np.abs(a.astype(float) - b).mean()
                           for a, b in itertools.pairwise(frames)]))
-
-
-class FakeCamera:
-    """Frames as cv2.VideoCapture.read gives them (BGR uint8), one every `period` seconds like a
-    real camera; `frames` of them, then the end."""
-
-    def __init__(self, frames: int, period: float = 0.005) -> None:
-        still = (smooth_image(24, 32)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        self.frames = [np.roll(still, i, axis=1)[..., ::-1] for i in range(frames)]
-        self.period, self.released = period, False
-
-    def read(self):
-        time.sleep(self.period)
-        return (True, self.frames.pop(0)) if self.frames else (False, None)
-
-    def release(self):
-        self.released = True
-
-
-class FakeWindow:
-    """Records what is shown; presses the scripted keys once, when that many frames are shown."""
-
-    def __init__(self, script: dict[int, list[str]]) -> None:
-        self.script, self.shown, self.closed = dict(script), [], False
-
-    def show(self, rgb, title):
-        self.shown.append((rgb.shape, title))
-
-    def pressed_keys(self):
-        return self.script.pop(len(self.shown), [])
-
-    def close(self):
-        self.closed = True
 
 
 def test_webcam_loop_cycles_styles_and_quits_on_q(tmp_path):

@@ -36,8 +36,6 @@ def test_onnx_and_torch_backends_agree(model, tmp_path):
     b = stylize(load_style(str(tmp_path / "tiny.onnx")), photo)
     assert a.shape == b.shape == photo.shape
     assert (a - b).abs().max() <= 1e-3
-    with pytest.warns(UserWarning, match="tiles are normalised separately"):
-        stylize(load_style(str(tmp_path / "tiny.onnx")), photo, StylizeOptions(tile=32, overlap=8))
     # Tiny images work on both (the ONNX graph needs 5 px a side: padded outside it).
     tiny = smooth_image(3, 2)
     torch.testing.assert_close(stylize(load_style(str(tmp_path / "tiny.onnx")), tiny),
@@ -69,19 +67,30 @@ def test_tile_weights_cover_every_pixel_exactly_once():
                                Pointwise()(image))
 
 
-def test_tiled_and_whole_outputs_differ_little_and_show_no_seams(model):
-    # Tiles are normalised with the whole image's statistics, so they differ from the whole
-    # image only where a convolution near a tile's edge misses the neighbour's pixels, which
-    # the 32-px cross-fade hides. Measured here: mean |difference| 0.007 (0.22 when each tile
-    # uses its own statistics); with the 60-minute starry_night model on golden_gate at 1024 px
-    # in 512-px tiles: 0.0009 (0.10). The limit 0.02 is 5 levels of 255.
+@pytest.mark.parametrize("kind", ["torch", "onnx"])
+def test_tiled_and_whole_outputs_differ_little_and_show_no_seams(model, tmp_path, kind):
+    # PyTorch tiles are normalised with the whole image's statistics; ONNX Runtime's graph
+    # normalises each tile by its own, so each ONNX tile takes the mean and spread, and the
+    # result its coarse tone, from a run of the whole image (stylizer.toned_like). Tiles then
+    # differ from the whole image where a convolution near a tile's edge misses the neighbour's
+    # pixels (the 32-px cross-fade hides it) and, on ONNX, in fine texture. Measured here: mean
+    # |difference| 0.007 torch, 0.054 ONNX, 0.22 when each tile keeps its own tone; at 32 px
+    # (the tone) 0.005, 0.013 and 0.19. With starry_night-fast on golden_gate at 1958 px in
+    # 512-px tiles: 3.2, 9.2 and 27 levels of 255.
     # A seam would show as a jump along the tile borders: the change from one pixel column to
     # the next is no larger there than elsewhere.
+    import torch.nn.functional as F
+
+    if kind == "onnx":
+        export_onnx(load_model(model)[0], tmp_path / "tiny.onnx", "tiny", verify_sizes=[(32, 32)])
+        model = tmp_path / "tiny.onnx"
     backend = load_style(str(model))
     photo = smooth_image(300, 400)
-    whole = stylize(backend, photo)
-    tiled = stylize(backend, photo, StylizeOptions(tile=128, overlap=32))
-    assert (whole - tiled).abs().mean() < 0.02
+    whole = stylize(backend, photo, StylizeOptions(stroke=0))  # tiles at the photo's size
+    tiled = stylize(backend, photo, StylizeOptions(stroke=0, tile=128, overlap=32))
+    assert (whole - tiled).abs().mean() < (0.02 if kind == "torch" else 0.08)
+    tone = [F.interpolate(x, size=(24, 32), mode="area") for x in (whole, tiled)]
+    assert (tone[0] - tone[1]).abs().mean() < 0.02
     step = (tiled[..., :, 1:] - tiled[..., :, :-1]).abs().mean(dim=(0, 1, 2))  # per column
     borders = [96, 128, 192, 224, 288, 320]  # where tiles start and end (tile 128, step 96)
     assert step[borders].mean() < 1.5 * step.mean()

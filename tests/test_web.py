@@ -114,6 +114,38 @@ def test_the_page_stylizes_a_photo_as_onnx_runtime_does_and_blends(page, tmp_pat
     assert np.abs(blended - expected).max() <= 3
 
 
+@pytest.mark.slow  # a browser, and an ONNX export
+def test_the_stroke_slider_paints_as_python_does(page, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from fastnst.export import cached_onnx
+    from fastnst.stylize_options import StylizeOptions
+    from fastnst.stylizer import OnnxBackend, stylize_frame
+
+    browser = page()
+    photo = np.asarray(Image.open(find_photo()).convert("RGB").resize((400, 300)))
+    path = write_image(from_rgb_array(photo), tmp_path / "photo.png")
+    Select(browser.find_element(By.ID, "style")).select_by_value("model:mosaic-fast")
+    browser.find_element(By.ID, "photo").send_keys(str(path))
+    assert wait_for(browser, ("done", "error")).startswith("Done: mosaic-fast")
+    default = canvas_pixels(browser).astype(int)  # stroke 1
+    results = {}
+    for stroke in (2, 4):
+        browser.execute_script(f"const s = document.getElementById('stroke'); s.value = {stroke};"
+                               " s.dispatchEvent(new Event('change'));")
+        assert f"stroke {stroke}" in wait_for(browser, ("done", "error"))
+        results[stroke] = canvas_pixels(browser).astype(int)
+        assert results[stroke].shape == (300, 400, 3)
+        backend = OnnxBackend(cached_onnx(find_model("mosaic-fast")),
+                              __import__("torch").device("cpu"))
+        expected = stylize_frame(backend, np.ascontiguousarray(photo[..., ::-1]),
+                                 StylizeOptions(stroke=stroke)).astype(int)
+        # The browser shrinks the photo with its own filter, Python with OpenCV's area mean.
+        assert np.abs(results[stroke] - expected).mean() < 6
+    assert np.abs(results[2] - results[4]).mean() > 5 and np.abs(results[2] - default).mean() > 5
+
+
 def find_photo() -> Path:
     from fastnst.shared_data import EVAL_DIR
 

@@ -4,7 +4,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], sessions: new Map(), image: null, camera: null, busy: false };
+const state = { models: [], sessions: new Map(), image: null, camera: null, busy: false, stroke: null };
 ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;  // served by fastnst-web
 // Every core up to 4 (ONNX Runtime's own default takes half of them); threads need the page to
 // be cross-origin isolated, which fastnst-web's headers make it.
@@ -53,31 +53,55 @@ function choice() {
 function label() {
   const [kind, name] = $("style").value.split(":");
   const t = Number($("blend").value);
-  return kind === "multi" && t > 0 ? `${name} ${100 - t}% + ${$("style-b").value} ${t}%` : name;
+  const stroke = Number($("stroke").value) === 1 ? "" : `, stroke ${$("stroke").value}`;
+  return (kind === "multi" && t > 0 ? `${name} ${100 - t}% + ${$("style-b").value} ${t}%` : name) + stroke;
 }
 
-// Pixels of a canvas as the model's input: (1, 3, H, W) float32 RGB in [0, 1].
-function tensorOf(canvas) {
+// Pixels of a canvas: { w, h, rgba }.
+function pixels(canvas) {
   const { width: w, height: h } = canvas;
-  const rgba = canvas.getContext("2d").getImageData(0, 0, w, h).data;
-  const data = new Float32Array(3 * w * h);
-  for (let i = 0; i < w * h; i++) {
-    data[i] = rgba[4 * i] / 255;
-    data[w * h + i] = rgba[4 * i + 1] / 255;
-    data[2 * w * h + i] = rgba[4 * i + 2] / 255;
-  }
-  return new ort.Tensor("float32", data, [1, 3, h, w]);
+  return { w, h, rgba: canvas.getContext("2d").getImageData(0, 0, w, h).data };
 }
 
-function draw(tensor, canvas) {
-  const [, , h, w] = tensor.dims;
-  const out = tensor.data;
+// Pixels as the model's input: (1, 3, H, W) float32 RGB in [0, 1], mirrored out by `border`
+// pixels on each side (OpenCV's BORDER_REFLECT_101, as fastnst/upsample.py pads).
+function tensorOf({ w, h, rgba }, border = 0) {
+  const W = w + 2 * border, H = h + 2 * border;
+  const mirror = (i, n) => (i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i);
+  const data = new Float32Array(3 * W * H);
+  for (let y = 0; y < H; y++) {
+    const sy = mirror(y - border, h);
+    for (let x = 0; x < W; x++) {
+      const j = 4 * (sy * w + mirror(x - border, w)), i = y * W + x;
+      data[i] = rgba[j] / 255;
+      data[W * H + i] = rgba[j + 1] / 255;
+      data[2 * W * H + i] = rgba[j + 2] / 255;
+    }
+  }
+  return new ort.Tensor("float32", data, [1, 3, H, W]);
+}
+
+// The model's output (1, 3, H, W) without `border` pixels a side: three w x h planes.
+function planesOf(tensor, border = 0) {
+  const [, , H, W] = tensor.dims;
+  const w = W - 2 * border, h = H - 2 * border;
+  const planes = [0, 1, 2].map(() => new Float32Array(w * h));
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < h; y++) {
+      const row = c * W * H + (y + border) * W + border;
+      planes[c].set(tensor.data.subarray(row, row + w), y * w);
+    }
+  }
+  return { w, h, planes };
+}
+
+function draw({ w, h, planes }, canvas) {
   canvas.width = w;
   canvas.height = h;
   const image = new ImageData(w, h);
   for (let i = 0; i < w * h; i++) {
     for (let c = 0; c < 3; c++) {
-      image.data[4 * i + c] = Math.round(Math.min(1, Math.max(0, out[c * w * h + i])) * 255);
+      image.data[4 * i + c] = Math.round(Math.min(1, Math.max(0, planes[c][i])) * 255);
     }
     image.data[4 * i + 3] = 255;
   }
@@ -97,14 +121,128 @@ function show(source, width, height) {
   ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
 }
 
+// The stroke path, as fastnst/upsample.py does it (its constants come in models.json): paint
+// at a working size set by the stroke, then enlarge with the photo's own fine detail.
+function workingSide(w, h, stroke) {
+  const S = state.stroke;
+  if (!stroke || !S) return null;
+  const long = Math.max(w, h), short = Math.max(1, Math.min(w, h));
+  const side = Math.max(Math.round(S.side / stroke), Math.ceil(S.min_short_side * long / short));
+  return side < long ? side : null;
+}
+
+function greyOf({ w, h, rgba }) {
+  const [r, g, b] = state.stroke.luma;
+  const grey = new Float32Array(w * h);
+  for (let i = 0; i < w * h; i++) grey[i] = (r * rgba[4 * i] + g * rgba[4 * i + 1] + b * rgba[4 * i + 2]) / 255;
+  return grey;
+}
+
+// Mean over (2 radius + 1)^2 windows, mirrored at the edges (BORDER_REFLECT).
+function box(x, w, h) {
+  const r = state.stroke.radius;
+  const mirror = (i, n) => (i < 0 ? -i - 1 : i >= n ? 2 * n - i - 1 : i);
+  const rows = new Float32Array(w * h), out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let sum = 0;
+      for (let k = -r; k <= r; k++) sum += x[y * w + mirror(xx + k, w)];
+      rows[y * w + xx] = sum;
+    }
+  }
+  const n = (2 * r + 1) ** 2;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let sum = 0;
+      for (let k = -r; k <= r; k++) sum += rows[mirror(y + k, h) * w + xx];
+      out[y * w + xx] = sum / n;
+    }
+  }
+  return out;
+}
+
+// How much the result follows the photo's luminance (a guided-filter slope), in [0, max_gain].
+function detailGain(photo, result, w, h) {
+  const { eps, max_gain: top } = state.stroke;
+  const product = (a, b) => a.map((v, i) => v * b[i]);
+  const mi = box(photo, w, h), mp = box(result, w, h);
+  const ii = box(product(photo, photo), w, h), ip = box(product(photo, result), w, h);
+  const slope = mi.map((m, i) => (ip[i] - m * mp[i]) / (ii[i] - m * m + eps));
+  return box(slope, w, h).map((g) => Math.min(top, Math.max(0, g)));
+}
+
+// Resampling a w x h plane to W x H, separably: `taps` weights of a source coordinate.
+function resample(x, w, h, W, H, taps) {
+  const axis = (n, N) => Array.from({ length: N }, (_, i) => taps((i + 0.5) * n / N - 0.5, n));
+  const across = axis(w, W), down = axis(h, H);
+  const rows = new Float32Array(W * h), out = new Float32Array(W * H);
+  for (let y = 0; y < h; y++) {
+    for (let i = 0; i < W; i++) {
+      let sum = 0;
+      for (const [j, weight] of across[i]) sum += weight * x[y * w + j];
+      rows[y * W + i] = sum;
+    }
+  }
+  for (let i = 0; i < H; i++) {
+    for (let xx = 0; xx < W; xx++) {
+      let sum = 0;
+      for (const [j, weight] of down[i]) sum += weight * rows[j * W + xx];
+      out[i * W + xx] = sum;
+    }
+  }
+  return out;
+}
+
+const clampIndex = (j, n) => Math.min(n - 1, Math.max(0, j));
+
+function linear(s, n) {  // OpenCV's INTER_LINEAR
+  const j = Math.floor(s), t = s - j;
+  return [[clampIndex(j, n), 1 - t], [clampIndex(j + 1, n), t]];
+}
+
+function cubic(s, n) {  // OpenCV's INTER_CUBIC (a = -0.75)
+  const a = -0.75, j = Math.floor(s), t = s - j;
+  const near = (d) => ((a + 2) * d - (a + 3)) * d * d + 1;
+  const far = (d) => ((a * d - 5 * a) * d + 8 * a) * d - 4 * a;
+  return [[j - 1, far(t + 1)], [j, near(t)], [j + 1, near(1 - t)], [j + 2, far(2 - t)]]
+    .map(([k, weight]) => [clampIndex(k, n), weight]);
+}
+
+// The working-size result at the photo's size: bicubic, plus gain x the photo's detail.
+function enlarge(result, photo, small) {
+  const { w, h } = result, { w: W, h: H } = photo;
+  const smallGrey = greyOf(small);
+  const [r, g, b] = state.stroke.luma;
+  const resultGrey = result.planes[0].map((v, i) => r * v + g * result.planes[1][i] + b * result.planes[2][i]);
+  const gain = resample(detailGain(smallGrey, resultGrey, w, h), w, h, W, H, linear);
+  const base = resample(smallGrey, w, h, W, H, linear);
+  const grey = greyOf(photo);
+  const detail = grey.map((v, i) => (v - base[i]) * gain[i]);
+  return { w: W, h: H, planes: result.planes.map((p) => resample(p, w, h, W, H, cubic).map((v, i) => v + detail[i])) };
+}
+
 async function stylize() {
   const { model, weights } = choice();
   const s = await session(model);
-  const feeds = { image: tensorOf($("source")) };
+  const photo = pixels($("source"));
+  const side = workingSide(photo.w, photo.h, Number($("stroke").value));
+  let small = photo, border = 0;
+  if (side) {
+    const scale = side / Math.max(photo.w, photo.h);
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(photo.w * scale));
+    canvas.height = Math.max(1, Math.round(photo.h * scale));
+    const ctx = canvas.getContext("2d");
+    ctx.imageSmoothingQuality = "high";
+    ctx.drawImage($("source"), 0, 0, canvas.width, canvas.height);
+    small = pixels(canvas);
+    border = state.stroke.border;
+  }
+  const feeds = { image: tensorOf(small, border) };
   if (weights) feeds.style_weights = new ort.Tensor("float32", weights, [weights.length]);
   const start = performance.now();
-  const out = (await s.run(feeds)).stylized;
-  draw(out, $("result"));
+  const painted = planesOf((await s.run(feeds)).stylized, border);
+  draw(side ? enlarge(painted, photo, small) : painted, $("result"));
   return performance.now() - start;
 }
 
@@ -212,6 +350,15 @@ async function main() {
     return say(`Cannot list the models (${e.message || e}); is fastnst-web running?`, "error");
   }
   state.models = index.models;
+  state.stroke = index.stroke;
+  const [low, high] = state.stroke.range;
+  Object.assign($("stroke"), { min: 0, max: high, step: 0.05 });
+  $("stroke").addEventListener("input", () => {
+    const value = Number($("stroke").value);
+    if (value > 0 && value < low) $("stroke").value = low;  // 0: the network's own size
+    $("stroke-value").textContent = Number($("stroke").value) ? $("stroke").value : "native";
+  });
+  $("stroke").addEventListener("change", stylizePhoto);
   for (const m of state.models) {
     const options = m.styles.length ? m.styles.map((s) => [`multi:${s}`, `${s} (multi-style)`])
       : [[`model:${m.name}`, m.name]];

