@@ -37,7 +37,7 @@ from common import EVAL_DIR, machine, use_shared_data
 from PIL import Image
 
 from fastnst.images import read_image, resize_long_side, write_image
-from fastnst.model_files import is_multi_style, read_metadata, shipped_models
+from fastnst.model_files import FAST_SUFFIX, is_multi_style, read_metadata, shipped_models
 from fastnst.paintings import find_painting, style_config
 from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
 
@@ -153,7 +153,7 @@ def main() -> None:
           " sharpness (ours / peer / photo) | s/photo (ours / peer) | bar |")
     print("|---|---|---|---|---|---|---|")
     for spec, style, multi in specs:
-        painting = find_painting(style_config(style).image)
+        painting = find_painting(style_config(style.removesuffix(FAST_SUFFIX)).image)
         outs = {f: args.work / f"{style}_{args.long_side}" / f"{f.stem}.png" for f in files}
         for out in outs.values():
             out.parent.mkdir(parents=True, exist_ok=True)
