@@ -425,17 +425,18 @@ def stylize_frame(backend: Backend, bgr: np.ndarray, options: StylizeOptions = D
     """A camera or video frame `(H, W, 3)` BGR uint8 -> the stylized frame `(H, W, 3)` RGB
     uint8, as `stylize` does it. An ONNX Runtime model with the default colour and strength
     takes OnnxBackend.run_frame and OpenCV, without torch (faster on small CPUs)."""
-    side = working_side(*bgr.shape[:2], options.stroke)
-    small = bgr if side is None else shrink(bgr, side)
-    if (isinstance(backend, OnnxBackend) and not options.preserve_color
-            and options.strength == 1.0 and min(small.shape[:2]) >= NETWORK_MIN_SIDE
-            and not (options.tile and max(small.shape[:2]) > options.tile)):
-        if side is None:
-            return backend.run_frame(bgr)
-        painted = cropped(backend.run_frame(padded(small), as_float=True))
-        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        grey *= 1.0 / 255.0
-        small_grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
-        small_grey *= 1.0 / 255.0
-        return cv2.convertScaleAbs(enlarge(painted, grey, small_grey), alpha=255.0)
+    if isinstance(backend, OnnxBackend) and not options.preserve_color \
+            and options.strength == 1.0:
+        side = working_side(*bgr.shape[:2], options.stroke)
+        small = bgr if side is None else shrink(bgr, side)
+        if min(small.shape[:2]) >= NETWORK_MIN_SIDE and not (
+                options.tile and max(small.shape[:2]) > options.tile):
+            if side is None:
+                return backend.run_frame(bgr)
+            painted = cropped(backend.run_frame(padded(small), as_float=True))
+            grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)
+            grey *= 1.0 / 255.0
+            small_grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
+            small_grey *= 1.0 / 255.0
+            return cv2.convertScaleAbs(enlarge(painted, grey, small_grey), alpha=255.0)
     return to_rgb_array(stylize(backend, from_bgr(bgr), options))

@@ -7,7 +7,8 @@ photo). Painted at `working_side` pixels instead, a stroke is the same fraction 
 at any size. `enlarge` brings the result back up: bicubic, plus the photo's luminance detail
 finer than the working size, scaled by how strongly the result follows the photo's luminance
 there (a guided-filter coefficient), so edges are sharp where the photo has them and a flat
-painted area stays flat. Measured against other routes: docs/quality.md.
+painted area stays flat. Measured against the other working sizes:
+docs/quality.md, "At the size people shoot".
 
 Arrays are `(H, W, 3)` or `(H, W)` float32 in [0, 1] (OpenCV's layout), or uint8 for frames.
 """

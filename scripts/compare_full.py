@@ -36,7 +36,7 @@ import torch
 from common import EVAL_DIR, machine, use_shared_data
 from PIL import Image
 
-from fastnst.images import read_image, resize_long_side, write_image
+from fastnst.images import read_image, resize, resize_long_side, write_image
 from fastnst.model_files import FAST_SUFFIX, is_multi_style, read_metadata, shipped_models
 from fastnst.paintings import find_painting, style_config
 from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
@@ -173,6 +173,8 @@ def main() -> None:
                             quality=92)
             photo = read_image(f)
             peer_t = read_image(outs[f])
+            if peer_t.shape[-2:] != photo.shape[-2:]:  # the peer stops at 1024 px: enlarged
+                peer_t = resize(peer_t, tuple(photo.shape[-2:]))  # as a user would
             small = resize_long_side(photo, VIEW_SIDE)
             ours.append(Row(judge(loss, resize_long_side(ours_t, VIEW_SIDE), small),
                             sharpness(ours_t), seconds))
