@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 from common import EVAL_DIR, machine, use_shared_data
 
+from fastnst.model_files import FAST_SUFFIX, read_metadata
 from fastnst.paintings import find_painting, style_config
-from fastnst.styles import load_style, resolve_style
+from fastnst.styles import load_style, model_path
 from fastnst.stylizer import stylize_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,8 +89,8 @@ def main() -> None:
             frames[(w, h)] = cv2.resize(photo, (w, h), interpolation=cv2.INTER_CUBIC)
             cv2.imwrite(str(Path(work) / f"{w}x{h}.png"), frames[(w, h)])
         for spec in args.models:
-            style = resolve_style(spec).style
-            painting = str(find_painting(style_config(style.removesuffix("-fast")).image))
+            style = read_metadata(model_path(spec, "--models"))["style"]
+            painting = str(find_painting(style_config(style.removesuffix(FAST_SUFFIX)).image))
             peer = {}
             if Path(args.peer_python).is_file():
                 jobs = [str(Path(work) / f"{w}x{h}.png") for w, h in sizes]
