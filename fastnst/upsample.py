@@ -26,6 +26,7 @@ STROKE_STEP = 2 ** 0.5  # one press of the webcam's + or - key
 GUIDE_RADIUS = 2  # pixels at working size: the window of the detail-gain estimate
 GUIDE_EPS = 1e-4  # luminance variance below which a window counts as flat
 MIN_SHORT_SIDE = 32  # pixels: a panorama is painted large enough to have this many across
+MIN_GAIN = 0.5  # the least of the photo's finer-than-working-size detail kept (docs/quality.md)
 MAX_GAIN = 2.0  # the most the photo's detail is amplified
 BORDER = 8  # pixels at working size mirrored around a picture before it is painted
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB weights (Rec. 601, as OpenCV's grey)
@@ -36,7 +37,7 @@ def page_settings() -> dict[str, float | list[float]]:
     one source of truth for both."""
     return {"side": STROKE_SIDE, "range": list(STROKE_RANGE), "step": STROKE_STEP,
             "min_short_side": MIN_SHORT_SIDE, "radius": GUIDE_RADIUS, "eps": GUIDE_EPS,
-            "max_gain": MAX_GAIN, "border": BORDER, "luma": _LUMA.tolist()}
+            "min_gain": MIN_GAIN, "max_gain": MAX_GAIN, "border": BORDER, "luma": _LUMA.tolist()}
 
 
 def working_side(height: int, width: int, stroke: float) -> int | None:
@@ -90,13 +91,15 @@ def _box(x: np.ndarray) -> np.ndarray:
 
 def detail_gain(photo_grey: np.ndarray, result_grey: np.ndarray) -> np.ndarray:
     """Per pixel, how much the result's luminance follows the photo's (the slope of a local
-    linear fit, as in He et al.'s guided filter), in [0, MAX_GAIN]: ~1 where the result keeps
-    the photo's edges, ~0 where it paints over them. Both `(h, w)` at working size."""
+    linear fit, as in He et al.'s guided filter), in [MIN_GAIN, MAX_GAIN]: ~1 where the result
+    keeps the photo's edges, MIN_GAIN where it paints over them (detail finer than the working
+    size is finer than any stroke, and half of it keeps a result as sharp as the peer's at full
+    size). Both `(h, w)` at working size."""
     mean_i, mean_p = _box(photo_grey), _box(result_grey)
     var_i = _box(photo_grey * photo_grey) - mean_i * mean_i
     cov = _box(photo_grey * result_grey) - mean_i * mean_p
     gain = _box(cov / (var_i + GUIDE_EPS))
-    return np.clip(gain, 0.0, MAX_GAIN, out=gain)
+    return np.clip(gain, MIN_GAIN, MAX_GAIN, out=gain)
 
 
 def enlarge(result: np.ndarray, photo_grey: np.ndarray, small_grey: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ with the photo's own detail (fastnst.upsample), on both backends and for frames.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -16,7 +17,7 @@ from fastnst.model_files import load_model
 from fastnst.styles import load_style
 from fastnst.stylize_options import StylizeOptions
 from fastnst.stylizer import stylize, stylize_frame
-from fastnst.upsample import STROKE_SIDE, working_side
+from fastnst.upsample import MIN_GAIN, STROKE_SIDE, enlarge, luminance, shrink, working_side
 
 
 class Recorder:
@@ -75,6 +76,18 @@ def test_a_big_picture_is_painted_at_the_working_size_and_keeps_its_detail():
     model.sizes.clear()
     torch.testing.assert_close(stylize(model, photo, StylizeOptions(stroke=0)), truth)
     assert model.sizes == [(600, 800)]
+
+
+def test_a_flat_painting_keeps_min_gain_of_the_photos_fine_detail():
+    # A result that ignores the photo (flat grey) still gets MIN_GAIN of the photo's detail
+    # finer than the working size: what keeps a big result as sharp as the peer's.
+    rgb = to_rgb_array(detailed_image(400, 600)).astype(np.float32) / 255
+    small = shrink(rgb, 150)
+    out = enlarge(np.full(small.shape, 0.5, np.float32), luminance(rgb), luminance(small))
+    fine = luminance(rgb) - cv2.resize(luminance(small), (600, 400),
+                                       interpolation=cv2.INTER_LINEAR)
+    assert np.abs(fine).mean() > 0.02  # the photo has such detail
+    np.testing.assert_allclose(out, 0.5 + MIN_GAIN * fine[..., None].repeat(3, 2), atol=1e-4)
 
 
 def test_onnx_frames_with_a_stroke_match_the_tensor_path(tmp_path):

@@ -161,14 +161,14 @@ function box(x, w, h) {
   return out;
 }
 
-// How much the result follows the photo's luminance (a guided-filter slope), in [0, max_gain].
+// How much the result follows the photo's luminance (a guided-filter slope), in [min_gain, max_gain].
 function detailGain(photo, result, w, h) {
-  const { eps, max_gain: top } = state.stroke;
+  const { eps, min_gain: low, max_gain: top } = state.stroke;
   const product = (a, b) => a.map((v, i) => v * b[i]);
   const mi = box(photo, w, h), mp = box(result, w, h);
   const ii = box(product(photo, photo), w, h), ip = box(product(photo, result), w, h);
   const slope = mi.map((m, i) => (ip[i] - m * mp[i]) / (ii[i] - m * m + eps));
-  return box(slope, w, h).map((g) => Math.min(top, Math.max(0, g)));
+  return box(slope, w, h).map((g) => Math.min(top, Math.max(low, g)));
 }
 
 // Resampling a w x h plane to W x H, separably: `taps` weights of a source coordinate.
