@@ -222,6 +222,55 @@ def files_under(root: Path, suffixes: Collection[str]) -> list[Path]:
                   and not p.name.startswith(".") and not p.is_dir())
 
 
+class FileProblem(FastnstError, OSError):
+    """An input file that cannot be read as asked; the message is the problem alone (callers
+    put the file's name in front)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def os_problem(error: OSError) -> str:
+    """What an OSError from opening or reading an input says, in words: a missing file is
+    "no such file", one without permission "not readable (permission denied)"."""
+    return {errno.ENOENT: "no such file", errno.EACCES: "not readable (permission denied)",
+            errno.EPERM: "not readable (permission denied)",
+            errno.EISDIR: "a directory, not a file", errno.ELOOP: "a link that loops",
+            errno.ENOTDIR: "no such file (a part of its path is not a folder)",
+            }.get(error.errno or 0, f"cannot read it ({error.strerror})")
+
+
+def megabytes(size: int) -> str:
+    """`size` bytes as "12.3 MB" (10^6 bytes)."""
+    return f"{size / 1e6:.1f} MB"
+
+
+def read_bounded(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The whole of the regular file `path`, read once (so that what a caller checks is what
+    it uses), refused by its size before anything is read: FileProblem ("no such file", "not
+    readable (permission denied)", "a directory", "2.1 GB, more than the 256.0 MB a file of
+    this kind may have", ...). `limit` in bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO cannot hang us
+    except OSError as e:
+        raise FileProblem(os_problem(e)) from None
+    mode, size = os.fstat(fd).st_mode, os.fstat(fd).st_size
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise FileProblem(f"not a file ({not_regular(Path(path)) or 'not a regular file'})")
+    with os.fdopen(fd, "rb") as f:
+        if size > limit:
+            raise FileProblem(f"{megabytes(size)}, more than the {megabytes(limit)} a file of"
+                              " this kind may have")
+        try:
+            data = f.read(limit + 1)
+        except OSError as e:
+            raise FileProblem(os_problem(e)) from None
+    if len(data) > limit:  # it grew while it was read
+        raise FileProblem(f"more than the {megabytes(limit)} a file of this kind may have")
+    return data
+
+
 def not_regular(path: Path) -> str | None:
     """What `path` is when it exists and is not a regular file ("a directory", "a FIFO", "a
     character device", ...), following links; None for a regular file or a missing path."""

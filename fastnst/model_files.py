@@ -12,17 +12,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 
 from fastnst.console import shown
 from fastnst.errors import FastnstError, UsageError
-from fastnst.files import atomic_path
+from fastnst.files import FileProblem, atomic_path, megabytes, os_problem, read_bounded
 from fastnst.transformer import MAX_STYLES, TransformerConfig, TransformerNet
 
 MODEL_FORMAT = "fastnst-transformer-v1"
@@ -57,35 +59,76 @@ def save_model(net: TransformerNet, path: str | os.PathLike[str], style: str,
     return path
 
 
-def _looks_pickled(path: str | os.PathLike[str]) -> bool:
-    """True for files that start like torch.save output (zip) or a raw pickle (protocol 2-5)."""
+MAX_MODEL_BYTES = 256 * 10**6  # larger than any style model (the full design in float32: 6.7 MB)
+MAX_HEADER_BYTES = 10**6  # a model's safetensors header (names, shapes, metadata): about 10 kB
+
+
+def _looks_pickled(head: bytes) -> bool:
+    """True for bytes that start like torch.save output (zip) or a raw pickle (protocol 2-5)."""
+    return head[:2] == b"PK" or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+
+
+def _not_safetensors(path: str | os.PathLike[str], head: bytes, why: str) -> ModelFileError:
+    if _looks_pickled(head):
+        return ModelFileError(path, "a PyTorch (pickle) file, refused: pickles can run code, so"
+                                    " models load only from .safetensors (training writes"
+                                    " <style>.safetensors beside its checkpoints)")
+    return ModelFileError(path, f"not a safetensors model ({why})")
+
+
+Header = tuple[dict[str, str], dict[str, tuple[str, tuple[int, ...]]]]
+
+
+def parse_header(path: str | os.PathLike[str], data: bytes, size: int) -> Header:
+    """The string metadata and `{tensor: (dtype, shape)}` of a safetensors file of `size`
+    bytes, from its first bytes `data` (at least the header); checked against the file's size
+    and MAX_HEADER_BYTES, never unpickled. ModelFileError naming `path`."""
+    length = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not 2 <= length <= min(MAX_HEADER_BYTES, size - 8) or len(data) < 8 + length:
+        raise _not_safetensors(path, data, "no header of a plausible size")
+    try:
+        header = json.loads(data[8:8 + length])
+        raw = header.pop("__metadata__", None) or {}
+        specs, end = {}, 0
+        for name, entry in header.items():
+            start, stop = entry["data_offsets"]
+            specs[name] = (str(entry["dtype"]), tuple(int(n) for n in entry["shape"]))
+            end = max(end, int(stop))
+            if not 0 <= start <= stop:
+                raise ValueError(f"{name}: offsets {start}, {stop}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+            raise ValueError("metadata that is not text")
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+        raise _not_safetensors(path, data, f"bad header: {type(e).__name__}") from None
+    if end > size - 8 - length:
+        raise _not_safetensors(path, data, f"truncated: {size} bytes, the header needs"
+                                           f" {8 + length + end}")
+    return raw, specs
+
+
+def _read_header(path: str | os.PathLike[str]) -> Header:
+    """parse_header of the file `path`, reading only its header."""
     try:
         with open(path, "rb") as f:
-            head = f.read(2)
-    except OSError:
-        return False
-    return head == b"PK" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5)
+            size = os.fstat(f.fileno()).st_size
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ModelFileError(path, "not a file")
+            if size > MAX_MODEL_BYTES:
+                raise ModelFileError(path, f"{megabytes(size)}, more than any style model"
+                                           f" (at most {megabytes(MAX_MODEL_BYTES)})")
+            head = f.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else 0
+            head += f.read(min(max(length, 0), MAX_HEADER_BYTES))
+    except OSError as e:
+        raise ModelFileError(path, os_problem(e)) from None
+    return parse_header(path, head, size)
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The metadata of a model file: `format`, `style`, `io` as strings, the rest decoded JSON.
-    `style` is untrusted text, returned as its style_label."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-    except FileNotFoundError:
-        raise ModelFileError(path, "no such file") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        if _looks_pickled(path):
-            raise ModelFileError(path, "a PyTorch (pickle) file, refused: pickles can run code,"
-                                       " so models load only from .safetensors (training writes"
-                                       " <style>.safetensors beside its checkpoints)") from None
-        raise ModelFileError(path, f"not a safetensors model ({e})") from None
+def _metadata(path: str | os.PathLike[str], raw: Mapping[str, str]) -> dict[str, Any]:
+    """The checked, decoded metadata of a model file from its raw strings (read_metadata)."""
     if raw.get("format") != MODEL_FORMAT:
-        raise ModelFileError(path, f"not a fastnst style model (format {raw.get('format')!r},"
-                                   f" expected {MODEL_FORMAT!r})")
+        raise ModelFileError(path, f"not a fastnst style model (format"
+                                   f" {shown(raw.get('format'))!r}, expected {MODEL_FORMAT!r})")
     try:
         metadata = {k: v if k in ("format", "style", "io") else json.loads(v)
                     for k, v in raw.items()}
@@ -101,6 +144,12 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         if len(set(metadata["styles"])) != len(names):
             raise ModelFileError(path, "malformed metadata: the style names repeat")
     return metadata
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a model file: `format`, `style`, `io` as strings, the rest decoded JSON.
+    `style` is untrusted text, returned as its style_label. Reads the header only."""
+    return _metadata(path, _read_header(path)[0])
 
 
 # Weight dtypes a model file may hold (safetensors' names); all are read as float32.
@@ -151,12 +200,16 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                ) -> tuple[TransformerNet, dict[str, Any]]:
     """Read a style model: the network (eval mode, on `device`) and its metadata.
 
-    Checked in this order, each before anything is built from it: the metadata, the tensor
-    names, shapes and dtypes in the file's header against the architecture (on the meta device:
+    The file is read once, refused unread when larger than MAX_MODEL_BYTES, and these same
+    bytes are checked in this order, each before anything is built from it: the metadata, the
+    tensor names, shapes and dtypes in the header against the architecture (on the meta device:
     no memory), then, once read as float32, that every value is finite."""
-    from safetensors import safe_open
-
-    metadata = read_metadata(path)
+    try:
+        data = read_bounded(path, MAX_MODEL_BYTES)  # once: what is checked is what is loaded
+    except FileProblem as e:
+        raise ModelFileError(path, str(e)) from None
+    raw, specs = parse_header(path, data, len(data))
+    metadata = _metadata(path, raw)
     if metadata.get("io") != IO_CONVENTION:
         raise ModelFileError(path, f"unknown input/output convention"
                                    f" {shown(metadata.get('io'))!r} (expected {IO_CONVENTION!r})")
@@ -169,15 +222,12 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     if len(metadata.get("styles", ())) != config.styles:
         raise ModelFileError(path, f"the architecture has {config.styles} styles, the metadata"
                                    f" names {len(metadata.get('styles', ()))}")
+    problems = weight_problems(specs, net)
+    if problems:
+        raise ModelFileError(path, f"weights do not fit architecture {config}: {problems}")
     try:
-        with safe_open(str(path), framework="pt") as f:
-            specs = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
-                     for k in f.keys()}  # noqa: SIM118 (safe_open is no Mapping)
-        problems = weight_problems(specs, net)
-        if problems:
-            raise ModelFileError(path, f"weights do not fit architecture {config}: {problems}")
-        weights = {k: v.float() for k, v in load_file(str(path)).items()}
-    except (SafetensorError, OSError) as e:
+        weights = {k: v.float() for k, v in load_bytes(data).items()}
+    except (SafetensorError, ValueError) as e:
         raise ModelFileError(path, f"unreadable weights ({e})") from None
     if bad := nonfinite(weights):
         raise ModelFileError(path, f"weights hold NaN or inf: {', '.join(bad[:3])}")

@@ -105,8 +105,10 @@ def has_folder(spec: str) -> bool:
 
 
 def is_image_path(spec: str) -> bool:
-    """True when `spec` names an image file rather than a style config."""
-    return Path(spec).suffix.lower() in IMAGE_SUFFIXES or os.sep in spec or Path(spec).is_file()
+    """True when `spec` is written as an image file (an image suffix, or a folder part) rather
+    than a style name. A bare name is always a style, even where a file of that name exists
+    (it must not shadow a shipped style): write `./name` for the file."""
+    return Path(spec).suffix.lower() in IMAGE_SUFFIXES or os.sep in spec
 
 
 def expand_style_path(overrides: Sequence[str]) -> list[str]:

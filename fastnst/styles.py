@@ -106,8 +106,9 @@ def resolve_style(spec: str, multi: str | None = None) -> StyleChoice:
 
 
 def find_model(spec: str, suffix: str = ".safetensors") -> Path:
-    """The model file `spec` names: a model file path, or a shipped style's `suffix` file (a
-    folder named like a style where the command runs is no model). UnknownStyleError for a
+    """The model file `spec` names: a model file path (written as one: a model suffix or a
+    folder part), or a shipped style's `suffix` file (a bare name, even where a file or folder
+    of that name is in the working folder). UnknownStyleError for a
     picture or an unknown name (with the closest shipped one), ModelFileError for a missing
     file."""
     path = Path(spec).expanduser()
@@ -116,15 +117,17 @@ def find_model(spec: str, suffix: str = ".safetensors") -> Path:
                                       f" painting with `python -m fastnst.train style={spec}`,"
                                       " or stylize with it directly (slow, one photo at a time):"
                                       f" `python -m fastnst.gatys content=PHOTO style={spec}`")
-    if written_as(spec) == "file" or path.is_file():
+    if written_as(spec) == "file":
         if not path.is_file():
             raise ModelFileError(path, "no such file")
         return path
-    shipped = model_files.shipped_models(suffix)
+    shipped = model_files.shipped_models(suffix)  # a bare name is a shipped style, never a file
     if spec not in shipped:
         names = ", ".join(sorted(shipped)) or "none yet"
         close = difflib.get_close_matches(spec, list(shipped), n=1)
         hint = f"did you mean {close[0]}? " if close else ""
+        if path.is_file():
+            hint = f"a file {spec} is here: write ./{spec} to use it; " + hint
         raise UnknownStyleError(spec, f"unknown style; {hint}shipped styles: {names}; or give"
                                       f" a {' or '.join(MODEL_SUFFIXES)} file")
     return shipped[spec]
