@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ from torch import nn
 from fastnst.config_checks import bounded
 from fastnst.console import prepare_console, shown
 from fastnst.errors import FastnstError, print_error
-from fastnst.files import atomic_path, check_output
+from fastnst.files import FileProblem, atomic_path, check_output, os_problem, read_bounded
 from fastnst.model_files import (
     IO_CONVENTION,
+    MAX_MODEL_BYTES,
     MODEL_FORMAT,
     ModelFileError,
     load_model,
@@ -70,6 +72,7 @@ class Verification:
     max_abs_diff: dict[tuple[int, int], float]
     tolerance: float
     seconds: float
+    data: bytes = field(default=b"", repr=False)  # the file's bytes as checked and written
 
 
 def onnx_metadata(style: str, net: TransformerNet, fp16: bool,
@@ -133,12 +136,13 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
             onnx.checker.check_model(str(tmp), full_check=True)
         except onnx.checker.ValidationError as e:
             raise ExportError(f"{path}: onnx.checker failed: {e}") from None
+        data = tmp.read_bytes()
         try:  # what fastnst-infer will accept of an .onnx file
-            check_graph(path, tmp.read_bytes())
+            check_graph(path, data)
         except ModelFileError as e:
             raise ExportError(f"{e}; nothing written (this torch version exports operators"
                               " fastnst does not run)") from None
-        report = verify(net, tmp, verify_sizes, TOLERANCE[fp16])
+        report = dataclasses.replace(verify(net, tmp, verify_sizes, TOLERANCE[fp16]), data=data)
         bad = {s: d for s, d in report.max_abs_diff.items() if not d <= report.tolerance}
         if bad:
             raise ExportError(f"{path}: ONNX Runtime differs from PyTorch by more than"
@@ -146,26 +150,89 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
     return report
 
 
-def cached_onnx(model: str | os.PathLike[str]) -> Path:
-    """The verified ONNX export of the style model file `model`, made on first use and cached
-    under `<cache>/onnx/` by the SHA-256 of the model file: a changed model gets a new export,
-    and nothing from the file's metadata reaches the cached file's name."""
+CACHE_KEY = ".key"  # in <cache>/onnx: the secret the records of the cache are keyed with
+
+
+def _cache_key(folder: Path) -> bytes:
+    """The cache's secret (32 random bytes, made once, mode 0600): a record made with it
+    shows that fastnst wrote the entry; a file placed there by anyone else has none."""
+    import secrets
+
+    path = folder / CACHE_KEY
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise ModelFileError(path, f"the ONNX cache's key: {os_problem(e)}") from None
+    with os.fdopen(fd, "rb") as f:
+        key = f.read(33)
+    if len(key) != 32:
+        raise ModelFileError(path, "the ONNX cache's key is not 32 bytes; remove it")
+    return key
+
+
+def _record(key: bytes, model_digest: str, data: bytes) -> str:
+    """The proof that `data` is fastnst's export of the model with SHA-256 `model_digest`."""
+    import hashlib
+    import hmac
+
+    return hmac.new(key, f"{model_digest} {hashlib.sha256(data).hexdigest()}".encode(),
+                    "sha256").hexdigest()
+
+
+def _cached_entry(path: Path, record: Path, key: bytes, model_digest: str) -> bytes | None:
+    """The bytes of the cache entry `path` if its `record` proves it (never through a link),
+    else None."""
+    try:
+        for file in (path, record):
+            if file.is_symlink():
+                return None
+        data = read_bounded(path, MAX_MODEL_BYTES)
+        proof = read_bounded(record, 1000).decode("ascii", "replace").strip()
+    except FileProblem:
+        return None
+    import hmac
+
+    return data if hmac.compare_digest(proof, _record(key, model_digest, data)) else None
+
+
+def cached_onnx(model: str | os.PathLike[str]) -> tuple[Path, bytes]:
+    """The verified ONNX export of the style model file `model` and its bytes, made on first
+    use and cached under `<cache>/onnx/` by the SHA-256 of the model file: a changed model gets
+    a new export, and nothing from the file's metadata reaches the cached file's name. An
+    entry is used only with its record (`<name>.onnx.record`: a keyed hash of the model's and
+    the export's own hashes, written with it), never through a link; anything else there is
+    exported again over. The model file is read once, bounded by MAX_MODEL_BYTES."""
     import hashlib
 
     from fastnst.download import cache_dir
     from fastnst.onnx_checks import check_graph
 
-    digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()[:32]
-    path = cache_dir() / "onnx" / f"{digest}.onnx"
-    if path.is_file():
+    try:
+        model_bytes = read_bounded(model, MAX_MODEL_BYTES)
+    except FileProblem as e:
+        raise ModelFileError(model, str(e)) from None
+    digest = hashlib.sha256(model_bytes).hexdigest()
+    folder = cache_dir() / "onnx"
+    key = _cache_key(folder)
+    path, record = folder / f"{digest[:32]}.onnx", folder / f"{digest[:32]}.onnx.record"
+    if (data := _cached_entry(path, record, key, digest)) is not None:
         try:
-            check_graph(path, path.read_bytes())
-            return path
+            check_graph(path, data)
+            return path, data
         except ModelFileError:  # made by another version of fastnst or torch: made again
             pass
-    net, meta = load_model(model)
-    export_onnx(net, path, meta["style"], styles=meta.get("styles", ()))
-    return path
+    net, meta = load_model(model, data=model_bytes)
+    data = export_onnx(net, path, meta["style"], styles=meta.get("styles", ())).data
+    with atomic_path(record) as tmp:
+        tmp.write_text(_record(key, digest, data) + "\n")
+    return path, data
 
 
 def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],

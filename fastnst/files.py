@@ -94,14 +94,20 @@ def resolved(path: str | os.PathLike[str]) -> Path:
 
 
 def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = (),
-                 overwrite: bool = False, overwrite_with: str = "--overwrite") -> None:
+                 overwrite: bool = False, overwrite_with: str = "--overwrite",
+                 within: str | os.PathLike[str] | None = None) -> None:
     """Raise unless `path` may be written now, before long work. WriteError when it is one of
     `inputs` (links and `..` resolved: an input is never replaced, even with `overwrite`), a
     folder or another thing that is not a file, not writable, or (unless `overwrite`) a broken
     link; OutputExists when it exists and `overwrite` is off (`overwrite_with` names the option
-    that turns it on). With `overwrite` a link is replaced, never written through."""
+    that turns it on). With `overwrite` a link is replaced, never written through. `within`: a
+    folder the output must stay in once links are resolved (a linked subfolder of `-o` that
+    points elsewhere is refused)."""
     path = Path(path)
     name = os.fsdecode(path)
+    if within is not None and not resolved(path.parent).is_relative_to(resolved(within)):
+        raise WriteError(errno.EXDEV, f"{name}: its folder leads outside"
+                                      f" {os.fsdecode(within)} (a link); not written")
     if any(resolved(path) == resolved(source) for source in inputs):
         raise WriteError(errno.EEXIST, f"{name}: is one of this run's inputs; give another"
                                        " output (an input is never replaced)")

@@ -57,6 +57,7 @@ class OutputPlan:
     jobs: list[Job]
     notes: list[str] = field(default_factory=list)  # renamed outputs, said before the run
     failed: list[str] = field(default_factory=list)  # inputs skipped: "path: problem"
+    within: Path | None = None  # the folder every output must stay in (-o, or here)
 
 
 @dataclass
@@ -135,7 +136,7 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
     else:
         jobs = [Job(source, i, _in_folder(output or Path.cwd(), source, root, style))
                 for i, style in enumerate(styles) for source, root in sources]
-    result = OutputPlan(jobs)
+    result = OutputPlan(jobs, within=None if file is not None else output or Path.cwd())
     _separate_collisions(result, styles)
     inputs_at = seen  # every input, resolved
     for job in list(result.jobs):
@@ -240,15 +241,25 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def load_styles(specs: Sequence[str], args: argparse.Namespace) -> list[Backend]:
-    """A backend per --style, each resolved once (fastnst.styles); a multi-style model named
+    """A backend per distinct --style, each resolved and loaded once (fastnst.styles): a style
+    given again (by the same name or file) runs once, said in a note; a multi-style model named
     alone says in a note which of its styles runs."""
-    backends = []
+    backends, seen, repeated = [], set(), []
     for spec in specs:
         choice = resolve_style(spec, args.multi)
+        key = (type(choice).__name__, str(choice.path.resolve()),
+               getattr(choice, "style", None), getattr(choice, "parts", None))
+        if key in seen:
+            repeated += [] if spec in repeated else [spec]
+            continue
+        seen.add(key)
         backend = load_style(choice, args.backend, args.device, args.half)
         if note := implied_note(spec, choice, backend):
             print(f"fastnst-infer: note: {shown(note)}", file=sys.stderr)
         backends.append(backend)
+    if repeated:
+        print(f"fastnst-infer: note: {shown(', '.join(repeated))}: given more than once (or the"
+              " same model by another name); each runs once", file=sys.stderr)
     return backends
 
 
@@ -325,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for job in bar:
             try:
-                check_output(job.output, overwrite=args.overwrite)
+                check_output(job.output, overwrite=args.overwrite, within=work.within)
                 if is_video(job.source):
                     stylize_video(job.source, job.output, backends[job.style], args.options,
                                   replace=args.overwrite, progress=not args.quiet)

@@ -196,18 +196,20 @@ def nonfinite(tensors: Mapping[str, torch.Tensor]) -> list[str]:
     return [k for k, v in tensors.items() if not v.isfinite().all()]
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu"
-               ) -> tuple[TransformerNet, dict[str, Any]]:
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu",
+               data: bytes | None = None) -> tuple[TransformerNet, dict[str, Any]]:
     """Read a style model: the network (eval mode, on `device`) and its metadata.
 
     The file is read once, refused unread when larger than MAX_MODEL_BYTES, and these same
     bytes are checked in this order, each before anything is built from it: the metadata, the
     tensor names, shapes and dtypes in the header against the architecture (on the meta device:
-    no memory), then, once read as float32, that every value is finite."""
-    try:
-        data = read_bounded(path, MAX_MODEL_BYTES)  # once: what is checked is what is loaded
-    except FileProblem as e:
-        raise ModelFileError(path, str(e)) from None
+    no memory), then, once read as float32, that every value is finite. `data`: the file's
+    bytes, when the caller has read them already."""
+    if data is None:
+        try:
+            data = read_bounded(path, MAX_MODEL_BYTES)  # once: what is checked is loaded
+        except FileProblem as e:
+            raise ModelFileError(path, str(e)) from None
     raw, specs = parse_header(path, data, len(data))
     metadata = _metadata(path, raw)
     if metadata.get("io") != IO_CONVENTION:

@@ -24,9 +24,13 @@ class MixError(UsageError):
     """A style mix that cannot be used (unknown style, bad weight); the message says which."""
 
 
+MIX_WEIGHT_RANGE = (1e-6, 1e6)  # a non-zero weight's bounds: float32 sums and ratios stay exact
+
+
 def parse_mix(spec: str) -> list[tuple[str, float]]:
     """`"a:0.6,b:0.4"` -> `[("a", 0.6), ("b", 0.4)]`; a name without weight weighs 1. MixError
-    for a malformed part, a negative or non-finite weight, a repeated name, or all weights 0."""
+    for a malformed part, a weight that is not 0 or within MIX_WEIGHT_RANGE (`3e38` overflows
+    float32 when summed, `1e-320` is 0 there), a repeated name, or all weights 0."""
     parts: list[tuple[str, float]] = []
     for text in spec.split(","):
         match = _PART.match(text)
@@ -38,9 +42,10 @@ def parse_mix(spec: str) -> list[tuple[str, float]]:
         except ValueError:
             raise MixError(f"style mix {spec!r}: weight {weight_text!r} of {name} is not a"
                            " number") from None
-        if not math.isfinite(weight) or weight < 0:
-            raise MixError(f"style mix {spec!r}: weight {weight_text} of {name} must be a"
-                           " finite number >= 0")
+        low, high = MIX_WEIGHT_RANGE
+        if not math.isfinite(weight) or weight < 0 or (weight and not low <= weight <= high):
+            raise MixError(f"style mix {spec!r}: weight {weight_text} of {name} must be 0 or"
+                           f" between {low:g} and {high:g} (only the ratios count)")
         if name in (n for n, _ in parts):
             raise MixError(f"style mix {spec!r}: {name} is named twice")
         parts.append((name, weight))
@@ -53,14 +58,14 @@ def mix_vector(parts: Sequence[tuple[str, float]], styles: Sequence[str], model:
                ) -> np.ndarray:
     """The `(len(styles),)` float32 weights of `parts` over the model's `styles`, summing to 1.
     MixError names the model's styles when a part is not one of them."""
-    vector = np.zeros(len(styles), np.float32)
+    vector = np.zeros(len(styles), np.float64)  # summed in float64, then float32
     for name, weight in parts:
         if name not in styles:
             where = f" {model}" if model else ""
             raise MixError(f"{name}: not a style of the multi-style model{where}; it has"
                            f" {', '.join(styles)}")
         vector[list(styles).index(name)] = weight
-    return vector / vector.sum()
+    return (vector / vector.sum()).astype(np.float32)
 
 
 def mix_label(parts: Sequence[tuple[str, float]]) -> str:

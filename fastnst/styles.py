@@ -216,7 +216,9 @@ def _onnx_is_multi(path: Path) -> bool:
     try:
         import onnx
 
-        model = onnx.load_from_string(path.read_bytes())
+        from fastnst.files import read_bounded
+
+        model = onnx.load_from_string(read_bounded(path, model_files.MAX_MODEL_BYTES))
         return any(p.key == "styles" for p in model.metadata_props)
     except Exception:  # protobuf's own errors on files that are not ONNX
         return False
@@ -246,7 +248,11 @@ def _loaded(path: Path, backend: str, device: torch.device, half: bool) -> Backe
         return _LOADED[key]
     model: OnnxBackend | TorchBackend
     if kind == "onnx":
-        model = OnnxBackend(path if path.suffix.lower() == ".onnx" else cached_onnx(path), device)
+        if path.suffix.lower() == ".onnx":
+            model = OnnxBackend(path, device)
+        else:
+            onnx_path, data = cached_onnx(path)
+            model = OnnxBackend(onnx_path, device, data=data)
     else:
         net, meta = model_files.load_model(path)
         model = TorchBackend(net, meta["style"], device, half=half,  # a style_label

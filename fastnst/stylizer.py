@@ -127,15 +127,19 @@ class OnnxBackend(_Mixable):
 
     PROBE_SECONDS = 10.0  # fastnst's largest graph takes milliseconds on the 32x24 probe
 
-    def __init__(self, path: str | os.PathLike[str], device: torch.device) -> None:
+    def __init__(self, path: str | os.PathLike[str], device: torch.device,
+                 data: bytes | None = None) -> None:
         import onnxruntime as ort
 
+        from fastnst.files import FileProblem, read_bounded
+        from fastnst.model_files import MAX_MODEL_BYTES
         from fastnst.onnx_checks import check_graph
 
-        try:
-            data = Path(path).read_bytes()  # once: what is checked is what runs
-        except OSError as e:
-            raise ModelFileError(path, f"cannot read it ({e.strerror})") from None
+        if data is None:  # `data`: the file's bytes, when the caller has read them already
+            try:
+                data = read_bounded(path, MAX_MODEL_BYTES)  # once: what is checked is what runs
+            except FileProblem as e:
+                raise ModelFileError(path, str(e)) from None
         check_graph(path, data)
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda":
@@ -195,13 +199,15 @@ class OnnxBackend(_Mixable):
         found = shown(f"it takes {[(i.name, i.type, i.shape) for i in inputs]} and gives"
                       f" {[(o.name, o.type, o.shape) for o in outputs]}")
         names = ["image", STYLE_INPUT] if self.styles else ["image"]
-        if ([i.name for i in inputs] != names or "stylized" not in [o.name for o in outputs]
+        declared = {o.name: o.type for o in outputs}
+        if ([i.name for i in inputs] != names or declared.get("stylized") != "tensor(float)"
                 or inputs[0].type != "tensor(float)" or len(inputs[0].shape) != 4
                 or (self.styles and (inputs[1].type != "tensor(float)"
                                      or inputs[1].shape != [len(self.styles)]))):
             mix = f" and '{STYLE_INPUT}' float (styles,)" if self.styles else ""
             raise ModelFileError(path, f"not a fastnst graph: needs input 'image' float"
-                                       f" (N, 3, H, W){mix} and output 'stylized'; {found}")
+                                       f" (N, 3, H, W){mix} and output 'stylized' float;"
+                                       f" {found}")
         probe = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
         probing = self if not self.styles else self.mixed([(self.styles[0], 1.0)])
         try:
@@ -215,6 +221,9 @@ class OnnxBackend(_Mixable):
                                        " image; a style model keeps the image's shape")
         if not out.isfinite().all():
             raise ModelFileError(path, "gives NaN or inf on a 32x24 test image")
+        if out.std() < FLAT_SPREAD:
+            raise ModelFileError(path, "gives a flat picture (one colour) for a 32x24 test image"
+                                       " of noise; refused")
 
     def __call__(self, image: torch.Tensor, timeout: float | None = None) -> torch.Tensor:
         from fastnst.onnx_checks import run_bounded
@@ -354,7 +363,13 @@ def _painted(backend: Backend, image: torch.Tensor, options: StylizeOptions,
     if not out.isfinite().all():
         raise BadResultError(f"style {backend.style} gave NaN or inf for this image; nothing"
                              " written")
+    if out.std() < FLAT_SPREAD and image.std() >= 4 * FLAT_SPREAD:
+        raise BadResultError(f"style {backend.style} gave a flat picture (one colour) for an"
+                             " image that is not; nothing written (a broken model?)")
     return out
+
+
+FLAT_SPREAD = 0.5 / 255  # a result whose pixels spread less than this is one colour
 
 
 TONE_SIDE = 64  # pixels: the long side of the tone a tiled ONNX result takes from a whole run

@@ -34,6 +34,48 @@ def local_video(path: Path) -> str:
     return "file:" + os.path.abspath(path)
 
 
+# Containers read, identified by their first bytes; FFmpeg is held to their demuxers and to
+# local files (a concat script, a playlist or an image sequence named .mp4 reads other files).
+_MP4_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot"})
+FFMPEG_OPTIONS = ("protocol_whitelist;file|format_whitelist;mov,mp4,m4a,3gp,3g2,mj2,"
+                  "matroska,webm,avi")
+
+
+def container(path: Path) -> str | None:
+    """The container of the video file `path` from its bytes: "MP4/MOV" (ISO media boxes),
+    "Matroska/WebM" (EBML) or "AVI" (RIFF AVI); None for anything else."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return None
+    if head[4:8] in _MP4_BOXES:
+        return "MP4/MOV"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    return None
+
+
+def open_video(source: Path):  # -> cv2.VideoCapture
+    """An OpenCV capture of the local video file `source`, refused (ImageError) unless its
+    bytes are a container of `container`; FFmpeg may then use only those demuxers and the
+    `file` protocol (FFMPEG_OPTIONS)."""
+    import cv2
+
+    if kind := not_regular(source):
+        raise ImageError(source, f"not a regular file ({kind})")
+    if not source.is_file():
+        raise ImageError(source, "no such file")
+    if container(source) is None:
+        raise ImageError(source, "not a video fastnst reads: its bytes are no MP4/MOV,"
+                                 " Matroska/WebM or AVI file (playlists, concat scripts and"
+                                 " image sequences are refused)")
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = FFMPEG_OPTIONS  # read by each open
+    return cv2.VideoCapture(local_video(source), cv2.CAP_FFMPEG)
+
+
 def _frames(capture) -> Iterator[np.ndarray]:
     """Frames of an OpenCV capture, `(H, W, 3)` BGR uint8."""
     while True:
@@ -56,11 +98,7 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
 
     from fastnst.stylizer import stylize_frame
 
-    if kind := not_regular(source):
-        raise ImageError(source, f"not a regular file ({kind})")
-    if not source.is_file():
-        raise ImageError(source, "no such file")
-    capture = cv2.VideoCapture(local_video(source), cv2.CAP_FFMPEG)
+    capture = open_video(source)
     try:
         if not capture.isOpened():
             raise ImageError(source, "not a video, or a format OpenCV cannot read")

@@ -102,7 +102,7 @@ class Site:
             if model is None:
                 return None
             with self._lock:  # one export at a time
-                return cached_onnx(model).read_bytes(), TYPES[".onnx"]
+                return cached_onnx(model)[1], TYPES[".onnx"]
         return None
 
 

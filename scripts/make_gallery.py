@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, default=Path("outputs/gallery.jpg"))
     parser.add_argument("--preview", type=Path, help="also write a downscaled copy here")
     parser.add_argument("--preview-size", type=int, default=200, help="its cell size, pixels")
+    parser.add_argument("--crops", action="store_true", help="a last row: the middle of the"
+                        " first photo's result, --preview-size px of it, at 100%% in the preview")
     args = parser.parse_args()
     use_shared_data()
     models = args.models or sorted(  # the full networks: one column a style
@@ -57,7 +59,8 @@ def main() -> None:
         outs = [stylize(backend, p) for p in photos]
         seconds = (time.perf_counter() - start) / len(photos)
         print(f"{backend.style}: {seconds:.2f} s a photo")
-        columns.append([caption(f"{backend.style}, {seconds:.1f} s", args.size), *outs])
+        crop = [_middle(outs[0], args.preview_size, args.size)] if args.crops else []
+        columns.append([caption(f"{backend.style}, {seconds:.1f} s", args.size), *outs, *crop])
     if args.gatys_iterations:
         style = load_style(str(models[0]), device="cpu").style
         result = gatys(
@@ -71,7 +74,7 @@ def main() -> None:
         columns.append([caption(f"Gatys {style}, {result.seconds:.0f} s", args.size),
                         result.image])
     rows = [[col[r] if r < len(col) else torch.ones(1, 3, 1, 1) for col in columns]
-            for r in range(len(photos) + 1)]
+            for r in range(max(len(col) for col in columns))]
     image = grid(rows)
     write_image(image, args.output, quality=90)
     print(f"wrote {args.output} ({image.shape[-1]}x{image.shape[-2]})")
@@ -80,6 +83,15 @@ def main() -> None:
                                               / args.size))
         write_image(small, args.preview, quality=85)
         print(f"wrote {args.preview} ({small.shape[-1]}x{small.shape[-2]})")
+
+
+def _middle(image: torch.Tensor, side: int, cell: int) -> torch.Tensor:
+    """The `side` x `side` pixels in the middle of `image`, enlarged (nearest) to `cell` px: the
+    preview, at `side` px a cell, shows them at 100%."""
+    h, w = image.shape[-2:]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    part = image[..., top:top + side, left:left + side]
+    return torch.nn.functional.interpolate(part, scale_factor=cell / side, mode="nearest")
 
 
 if __name__ == "__main__":

@@ -92,7 +92,8 @@ def test_single_output_file_globs_and_overwrite(model, photos, tmp_path, capsys)
                  "-o", str(target)]) == 2
     assert main([str(photos / "*.tif"), "--style", str(model), "-o", str(tmp_path)]) == 1
     # Two styles into one file would overwrite each other.
-    assert main([str(photos / "a.jpg"), "--style", str(model), "--style", str(model), "-o",
+    other = tiny_model(tmp_path / "other.safetensors", seed=3)
+    assert main([str(photos / "a.jpg"), "--style", str(model), "--style", str(other), "-o",
                  str(target)]) == 2
 
 

@@ -79,3 +79,71 @@ def test_a_folder_or_a_fifo_is_not_read_as_a_model(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(FileProblem, match="FIFO"):
         read_bounded(fifo, 10)  # returns at once: nothing writes to it
+
+
+def test_a_style_given_many_times_is_loaded_and_run_once(tmp_path, monkeypatch, capsys):
+    from helpers import smooth_image
+
+    from fastnst import infer
+    from fastnst.images import write_image
+
+    model = tiny_model(tmp_path / "mine.safetensors")
+    photo = write_image(smooth_image(24, 24), tmp_path / "photo.png")
+    loads = []
+    real = infer.load_style
+    monkeypatch.setattr(infer, "load_style", lambda *a, **k: loads.append(a) or real(*a, **k))
+    again = ["--style", str(model), "--style", str(tmp_path / "." / "mine.safetensors")] * 100
+    assert infer.main([str(photo), *again, "-o", str(tmp_path / "out")]) == 0
+    assert len(loads) == 1 and len(list((tmp_path / "out").iterdir())) == 1
+    assert "given more than once" in capsys.readouterr().err
+
+
+def test_a_linked_subfolder_of_the_output_folder_receives_nothing(tmp_path, capsys):
+    from helpers import smooth_image
+
+    from fastnst import infer
+    from fastnst.images import write_image
+
+    model = tiny_model(tmp_path / "mine.safetensors")
+    photos = tmp_path / "photos"
+    write_image(smooth_image(24, 24), photos / "top.png")
+    write_image(smooth_image(24, 24), photos / "sub" / "inner.png")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "sub").symlink_to(outside)
+    code = infer.main([str(photos), "--style", str(model), "-o", str(tmp_path / "out")])
+    assert code == 1 and not list(outside.iterdir())
+    assert (tmp_path / "out" / "top_mine.png").is_file()  # the other input still finished
+    assert "leads outside" in capsys.readouterr().err
+
+
+def _clip(path, frames: int) -> None:
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 12.0, (32, 24))
+    for i in range(frames):
+        writer.write(np.full((24, 32, 3), 20 * i, np.uint8))
+    writer.release()
+
+
+@pytest.mark.parametrize("script", [
+    "ffconcat version 1.0\nfile 'other.mp4'\nfile 'other.mp4'\n",  # a concat script
+    "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nother.mp4\n#EXT-X-ENDLIST\n",  # HLS
+])
+def test_a_video_that_is_a_script_reading_other_files_is_refused(tmp_path, capsys, script):
+    from fastnst import infer
+
+    model = tiny_model(tmp_path / "mine.safetensors")
+    _clip(tmp_path / "other.mp4", 3)
+    (tmp_path / "clip.mp4").write_text(script)
+    out = tmp_path / "out"
+    assert infer.main([str(tmp_path / "clip.mp4"), "--style", str(model), "-o", str(out),
+                       "-q"]) == 1
+    assert "its bytes are no MP4/MOV, Matroska/WebM or AVI file" in capsys.readouterr().err
+    assert not list(tmp_path.glob("out/*"))
+    # A real MP4 beside it still runs.
+    assert infer.main([str(tmp_path / "other.mp4"), "--style", str(model), "-o", str(out),
+                       "-q"]) == 0
+    assert (out / "other_mine.mp4").is_file()

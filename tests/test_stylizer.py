@@ -118,8 +118,8 @@ def test_onnx_backend_of_a_model_file_exports_once_and_caches_by_content(model, 
 
     photo = smooth_image(24, 32)
     first = stylize(load_style(str(model), backend="onnx"), photo)
-    cached = list((cache_dir() / "onnx").iterdir())
-    assert len(cached) == 1 and cached[0].suffix == ".onnx"
+    cached = list((cache_dir() / "onnx").glob("*.onnx"))
+    assert len(cached) == 1 and cached[0].with_suffix(".onnx.record").is_file()
     stamp = cached[0].stat().st_mtime_ns
     torch.testing.assert_close(first, stylize(load_style(str(model)), photo), atol=1e-4,
                                rtol=0)
@@ -127,7 +127,61 @@ def test_onnx_backend_of_a_model_file_exports_once_and_caches_by_content(model, 
     assert cached[0].stat().st_mtime_ns == stamp  # reused, not exported again
     tiny_model(model, seed=1)  # other weights in the same file: a new export
     load_style(str(model), backend="onnx")
-    assert len(list((cache_dir() / "onnx").iterdir())) == 2
+    assert len(list((cache_dir() / "onnx").glob("*.onnx"))) == 2
+
+
+@pytest.mark.parametrize("plant", ["file", "symlink"])
+def test_a_planted_cache_entry_is_never_used(model, tmp_path, plant):
+    # Another model's genuine export (or a link to it) at the cache path of `model`: the
+    # path alone is predictable, so it is exported again over, never run.
+    import hashlib
+
+    from fastnst.download import cache_dir
+    from fastnst.export import cached_onnx
+
+    other = tiny_model(tmp_path / "other.safetensors", seed=7)
+    _, planted = cached_onnx(other)
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    entry = cache_dir() / "onnx" / f"{digest[:32]}.onnx"
+    decoy = tmp_path / "decoy.onnx"
+    decoy.write_bytes(planted)
+    if plant == "symlink":
+        entry.symlink_to(decoy)
+    else:
+        entry.write_bytes(planted)
+    # Even with a record copied from the other entry beside it.
+    record = (cache_dir() / "onnx" / f"{hashlib.sha256(other.read_bytes()).hexdigest()[:32]}"
+              ".onnx.record")
+    entry.with_suffix(".onnx.record").write_bytes(record.read_bytes())
+    path, data = cached_onnx(model)
+    assert data != planted and not path.is_symlink() and path.read_bytes() == data
+    photo = smooth_image(24, 32)
+    torch.testing.assert_close(stylize(load_style(str(model), backend="onnx"), photo),
+                               stylize(load_style(str(model)), photo), atol=1e-4, rtol=0)
+    assert decoy.read_bytes() == planted  # the link's target was not written through
+
+
+def test_a_model_that_paints_one_colour_writes_nothing(tmp_path, capsys):
+    # A zero last layer (issue 30, section 4): the result is one colour, and is refused.
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from fastnst import infer
+    from fastnst.images import write_image
+    from fastnst.stylizer import BadResultError
+
+    path = tiny_model(tmp_path / "black.safetensors")
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    last = ("decoder.2.1.weight", "decoder.2.1.bias")
+    save_file({k: v * 0 if k in last else v for k, v in tensors.items()}, str(path), meta)
+    photo = smooth_image(40, 40)
+    with pytest.raises(BadResultError, match="gave a flat picture"):
+        stylize(load_style(str(path)), photo)
+    file = write_image(photo, tmp_path / "photo.png")
+    assert infer.main([str(file), "--style", str(path), "-o", str(tmp_path / "out")]) == 1
+    assert "flat picture" in capsys.readouterr().err
+    assert not list(tmp_path.glob("out/*"))
 
 
 def test_non_model_onnx_file_is_a_clear_error(tmp_path):
@@ -138,7 +192,7 @@ def test_non_model_onnx_file_is_a_clear_error(tmp_path):
 
 
 def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W"), initializers=(),
-           domains=()) -> None:
+           domains=(), output_type="FLOAT") -> None:
     """An ONNX graph from `image` to `output` with fastnst's metadata, made without fastnst."""
     import onnx
     from onnx import TensorProto, helper
@@ -148,7 +202,7 @@ def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W"), initializer
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
                                                    ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info(output, TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info(output, getattr(TensorProto, output_type), list(shape))],
         initializer=list(initializers))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                     *(helper.make_opsetid(d, 1) for d in domains)])
@@ -181,7 +235,15 @@ def test_onnx_models_are_checked_before_use(model, tmp_path, capsys):
     infinite = tmp_path / "infinite.onnx"  # image + inf
     _graph(infinite, [helper.make_node("Add", ["image", "inf"], ["stylized"])],
            initializers=[_const("inf", [np.inf])])
+    flat = tmp_path / "flat.onnx"  # image x 0: all black (issue 30, section 4)
+    _graph(flat, [helper.make_node("Mul", ["image", "zero"], ["stylized"])],
+           initializers=[_const("zero", [0.0])])
+    as_bytes = tmp_path / "uint8.onnx"  # a uint8 result, not fastnst's float interface
+    _graph(as_bytes, [helper.make_node("Cast", ["image"], ["stylized"], to=2)],
+           output_type="UINT8")
     cases = {truncated: "not a loadable ONNX model",
+             flat: "gives a flat picture",
+             as_bytes: r"not a fastnst graph: .* output 'stylized' float",
              other_names: r"not a fastnst graph: needs input 'image' .* gives \[\('x'",
              shrinking: r"gives \(1, 1, 24, 32\) for a \(1, 3, 24, 32\) test image",
              infinite: "gives NaN or inf on a 32x24 test image"}
@@ -335,7 +397,8 @@ def test_every_result_is_checked_at_run_time_not_only_the_probe(tmp_path, capsys
 
     fixed = tmp_path / "fixed.onnx"  # always a 32x24 picture: passes the 32x24 probe
     _graph(fixed, [helper.make_node("Constant", [], ["stylized"],
-                                    value=_const("c", np.full((1, 3, 24, 32), 0.5)))])
+                                    value=_const("c", np.random.default_rng(0).random(
+                                        (1, 3, 24, 32))))])
     flat_nan = tmp_path / "flat_nan.onnx"  # 0/0 on a flat picture: NaN there, fine on noise
     _graph(flat_nan, [helper.make_node("InstanceNormalization", ["image", "one", "zero"],
                                        ["stylized"], epsilon=0.0)],
@@ -407,9 +470,12 @@ def test_a_multi_style_model_blends_in_torch_and_onnx_alike(tmp_path):
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("a:-1", "must be a finite number >= 0"), ("a:x", "is not a number"),
+    ("a:-1", "weight -1 of a must be 0 or between"), ("a:x", "is not a number"),
     ("a:0,b:0", "sum to 0"), ("a,a", "named twice"), ("a:1:2", "is not NAME or NAME:WEIGHT"),
-    ("a:nan", "finite"), (",", "is not NAME")])
+    ("a:nan", "weight nan of a"), (",", "is not NAME"),
+    # Beyond float32: overflow in the sum, zero or infinity there (issue 30, section 4).
+    ("a:3e38,b:3e38", "weight 3e38 of a"), ("a:1e-320", "weight 1e-320 of a"),
+    ("a:1,b:1e39", "weight 1e39 of b")])
 def test_bad_mixes_are_usage_errors_that_say_what_is_wrong(spec, message):
     from fastnst.style_mix import MixError, parse_mix
 

@@ -79,7 +79,7 @@ def python_result(model: Path, photo: np.ndarray, mix: list[float] | None = None
     from fastnst.images import to_rgb_array
     from fastnst.stylizer import OnnxBackend
 
-    backend = OnnxBackend(cached_onnx(model), __import__("torch").device("cpu"))
+    backend = OnnxBackend(cached_onnx(model)[0], __import__("torch").device("cpu"))
     if mix is not None:
         backend = backend.mixed([(s, w) for s, w in zip(backend.styles, mix, strict=True)])
     return to_rgb_array(backend(from_rgb_array(photo)))
@@ -137,7 +137,7 @@ def test_the_stroke_slider_paints_as_python_does(page, tmp_path):
         assert f"stroke {stroke}" in wait_for(browser, ("done", "error"))
         results[stroke] = canvas_pixels(browser).astype(int)
         assert results[stroke].shape == (300, 400, 3)
-        backend = OnnxBackend(cached_onnx(find_model("mosaic-fast")),
+        backend = OnnxBackend(cached_onnx(find_model("mosaic-fast"))[0],
                               __import__("torch").device("cpu"))
         expected = stylize_frame(backend, np.ascontiguousarray(photo[..., ::-1]),
                                  StylizeOptions(stroke=stroke)).astype(int)
