@@ -109,10 +109,11 @@ def parse_header(path: str | os.PathLike[str], data: bytes, size: int) -> Header
 def _read_header(path: str | os.PathLike[str]) -> Header:
     """parse_header of the file `path`, reading only its header."""
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ModelFileError(path, "not a file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO cannot hang
+        with os.fdopen(fd, "rb") as f:
+            size = os.fstat(fd).st_size
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ModelFileError(path, "not a file (a folder, a FIFO or a device)")
             if size > MAX_MODEL_BYTES:
                 raise ModelFileError(path, f"{megabytes(size)}, more than any style model"
                                            f" (at most {megabytes(MAX_MODEL_BYTES)})")
