@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from fastnst.color import keep_colors, luminance, match_luminance
-from fastnst.config_checks import Bound, bounds_of, check_options, option
+from fastnst.config_checks import SEED_BOUND, Bound, bounds_of, check_options, option
 from fastnst.errors import FastnstError
 from fastnst.images import resize, resize_long_side
 from fastnst.losses import LossOptions, PerceptualLoss, StyleWeights
@@ -47,7 +47,7 @@ class GatysOptions:
                                       " from 1; 1 = constant)", Bound(0, None))
     average: int = option(0, "the result is the mean of the last N iterates (0: the last one)",
                            Bound(0, None, integer=True))
-    seed: int = option(0, "seed of the noise start")
+    seed: int = option(0, "seed of the noise start", SEED_BOUND)
 
     def __post_init__(self) -> None:
         check_options(self)

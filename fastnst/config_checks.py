@@ -23,8 +23,8 @@ class ConfigError(UsageError):
 @dataclass(frozen=True)
 class Bound:
     """`low <= value <= high` (None: unbounded on that side; `below_high`: `value < high`), an
-    integer if `integer`; null allowed if `nullable`; `also`: other values that mean something
-    (-1: no limit)."""
+    int if `integer` (2.0 is not); null allowed if `nullable`; `also`: other values that mean
+    something (-1: no limit)."""
 
     low: float | None = None
     high: float | None = None
@@ -40,7 +40,9 @@ class Bound:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         if number and value in self.also:
             return None
-        ok = number and math.isfinite(value) and (not self.integer or float(value).is_integer())
+        # An integer option takes integers only: 2.0 would reach a DataLoader or range() as a
+        # float, and a 23-digit seed is refused by its range.
+        ok = number and math.isfinite(value) and (not self.integer or isinstance(value, int))
         ok = ok and (self.low is None or value >= self.low) and (
             self.high is None or value < self.high or (value == self.high
                                                        and not self.below_high))
@@ -53,6 +55,9 @@ class Bound:
         end = ")" if self.below_high else "]"
         return f"must be {kind} in [{low}, {high}{end}" + (f" or {' or '.join(extras)}"
                                                          if extras else "")
+
+
+SEED_BOUND = Bound(0, 2**32 - 1, integer=True)  # what torch, numpy and random all take
 
 
 def _number(x: float) -> str:

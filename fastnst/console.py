@@ -3,6 +3,7 @@ treats as Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -26,6 +27,34 @@ def prepare_console() -> None:
         if reconfigure is not None:
             reconfigure(errors="backslashreplace")
     sigterm_as_ctrl_c()
+    shown_in_logs()
+
+
+def shown_in_logs() -> None:
+    """Every log record's message and every warning's text is made `shown` as it is made, so
+    that no file name (a painting's, a photo's, a model's) reaches the terminal raw, whichever
+    library logs it (Lightning, Hydra, fastnst)."""
+    import logging
+    import warnings
+
+    make = logging.getLogRecordFactory()
+    if getattr(make, "fastnst_shown", False):
+        return
+
+    def record(*args: object, **kwargs: object) -> logging.LogRecord:
+        entry = make(*args, **kwargs)
+        with contextlib.suppress(Exception):  # a message that does not format: logging says so
+            entry.msg, entry.args = shown(entry.getMessage()), None
+        return entry
+
+    record.fastnst_shown = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(record)
+    format_warning = warnings.formatwarning
+
+    def warning_text(message, category, filename, lineno, line=None) -> str:
+        return format_warning(shown(message), category, filename, lineno, line)
+
+    warnings.formatwarning = warning_text
 
 
 def sigterm_as_ctrl_c() -> None:

@@ -30,7 +30,14 @@ from torch import nn
 from fastnst.config_checks import bounded
 from fastnst.console import prepare_console, shown
 from fastnst.errors import FastnstError, print_error
-from fastnst.files import FileProblem, atomic_path, check_output, os_problem, read_bounded
+from fastnst.files import (
+    FileProblem,
+    atomic_path,
+    check_name_length,
+    check_output,
+    os_problem,
+    read_bounded,
+)
 from fastnst.model_files import (
     IO_CONVENTION,
     MAX_MODEL_BYTES,
@@ -239,9 +246,9 @@ def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
            sizes: Sequence[tuple[int, int]], tolerance: float) -> Verification:
     """Run the ONNX model with ONNX Runtime (CPU) and `net` (fp32) on the same random images; a
     multi-style network with a one-hot mix, and a blend at the first size."""
-    import onnxruntime as ort
+    from fastnst.onnx_checks import new_session
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = new_session(str(onnx_path), ["CPUExecutionProvider"])
     generator = torch.Generator().manual_seed(0)
     diffs: dict[tuple[int, int], float] = {}
     start = time.perf_counter()
@@ -281,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = model_path(args.style, "--style")
         net, meta = load_model(source)
         spec = args.output or os.curdir
+        check_name_length(spec)
         output = Path(spec).expanduser()
         if output.is_dir() or spec.endswith(("/", os.sep)):
             output = output / f"{meta['style']}.onnx"  # a style_label: no path in it

@@ -103,6 +103,7 @@ def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLik
     that turns it on). With `overwrite` a link is replaced, never written through. `within`: a
     folder the output must stay in once links are resolved (a linked subfolder of `-o` that
     points elsewhere is refused)."""
+    check_name_length(path)
     path = Path(path)
     name = os.fsdecode(path)
     if within is not None and not resolved(path.parent).is_relative_to(resolved(within)):
@@ -121,6 +122,23 @@ def check_output(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLik
     if path.exists() and not overwrite:
         raise OutputExists(errno.EEXIST, f"{name}: exists; kept ({overwrite_with} replaces it)")
     check_writable(path)
+
+
+def check_name_length(path: str | os.PathLike[str]) -> None:
+    """WriteError when a part of `path` is longer than a file name may be (NAME_MAX bytes), so
+    that an output whose name cannot exist is refused in one line before any work."""
+    for part in Path(path).parts:
+        if (size := len(os.fsencode(part))) > NAME_MAX:
+            raise WriteError(errno.ENAMETOOLONG, f"{os.fsdecode(part)[:40]}...: a name of {size}"
+                                                 f" bytes; a file name has at most {NAME_MAX}")
+
+
+def fit_name(stem: str, tail: str) -> str:
+    """`stem + tail`, the stem cut (by characters, never inside one) so that the name fits in
+    NAME_MAX bytes: the output of an input with a long name can still be written."""
+    while stem and len(os.fsencode(stem + tail)) > NAME_MAX:
+        stem = stem[:-1]
+    return stem + tail
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from fastnst.baseline import (
     GATYS_BOUNDS,
@@ -27,7 +27,7 @@ from fastnst.color import keep_colors
 from fastnst.config_checks import Bound, ConfigError, check_config, describe_options
 from fastnst.console import prepare_console, shown
 from fastnst.errors import UsageError, exit_on_error
-from fastnst.files import OutputExists, check_output
+from fastnst.files import OutputExists, check_name_length, check_output, fit_name
 from fastnst.images import ImageError, check_image_output, read_image, resize, write_image
 from fastnst.vgg import VGG_MIN_SIDE
 
@@ -60,13 +60,19 @@ def run(cfg: DictConfig) -> Path:
         raise UsageError("no photo: give content=PHOTO")
     check_config(cfg, GATYS_BOUNDS)
     options = GatysOptions.from_config(cfg)
+    if cfg.blend is not None and not OmegaConf.is_dict(cfg.blend):  # blend=5, blend=[udnie]
+        given = OmegaConf.to_container(cfg.blend) if OmegaConf.is_config(cfg.blend) else cfg.blend
+        raise ConfigError(f"blend={shown(given)}: give styles and their weights, e.g."
+                          " blend={the_scream: 0.5}")
     for spec, weight in (cfg.blend or {}).items():
         if problem := Bound(0, None).problem(weight):
             raise ConfigError(f"blend.{spec}={weight!r}: {problem}")
     torch.manual_seed(options.seed)
     device = resolve_device(cfg.device)
     content_path = Path(cfg.content)
-    output = Path(cfg.output or f"{content_path.stem}_{style_label(cfg.style.name)}.png")
+    if cfg.output:
+        check_name_length(cfg.output)
+    output = Path(cfg.output or fit_name(content_path.stem, f"_{style_label(cfg.style.name)}.png"))
     check_image_output(output)  # before the optimisation, not after it
     content = read_image(content_path, max_size=options.size)  # the result's size: decode no more
     paintings = [painting_file(cfg.style), *(painting_file(str(s)) for s in cfg.blend or {})]
@@ -106,7 +112,7 @@ def run(cfg: DictConfig) -> Path:
     write_image(result.image, output, replace=cfg.overwrite)
     final = result.losses[-1][-1]
     h, w = result.image.shape[-2:]
-    print(f"wrote {output} ({w}x{h}) in {result.seconds:.1f} s"
+    print(f"wrote {shown(output)} ({w}x{h}) in {result.seconds:.1f} s"
           f" ({result.seconds / max(1, result.iterations):.3f} s/iteration on {device});"
           f" loss {final['total']:.4g} = content {final['content']:.4g}"
           f" + style {final['style']:.4g} + tv {final['tv']:.4g}")
@@ -122,7 +128,7 @@ class Snapshots:
 
     def path(self, size: int, iteration: int) -> Path:
         out = self.output
-        return out.with_name(f"{out.stem}.{size}px.iter{iteration:04d}{out.suffix}")
+        return out.with_name(fit_name(out.stem, f".{size}px.iter{iteration:04d}{out.suffix}"))
 
     def due(self, iteration: int) -> bool:
         return bool(self.every) and iteration % self.every == 0

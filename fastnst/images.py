@@ -24,6 +24,9 @@ from fastnst.files import atomic_path, check_writable, not_regular
 
 # Above this many pixels a file is treated as a decompression bomb (about 12,000 x 12,000).
 MAX_PIXELS = 150_000_000
+# A JPEG of a single flat colour needs about 64 pixels a byte (each 8x8 block costs bits); one
+# that declares far more than its bytes can hold is truncated, and decoding it is a bomb.
+MAX_JPEG_PIXELS_PER_BYTE = 2000
 
 # Output formats by file suffix.
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
@@ -86,7 +89,7 @@ def _decode(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
     try:
         if kind := not_regular(path):
             raise ImageError(path, f"not a regular file ({kind})")
-        if path.stat().st_size == 0:
+        if (size := path.stat().st_size) == 0:
             raise ImageError(path, "empty file (0 bytes)")
         img = Image.open(path, formats=READ_FORMATS)
         width, height = img.size
@@ -95,6 +98,10 @@ def _decode(path: Path, max_size: int | None, max_pixels: int) -> Image.Image:
                                    f" over the {max_pixels / 1e6:.0f} MP limit")
         if width == 0 or height == 0:
             raise ImageError(path, f"image has no pixels ({width}x{height})")
+        if img.format in ("JPEG", "MPO") and width * height > MAX_JPEG_PIXELS_PER_BYTE * size:
+            # Decoding would fill the missing picture with grey, for minutes at this size.
+            raise ImageError(path, f"declares {width}x{height} in {size} bytes, which cannot hold"
+                                   " it: a truncated JPEG")
         if img.format == "PNG":
             with Image.open(path, formats=READ_FORMATS) as check:
                 check.verify()  # chunk checksums: Pillow's load() does not look at them

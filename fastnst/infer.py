@@ -26,7 +26,15 @@ from pathlib import Path
 from fastnst.config_checks import add_options, bounded, options_from_args
 from fastnst.console import prepare_console, shown
 from fastnst.errors import FastnstError, UsageError, print_error
-from fastnst.files import WriteError, check_output, check_writable, files_under, resolved
+from fastnst.files import (
+    WriteError,
+    check_name_length,
+    check_output,
+    check_writable,
+    files_under,
+    fit_name,
+    resolved,
+)
 from fastnst.images import (
     IMAGE_SUFFIXES,
     WRITE_FORMATS,
@@ -153,7 +161,7 @@ def _in_folder(folder: Path, source: Path, root: Path | None, style: str) -> Pat
     ext = VIDEO_OUTPUT if is_video(source) else suffix if suffix in WRITE_FORMATS else ".png"
     if root is not None:
         folder = folder / source.parent.relative_to(root)
-    return folder / f"{source.stem}_{style}{ext}"
+    return folder / fit_name(source.stem, f"_{style}{ext}")
 
 
 def _separate_collisions(result: OutputPlan, styles: Sequence[str]) -> None:
@@ -316,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.style = [fast_variant(s) for s in args.style]
         if args.webcam is not None:
             return live(args)
+        if args.output is not None:
+            check_name_length(args.output)
         backends = load_styles(args.style, args)
         inputs, report_errors = expand_inputs(args.inputs)
         work = plan(inputs, args.output, [b.style for b in backends])

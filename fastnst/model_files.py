@@ -133,7 +133,7 @@ def _metadata(path: str | os.PathLike[str], raw: Mapping[str, str]) -> dict[str,
     try:
         metadata = {k: v if k in ("format", "style", "io") else json.loads(v)
                     for k, v in raw.items()}
-    except (json.JSONDecodeError, RecursionError) as e:  # RecursionError: nested too deep
+    except (ValueError, RecursionError) as e:  # nested too deep; integers of > 4300 digits
         raise ModelFileError(path, f"malformed metadata ({type(e).__name__}: {e})") from None
     metadata["style"] = style_label(metadata.get("style", Path(path).stem))
     if "styles" in metadata:

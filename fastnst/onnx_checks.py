@@ -27,6 +27,12 @@ ALLOWED_OPS = frozenset({
     "Clip", "Div", "MatMul", "Mul", "ReduceSum"})
 STANDARD_DOMAINS = ("", "ai.onnx")
 MAX_NODES = 10_000  # the widest shipped architecture has about 220; 64 residual blocks ~1,500
+# Nodes whose inputs are all constants, which ONNX Runtime computes when it loads the graph:
+# fastnst's exports have only these (the pads of the edge pad: a few dozen numbers), and the
+# elements they make in all are bounded, so a graph cannot make the loader work or fill memory.
+FOLDABLE_OPS = frozenset({"Constant", "ConstantOfShape", "Concat", "Reshape", "Slice",
+                          "Transpose", "Cast", "Identity", "Unsqueeze"})
+MAX_FOLDED_ELEMENTS = 1_000_000
 
 
 def check_graph(path: str | os.PathLike[str], data: bytes) -> None:
@@ -63,6 +69,60 @@ def check_graph(path: str | os.PathLike[str], data: bytes) -> None:
     if any(uses_external_data(t) for t in tensors):
         raise ModelFileError(path, "keeps tensors in other files (external data); fastnst's"
                                    " models hold all their weights inside")
+    if problem := _folding_problem(graph):
+        raise ModelFileError(path, f"{problem}; refused (fastnst's models compute almost nothing"
+                                   " when they load)")
+
+
+def _folding_problem(graph) -> str | None:  # graph: onnx.GraphProto
+    """What of `graph` ONNX Runtime would compute at load beyond what fastnst's exports do
+    (a node of constants only that is not in FOLDABLE_OPS, or more than MAX_FOLDED_ELEMENTS
+    made so); None when nothing. Sizes are bounded from above without computing anything."""
+    import math
+
+    from onnx import numpy_helper
+
+    sizes = {t.name: math.prod(t.dims) for t in graph.initializer}  # constant: its elements
+    values = {t.name: t for t in graph.initializer}
+    folded = 0
+    for node in graph.node:
+        inputs = [i for i in node.input if i]
+        if not all(i in sizes for i in inputs):
+            continue  # depends on the image or the mix: computed when the model runs
+        if node.op_type not in FOLDABLE_OPS:
+            return f"computes {shown(node.op_type)} on constants alone"
+        if node.op_type == "Constant":
+            tensor = next((a.t for a in node.attribute if a.name == "value"), None)
+            if tensor is None:
+                return "a Constant that is not a tensor"
+            size = math.prod(tensor.dims)
+            values[node.output[0]] = tensor
+        elif node.op_type == "ConstantOfShape":
+            shape = values.get(inputs[0]) if inputs else None
+            if shape is None or math.prod(shape.dims) > 8:
+                return "a ConstantOfShape whose shape is not given as it is"
+            size = math.prod(int(d) for d in numpy_helper.to_array(shape).reshape(-1))
+        elif node.op_type == "Concat":
+            size = sum(sizes[i] for i in inputs)
+        else:  # reshaping, slicing, casting: no more elements than its inputs
+            size = max((sizes[i] for i in inputs), default=0)
+        folded += max(size, 0)
+        if folded > MAX_FOLDED_ELEMENTS:
+            return f"makes more than {MAX_FOLDED_ELEMENTS:,} numbers from constants at load"
+        for output in node.output:
+            sizes[output] = size
+    return None
+
+
+def new_session(model: bytes | str, providers: list[str]):  # -> ort.InferenceSession
+    """An ONNX Runtime session of `model` (bytes, or a path of fastnst's own file), whose own
+    log lines (coloured, and naming what the file says) stay off the terminal: a failure
+    reaches the caller as an exception, which the commands print as one line."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only
+    return ort.InferenceSession(model, sess_options=options, providers=providers)
 
 
 _JOBS: queue.SimpleQueue = queue.SimpleQueue()  # (run, result box, done) for the worker

@@ -19,7 +19,7 @@ from fastnst.console import shown
 from fastnst.download import DownloadError, cache_dir, download
 from fastnst.errors import FastnstError
 from fastnst.files import not_regular
-from fastnst.images import IMAGE_SUFFIXES, read_image
+from fastnst.images import read_image
 
 # Config used for a style given as an image path (`style=path/to/painting.jpg`).
 IMAGE_STYLE = "image"
@@ -105,10 +105,13 @@ def has_folder(spec: str) -> bool:
 
 
 def is_image_path(spec: str) -> bool:
-    """True when `spec` is written as an image file (an image suffix, or a folder part) rather
-    than a style name. A bare name is always a style, even where a file of that name exists
-    (it must not shadow a shipped style): write `./name` for the file."""
-    return Path(spec).suffix.lower() in IMAGE_SUFFIXES or os.sep in spec
+    """True when the Gatys baseline's or training's `style=` is written as a file (an image or
+    model suffix, or a folder part: styles.written_as, the one rule) rather than a style name.
+    A bare name is always a style, even where a file of that name exists (it must not shadow
+    a shipped style): write `./name` for the file."""
+    from fastnst.styles import written_as
+
+    return written_as(spec) in ("painting", "file")
 
 
 def expand_style_path(overrides: Sequence[str]) -> list[str]:

@@ -133,7 +133,7 @@ class OnnxBackend(_Mixable):
 
         from fastnst.files import FileProblem, read_bounded
         from fastnst.model_files import MAX_MODEL_BYTES
-        from fastnst.onnx_checks import check_graph
+        from fastnst.onnx_checks import check_graph, new_session
 
         if data is None:  # `data`: the file's bytes, when the caller has read them already
             try:
@@ -151,7 +151,7 @@ class OnnxBackend(_Mixable):
                               " has it)", stacklevel=2)
         self.device_type = "cuda" if providers[0] == ORT_CUDA_PROVIDER else "cpu"
         try:
-            self.session = ort.InferenceSession(data, providers=providers)
+            self.session = new_session(data, providers)
         except Exception as e:  # ORT raises its own exception types for bad files
             raise ModelFileError(path, f"not a loadable ONNX model ({shown(e)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -175,7 +175,7 @@ class OnnxBackend(_Mixable):
             return []
         try:
             names = json.loads(meta["styles"])
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # also integers of more than 4300 digits
             names = None
         if not isinstance(names, list) or not 0 < len(names) <= MAX_STYLES:
             raise ModelFileError(path, f"malformed metadata: styles must be a list of 1 to"
@@ -208,6 +208,12 @@ class OnnxBackend(_Mixable):
             raise ModelFileError(path, f"not a fastnst graph: needs input 'image' float"
                                        f" (N, 3, H, W){mix} and output 'stylized' float;"
                                        f" {found}")
+        fixed = [d for d in inputs[0].shape[2:] if isinstance(d, int)]
+        if fixed:  # a fastnst graph takes any size; this one would fail on every photo
+            size = "x".join(map(str, inputs[0].shape[:1:-1])) if len(fixed) == 2 else \
+                f"{fixed[0]} pixels a side"
+            raise ModelFileError(path, f"takes only {size} images (a fixed input size);"
+                                       " fastnst's graphs take any size")
         probe = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(0))
         probing = self if not self.styles else self.mixed([(self.styles[0], 1.0)])
         try:
@@ -261,6 +267,8 @@ class OnnxBackend(_Mixable):
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
     """1-D blending weights: rising over `overlap` pixels where a tile has a neighbour."""
     w = torch.ones(length)
+    if overlap == 0:  # tiles meet edge to edge (w[-0:] would be the whole tile)
+        return w
     ramp = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
     if not at_start:
         w[:overlap] = ramp

@@ -12,7 +12,7 @@ import numpy as np
 
 from fastnst.console import shown
 from fastnst.files import atomic_path, not_regular
-from fastnst.images import ImageError
+from fastnst.images import MAX_PIXELS, ImageError, shrink_frame
 
 if TYPE_CHECKING:
     from fastnst.stylize_options import StylizeOptions
@@ -76,6 +76,13 @@ def open_video(source: Path):  # -> cv2.VideoCapture
     return cv2.VideoCapture(local_video(source), cv2.CAP_FFMPEG)
 
 
+def _check_frame_size(source: Path, width: int, height: int) -> None:
+    """ImageError when a frame of `source` is larger than images may be (images.MAX_PIXELS)."""
+    if width * height > MAX_PIXELS:
+        raise ImageError(source, f"its frames are {width}x{height} ({width * height / 1e6:.0f}"
+                                 f" MP), over the {MAX_PIXELS / 1e6:.0f} MP limit")
+
+
 def _frames(capture) -> Iterator[np.ndarray]:
     """Frames of an OpenCV capture, `(H, W, 3)` BGR uint8."""
     while True:
@@ -102,6 +109,9 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
     try:
         if not capture.isOpened():
             raise ImageError(source, "not a video, or a format OpenCV cannot read")
+        width, height = (int(capture.get(p)) for p in (cv2.CAP_PROP_FRAME_WIDTH,
+                                                        cv2.CAP_PROP_FRAME_HEIGHT))
+        _check_frame_size(source, width, height)  # declared: before a frame is decoded
         fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         smoother = options.smoother()
@@ -111,6 +121,8 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
             try:
                 for frame in tqdm(_frames(capture), total=total, unit="frame",
                                   desc=shown(source.name), disable=not progress, leave=False):
+                    _check_frame_size(source, frame.shape[1], frame.shape[0])
+                    frame = shrink_frame(frame, options.max_size)
                     out = stylize_frame(backend, frame, options)
                     if smoother is not None:
                         out = smoother(frame, out)
@@ -120,6 +132,8 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
                                                  cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                         if not writer.isOpened():
                             raise ImageError(output, "cannot write an MP4 video here")
+                    elif out.shape[:2] != (h, w):  # a stream whose frames change size
+                        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
                     writer.write(np.ascontiguousarray(out[..., ::-1]))
                     count += 1
             finally:

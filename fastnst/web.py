@@ -23,7 +23,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from fastnst.console import prepare_console
+from fastnst.console import prepare_console, shown
 from fastnst.errors import FastnstError, print_error
 
 PAGE = Path(__file__).resolve().parent / "webpage"
@@ -106,20 +106,35 @@ class Site:
         return None
 
 
-class Handler(BaseHTTPRequestHandler):
-    """GET only, from a Site (nothing else on disk, no other method); cross-origin isolated;
-    quiet unless something fails."""
+IDLE_SECONDS = 10  # a connection that sends nothing for this long is closed
+MAX_CONNECTIONS = 64  # connections served at once; more are closed unanswered
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
-    def __init__(self, *args, site: Site, **kwargs) -> None:
+
+class Handler(BaseHTTPRequestHandler):
+    """GET only, from a Site (nothing else on disk, no other method), to requests that name
+    this server in their Host header; cross-origin isolated; quiet unless something fails."""
+
+    timeout = IDLE_SECONDS  # socket timeout: half-open and idle connections are dropped
+
+    def __init__(self, *args, site: Site, hosts: frozenset[str] | None, **kwargs) -> None:
         self.site = site
+        self.hosts = hosts
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
+        host = (self.headers.get("Host") or "").lower()
+        if self.hosts is not None and host not in self.hosts:
+            # DNS rebinding: a page of another site that resolves its name to this address
+            # may not read from it.
+            self.send_error(HTTPStatus.MISDIRECTED_REQUEST, explain=f"not a host this server"
+                            f" serves: {host or '(none)'}")
+            return
         try:
             found = self.site.file(self.path)
-        except FastnstError as e:
-            self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, str(e))
-            print(f"fastnst-web: {self.path}: {e}", file=sys.stderr)
+        except (FastnstError, OSError) as e:  # a model deleted since start, an export error
+            self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR, explain=str(e))
+            print(f"fastnst-web: {shown(self.path)}: {shown(e)}", file=sys.stderr)
             return
         if found is None:
             self.send_error(HTTPStatus.NOT_FOUND)
@@ -136,12 +151,66 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         if args and str(args[1]).startswith(("4", "5")):
-            super().log_message(format, *args)
+            sys.stderr.write(shown(f"{self.address_string()} - {format % args}") + "\n")
+
+
+class Server(ThreadingHTTPServer):
+    """A thread per connection, at most MAX_CONNECTIONS of them: the rest are closed at once,
+    so a flood of idle connections cannot use up the process's files."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def served_hosts(host: str, port: int) -> frozenset[str] | None:
+    """The Host headers a server on host:port answers: its own address and, on loopback, the
+    loopback names, each with the port (and without it on port 80). None (any) when it
+    listens on every address (0.0.0.0, ::), where the names it is reached by are not known."""
+    if host in ("", "0.0.0.0", "::"):
+        return None
+    names = {host.lower(), f"[{host.lower()}]" if ":" in host else host.lower()}
+    if host in ("127.0.0.1", "::1", "localhost"):
+        names.update(LOOPBACK_NAMES)
+    with_port = {f"{name}:{port}" for name in names}
+    return frozenset(with_port | (names if port == 80 else set()))
 
 
 def serve(site: Site, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
     """A server for `site` on host:port (0: any free port), not yet serving."""
-    return ThreadingHTTPServer((host, port), partial(Handler, site=site))
+    server = Server((host, port), partial(Handler, site=site, hosts=None))
+    bound = server.server_address[1]
+    server.RequestHandlerClass = partial(Handler, site=site, hosts=served_hosts(host, bound))
+    return server
+
+
+def port_number(text: str) -> int:
+    """argparse type of --port: 0..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is 0..65535 (0: any free port)")
+    return port
 
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
@@ -181,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastnst-web", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="0: any free port")
+    parser.add_argument("--port", type=port_number, default=8000, help="0: any free port")
     parser.add_argument("--style", action="append", default=[],
                         help="a model to offer (shipped name or file); repeat; default: the"
                              " shipped fast networks and the multi-style model")

@@ -56,6 +56,14 @@ def png_declaring(width: int, height: int) -> bytes:
             + _chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + _chunk(b"IEND", b""))
 
 
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) says it is `width` x `height`."""
+    data = bytearray(_encoded(Image.fromarray(_pixels(16, 16)), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
 def _encoded(img: Image.Image, fmt: str, **kwargs) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format=fmt, **kwargs)
@@ -129,6 +137,8 @@ def make_corpus(root: Path) -> list[Case]:
     file("jpeg_header_only.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 40, None, "",
          what="JPEG header and nothing else")
     file("bomb.png", png_declaring(100_000, 100_000), None, "decompression bomb")
+    file("bomb.jpg", jpeg_declaring(12_000, 12_000), None, "truncated JPEG",
+         what="JPEG of a few hundred bytes declaring 144 MP")
     file(os.fsdecode(b"broken_\xff\xfe_name.jpg"), b"\xff\xd8\xff garbage", None, "",
          what="corrupt file with a non-UTF-8 name")
     folder = root / "folder.jpg"

@@ -71,3 +71,26 @@ def test_a_model_option_out_of_range_is_the_error_itself_not_hydras_wrapper():
                              "channels": 0})
     with pytest.raises(UsageError, match=r"^channels must be an integer in \[1, 512\], not 0$"):
         instantiate(node)
+
+
+def test_log_lines_and_warnings_show_names_escaped_whoever_writes_them(capsys):
+    import logging
+    import warnings
+
+    from fastnst.console import shown_in_logs
+
+    shown_in_logs()
+    shown_in_logs()  # once is enough; twice changes nothing
+    logger = logging.getLogger("pytorch_lightning.test")  # a library's logger, not fastnst's
+    handler = logging.StreamHandler()
+    logger.addHandler(handler)
+    try:
+        logger.warning("style %s at %d px", "\x1b[2Jevil\nforged line", 256)
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    # What Python prints for a warning (pytest records them instead of printing).
+    err += warnings.formatwarning("painting \x1b]0;title\x07.jpg", UserWarning, "x.py", 1)
+    assert "\x1b" not in err and "\x07" not in err and "forged line" in err
+    assert "style \\x1b[2Jevil\\nforged line at 256 px" in err
+    assert "painting \\x1b]0;title\\x07.jpg" in err

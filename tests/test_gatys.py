@@ -256,8 +256,15 @@ def test_cli_with_a_named_style_and_blend(vgg_weights, style_dir, tmp_path, monk
     # Refused before the optimisation: with 100,000 iterations the run would not end.
     (["output=OUT/result.gif", "content=PHOTO"], "result.gif: unknown output format '.gif'"),
     (["output=PHOTO/result.png", "content=PHOTO"], "result.png: cannot write here"),
+    (["output=OUT/" + "g" * 300 + ".png", "content=PHOTO"],
+     "a name of 304 bytes; a file name has at most 255"),
+    (["blend=5", "content=PHOTO"], "blend=5: give styles and their weights"),
+    (["blend=[udnie]", "content=PHOTO"], "blend=['udnie']: give styles and their weights"),
+    (["seed=12345678901234567890123", "content=PHOTO"],
+     "seed=12345678901234567890123: must be an integer in [0, 4294967295]"),
 ], ids=["missing photo", "no photo", "missing painting", "mistyped folder", "size 0",
-        "negative iterations", "negative style weight", "gif output", "output under a file"])
+        "negative iterations", "negative style weight", "gif output", "output under a file",
+        "name too long", "blend a number", "blend a list", "seed too long"])
 @pytest.mark.slow  # a subprocess, or seconds of work
 def test_cli_errors_are_one_line_with_exit_status_1_or_2_for_usage(vgg_weights, tmp_path, args,
                                                                    message):
@@ -268,7 +275,7 @@ def test_cli_errors_are_one_line_with_exit_status_1_or_2_for_usage(vgg_weights, 
     args = [a.replace("PHOTO", str(content)).replace("OUT", str(tmp_path)) for a in args]
     proc = _cli("progress=false", "iterations=100000", "size=16", *args,
                 env_extra={"FASTNST_STYLE_DIR": str(styles)})
-    usage = "must be" in message or "give content" in message  # asked for what cannot be
+    usage = "must be" in message or "give " in message  # asked for what cannot be
     assert proc.returncode == (2 if usage else 1), proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
@@ -322,3 +329,17 @@ def test_a_diverged_optimisation_writes_nothing(vgg_weights, tmp_path, monkeypat
     with pytest.raises(RuntimeError, match=r"out\.png: the optimisation diverged \(NaN or inf"):
         gatys.run(cfg)
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.slow  # a subprocess, or seconds of work
+def test_names_with_escape_codes_are_printed_escaped(vgg_weights, tmp_path):
+    content, style = tmp_path / "photo\x1b[31m.png", tmp_path / "paint\x1b]0;x\x07ing.png"
+    write_image(smooth_image(40, 56), content)
+    write_image(stripes(64, 64), style)
+    output = tmp_path / "o\x1b[2J.png"
+    # Quoted: Hydra's grammar reads `[` as a list (style= is quoted for it by fastnst).
+    proc = _cli(f"content='{content}'", f"style={style}", f"output='{output}'", "size=32",
+                "iterations=1", "progress=false")
+    assert proc.returncode == 0, proc.stderr
+    assert "\x1b" not in proc.stdout + proc.stderr and "\x07" not in proc.stdout + proc.stderr
+    assert "o\\x1b[2J.png" in proc.stdout

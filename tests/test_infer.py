@@ -151,6 +151,26 @@ def test_video_keeps_size_frame_rate_and_frame_count(model, tmp_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_video_frames_follow_max_size_and_the_pixel_limit(model, tmp_path, capsys, monkeypatch):
+    from fastnst import video
+
+    still = (smooth_image(48, 64)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    _write_video(tmp_path / "clip.mp4", [still] * 3)
+    small = tmp_path / "small.mp4"
+    assert main([str(tmp_path / "clip.mp4"), "--style", str(model), "-o", str(small), "-q",
+                 "--max-size", "32"]) == 0
+    frames, _ = _read_video(small)
+    assert len(frames) == 3 and frames[0].shape == (24, 32, 3)
+    monkeypatch.setattr(video, "MAX_PIXELS", 2000)  # frames declared larger: refused unread
+    capsys.readouterr()
+    assert main([str(tmp_path / "clip.mp4"), "--style", str(model), "-o",
+                 str(tmp_path / "big.mp4"), "-q"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"fastnst-infer: error: {tmp_path / 'clip.mp4'}: its frames are 64x48 (0 MP), over the"
+        " 0 MP limit"]
+    assert not (tmp_path / "big.mp4").exists()
+
+
 def _textured(h: int, w: int, seed: int = 0) -> np.ndarray:
     """A `(h, w, 3)` uint8 picture with detail everywhere (flow needs texture to follow)."""
     rng = np.random.default_rng(seed)

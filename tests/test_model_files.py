@@ -106,6 +106,8 @@ BAD_MODELS = {  # name: (how the file is spoiled, what the one-line error says)
     "not JSON": (lambda p: _rewrite(p, steps="{oops"), "malformed metadata"),
     "JSON nested too deep": (lambda p: _rewrite(p, steps="[" * 100_000 + "]" * 100_000),
                              "malformed metadata \\(RecursionError"),
+    "an integer of 5,000 digits": (lambda p: _rewrite(p, steps="9" * 5000),
+                                   "malformed metadata \\(ValueError: Exceeds the limit"),
     "other io": (lambda p: _rewrite(p, io="BGR in [0, 255]"),
                  "unknown input/output convention 'BGR in \\[0, 255\\]'"),
     "missing tensor": (lambda p: _rewrite(p, lambda t: {k: v for k, v in t.items()

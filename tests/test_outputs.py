@@ -227,6 +227,8 @@ def test_training_checks_its_output_before_training(tmp_path, photos, photo_and_
         (tmp_path / "model.onnx", ConfigError, r"model\.onnx: a model is written as"),
         (init, WriteError, "is one of this run's inputs"),
         (model, OutputExists, r"other\.safetensors: exists; kept \(overwrite=true replaces"),
+        (tmp_path / ("m" * 300 + ".safetensors"), WriteError,
+         r"m{40}\.\.\.: a name of 312 bytes; a file name has at most 255"),
     ]
     for output, error, message in cases:
         with pytest.raises(error, match=message):
@@ -244,3 +246,25 @@ def test_training_output_a_folder_to_be(vgg_weights, tmp_path, photos, photo_and
     _train(tmp_path / "run", *base, f"output={tmp_path / 'newdir'}/")
     assert (tmp_path / "newdir" / "painting.safetensors").is_file()
     assert not (tmp_path / "newdir").is_file()
+
+
+# --- Names too long for the file system ------------------------------------------------------
+
+
+def test_names_too_long_are_one_line_and_long_inputs_get_outputs_that_fit(tmp_path, capsys):
+    model = tiny_model(tmp_path / "tiny.safetensors")
+    photo = write_image(smooth_image(20, 24), tmp_path / ("p" * 250 + ".png"))  # legal: 254
+    too_long = tmp_path / ("o" * 300 + ".png")
+    assert infer.main([str(photo), "--style", str(model), "-o", str(too_long), "-q"]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"fastnst-infer: error: {'o' * 40}...: a name of 304 bytes; a file name has at most 255"]
+    assert export.main(["--style", str(model), "-o", str(tmp_path / ("e" * 300 + ".onnx"))]) == 1
+    assert "a name of 305 bytes" in capsys.readouterr().err
+    out = tmp_path / "out"
+    assert infer.main([str(photo), "--style", str(model), "-o", str(out), "-q"]) == 0
+    (written,) = out.iterdir()
+    assert written.name.endswith("_tiny.png") and len(written.name) == 255
+    # A legal output name of 254 bytes: the temporary name beside it is cut to fit.
+    longest = tmp_path / ("l" * 250 + ".png")
+    assert infer.main([str(photo), "--style", str(model), "-o", str(longest), "-q"]) == 0
+    assert read_image(longest).shape == (1, 3, 20, 24)

@@ -63,8 +63,9 @@ def test_frames_take_the_numpy_path_on_onnx_and_match_the_tensor_path(model, tmp
 
 def test_tile_weights_cover_every_pixel_exactly_once():
     image = smooth_image(150, 230)
-    torch.testing.assert_close(run_tiled(Pointwise(), image, tile=64, overlap=16),
-                               Pointwise()(image))
+    for overlap in (16, 0):  # 0: tiles meet edge to edge
+        torch.testing.assert_close(run_tiled(Pointwise(), image, tile=64, overlap=overlap),
+                                   Pointwise()(image))
 
 
 @pytest.mark.parametrize("kind", ["torch", "onnx"])
@@ -192,7 +193,7 @@ def test_non_model_onnx_file_is_a_clear_error(tmp_path):
 
 
 def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W"), initializers=(),
-           domains=(), output_type="FLOAT") -> None:
+           domains=(), output_type="FLOAT", input_shape=("N", 3, "H", "W")) -> None:
     """An ONNX graph from `image` to `output` with fastnst's metadata, made without fastnst."""
     import onnx
     from onnx import TensorProto, helper
@@ -201,7 +202,7 @@ def _graph(path, nodes, output="stylized", shape=("N", 3, "H", "W"), initializer
 
     graph = helper.make_graph(
         nodes, "g", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
-                                                   ["N", 3, "H", "W"])],
+                                                   list(input_shape))],
         [helper.make_tensor_value_info(output, getattr(TensorProto, output_type), list(shape))],
         initializer=list(initializers))
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
@@ -255,6 +256,50 @@ def test_onnx_models_are_checked_before_use(model, tmp_path, capsys):
         assert infer.main([str(photo), "--style", str(path), "-o", str(tmp_path / "out")]) == 1
         assert capsys.readouterr().err.splitlines() == [f"fastnst-infer: error: {error.value}"]
     assert not (tmp_path / "out").exists()
+
+
+def _growing(path) -> None:
+    """A graph that keeps the size of the 32x24 probe and enlarges anything taller 30 times a
+    side: sizes = shape x (1 + 29 x clip(H - 24, 0, 1))."""
+    from onnx import helper
+
+    nodes = [helper.make_node("Shape", ["image"], ["shape"]),
+             helper.make_node("Cast", ["shape"], ["shape_f"], to=1),
+             helper.make_node("Gather", ["shape_f", "two"], ["h"]),
+             helper.make_node("Add", ["h", "minus24"], ["over"]),
+             helper.make_node("Clip", ["over", "zero", "one"], ["taller"]),
+             helper.make_node("Mul", ["taller", "factor"], ["grow"]),
+             helper.make_node("Add", ["grow", "ones"], ["scale"]),
+             helper.make_node("Mul", ["shape_f", "scale"], ["size_f"]),
+             helper.make_node("Cast", ["size_f"], ["size"], to=7),
+             helper.make_node("Resize", ["image", "", "", "size"], ["stylized"],
+                              mode="nearest")]
+    _graph(path, nodes, initializers=[
+        _const("two", 2, "int64"), _const("minus24", -24.0), _const("zero", 0.0),
+        _const("one", 1.0), _const("factor", [0.0, 0.0, 29.0, 29.0]), _const("ones", 1.0)])
+
+
+def test_onnx_graphs_that_pass_the_probe_but_not_a_photo_are_one_line_each(tmp_path, capsys):
+    from onnx import helper
+
+    from fastnst import infer
+    from fastnst.images import write_image
+
+    static = tmp_path / "static.onnx"  # takes the probe's size and nothing else
+    _graph(static, [helper.make_node("Sigmoid", ["image"], ["stylized"])],
+           input_shape=(1, 3, 24, 32), shape=(1, 3, 24, 32))
+    with pytest.raises(ModelFileError, match=r"static\.onnx: takes only 32x24 images"):
+        load_style(str(static))
+    growing = tmp_path / "growing.onnx"
+    _growing(growing)
+    load_style(str(growing))  # the probe passes
+    photos = [write_image(smooth_image(40 + i, 60), tmp_path / f"p{i}.png") for i in range(2)]
+    capsys.readouterr()
+    assert infer.main([*map(str, photos), "--style", str(growing), "-o",
+                       str(tmp_path / "out"), "--stroke", "0", "-q"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2 and all("gave a" in line and "result for" in line for line in lines)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def _loop_forever(path) -> None:
@@ -318,7 +363,22 @@ def test_onnx_graphs_that_could_hang_or_read_other_files_are_refused_unrun(tmp_p
     _graph(huge, [helper.make_node("Identity", ["image" if i == 0 else f"x{i}"],
                                    [f"x{i + 1}" if i < MAX_NODES else "stylized"])
                   for i in range(MAX_NODES + 1)])
+    folding = tmp_path / "folding.onnx"  # 24 convolutions of a constant, computed at load
+    nodes = [helper.make_node("ConstantOfShape", ["shape"], ["c0"])]
+    nodes += [helper.make_node("Conv", [f"c{i}", "w"], [f"c{i + 1}"], pads=[4] * 4)
+              for i in range(24)]
+    nodes.append(helper.make_node("Add", ["image", "c24"], ["stylized"]))
+    _graph(folding, nodes, initializers=[_const("shape", [1, 3, 256, 256], "int64"),
+                                         _const("w", np.full((3, 3, 9, 9), 1 / 243))])
+    filling = tmp_path / "filling.onnx"  # 400 M numbers made at load, no operator disallowed
+    _graph(filling, [helper.make_node("ConstantOfShape", ["shape"], ["c"]),
+                     helper.make_node("Reshape", ["c", "flat"], ["f"]),
+                     helper.make_node("Add", ["image", "f"], ["stylized"])],
+           initializers=[_const("shape", [1, 20000, 20000], "int64"),
+                         _const("flat", [-1], "int64")])
     cases = {loop: "uses operator Loop, which fastnst's models never use",
+             folding: "computes Conv on constants alone; refused",
+             filling: "makes more than 1,000,000 numbers from constants at load",
              outside: "uses operator ReduceMean",
              custom: r"uses operator domains \['com.evil'\]",
              external: r"keeps tensors in other files \(external data\)",

@@ -210,6 +210,12 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_periodic_checkpoint(
     ("style.style_weight=-1", "style.style_weight=-1: must be a number in [0, inf]"),
     ("optim.lr=0", "optim.lr=0: must be a number in [1e-09, 1]"),
     ("loss.pixel_pool=0", "loss.pixel_pool=0: must be an integer in [1, 4096]"),
+    # Typed: a float where an integer goes, a seed no generator takes.
+    ("data.batch_size=2.0", "data.batch_size=2.0: must be an integer in [1, 4096]"),
+    ("data.crop_size=32.0", "data.crop_size=32.0: must be an integer in [16, 4096]"),
+    ("trainer.max_steps=1.0", "trainer.max_steps=1.0: must be an integer in [1, inf] or -1"),
+    ("seed=12345678901234567890123",
+     "seed=12345678901234567890123: must be an integer in [0, 4294967295]"),
 ])
 def test_options_out_of_range_are_refused_before_anything_loads(photos, painting, tmp_path,
                                                                  override, message):
@@ -262,6 +268,71 @@ def test_resume_refuses_foreign_checkpoints_in_one_line_without_running_them(tmp
     assert proc.stderr.strip().splitlines() == [
         f"fastnst-train: error: {evil}: refused: it holds Python objects besides tensors, and"
         " loading them could run code"]
+
+
+def _checkpoint(net: TransformerNet, **changes) -> dict:
+    """A Lightning checkpoint of `net` as a run writes it, with `changes` (None: key removed)."""
+    checkpoint = {"epoch": 0, "global_step": 3, "pytorch-lightning_version": "2.5",
+                  "state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                  "loops": {"fit_loop": {"state_dict": {}, "epoch_progress": {}}},
+                  "callbacks": {}, "optimizer_states": [{"state": {}, "param_groups": []}],
+                  "lr_schedulers": [], "fastnst": {}}
+    checkpoint.update(changes)
+    return {k: v for k, v in checkpoint.items() if v is not None}
+
+
+def test_checkpoints_are_bounded_and_whole_before_a_run_resumes(tmp_path, monkeypatch):
+    import zipfile
+
+    from fastnst.training import checkpoints
+    from fastnst.training.checkpoints import AtomicCheckpointIO
+
+    net = TransformerNet(TransformerConfig(channels=8, blocks=1))
+    good = tmp_path / "good.ckpt"
+    torch.save(_checkpoint(net), good)
+    vetted = check_checkpoint(good, net)
+    assert vetted["global_step"] == 3
+    io = AtomicCheckpointIO()  # Lightning gets what was checked, not the file read again
+    io.vetted = (good, vetted)
+    good.write_bytes(b"swapped")
+    assert io.load_checkpoint(good) is vetted
+
+    payload = torch.zeros(1_000_000)  # 4 MB that deflate to a few kB
+    cases = {
+        "deflated": (_checkpoint(net, fastnst={"x": payload}), "compressed entries"),
+        "a payload outside the network": (
+            _checkpoint(net, state_dict={**_checkpoint(net)["state_dict"], "extra": payload}),
+            r"weights outside the network: extra"),
+        "an unknown entry": (_checkpoint(net, payload=payload), "unknown entries: payload"),
+        "no optimizer state": (_checkpoint(net, optimizer_states=None),
+                               r"spoiled \(no optimizer state\); resume from another"),
+        "an empty optimizer state": (_checkpoint(net, optimizer_states=[]), "no optimizer"),
+        "garbage loop state": (_checkpoint(net, loops={"fit_loop": {"state_dict": 7}}),
+                               r"spoiled \(no loop state\)"),
+        "a step that is not a count": (_checkpoint(net, global_step=-5), "step is not a count"),
+    }
+    for case, (checkpoint, message) in cases.items():
+        path = tmp_path / f"{case}.ckpt"
+        torch.save(checkpoint, path)
+        if case == "deflated":
+            plain = path.with_suffix(".plain")
+            path.rename(plain)
+            with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w",
+                                                                zipfile.ZIP_DEFLATED) as dst:
+                for entry in src.infolist():
+                    dst.writestr(entry.filename, src.read(entry))
+            assert path.stat().st_size < 500_000
+        with pytest.raises(CheckpointError, match=message):
+            check_checkpoint(path, net)
+    # Sizes: of the file before reading, of what its archive would unpack to before unpacking.
+    monkeypatch.setattr(checkpoints, "MAX_CHECKPOINT_BYTES", 2_000_000)
+    big = tmp_path / "big.ckpt"
+    torch.save(_checkpoint(net, fastnst={"x": payload}), big)
+    with pytest.raises(CheckpointError, match=r"big\.ckpt: 4\.\d MB, more than the 2\.0 MB"):
+        check_checkpoint(big, net)
+    monkeypatch.setattr(checkpoints, "MAX_CHECKPOINT_BYTES", 1_000_000)
+    with pytest.raises(CheckpointError, match=r"deflated\.ckpt: holds 4\.\d MB, more than"):
+        check_checkpoint(tmp_path / "deflated.ckpt", net)
 
 
 @pytest.mark.slow  # a subprocess, or seconds of work

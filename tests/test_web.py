@@ -259,3 +259,90 @@ def test_a_multi_style_model_offered_alone_starts_on_its_newest_style(browser, t
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def tiny_site(tmp_path):
+    """A server of a tiny model with stand-in onnxruntime-web files, serving; yields (base URL,
+    the model's path, the server)."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in ORT_FILES:
+        (dist / name).write_text("// ort")
+    model = tiny_model(tmp_path / "tïny.safetensors")  # a name that is not ASCII
+    server = serve(Site({"tiny": model}, ort_dist=dist), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", model, server
+    server.shutdown()
+    server.server_close()
+
+
+def raw_request(base: str, request: bytes, timeout: float = 5) -> bytes:
+    """Send `request` as it is to the server of `base`; return all it answers."""
+    import socket
+
+    host, port = base.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(request)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_the_server_answers_only_its_own_host_names(tiny_site):
+    base, _, server = tiny_site
+    port = server.server_address[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LOCALHOST:{port}"):
+        answer = raw_request(base, f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.0 200"), host
+    for host in ("evil.example", f"evil.example:{port}", "127.0.0.1:1", ""):
+        answer = raw_request(base, f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.0 421") and b"fastnst" not in answer, host
+    answer = raw_request(base, b"GET / HTTP/1.0\r\n\r\n")  # no Host header at all
+    assert answer.startswith(b"HTTP/1.0 421")
+
+
+def test_idle_connections_are_dropped_and_cannot_crowd_out_a_request(tiny_site, monkeypatch):
+    import socket
+    import urllib.request
+
+    from fastnst import web
+
+    base, _, server = tiny_site
+    host, port = server.server_address[:2]
+    idle = [socket.create_connection((host, port)) for _ in range(web.MAX_CONNECTIONS + 20)]
+    try:
+        time.sleep(0.5)
+        start = time.monotonic()
+        while True:  # a request gets through once the idle ones time out, within the limit
+            try:
+                with urllib.request.urlopen(base, timeout=2) as r:
+                    assert r.status == 200
+                break
+            except OSError:
+                assert time.monotonic() - start < web.IDLE_SECONDS + 5
+        idle[0].settimeout(web.IDLE_SECONDS + 5)
+        assert idle[0].recv(10) == b""  # the server closed it
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_a_model_gone_or_an_export_error_is_an_answer_not_a_dropped_request(tiny_site, capsys):
+    base, model, _ = tiny_site
+    model.unlink()  # deleted after the server started; the error names it, not in ASCII
+    answer = raw_request(base, b"GET /models/tiny.onnx HTTP/1.0\r\nHost: "
+                         + base.split("//")[1].rstrip("/").encode() + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.0 500") and "tïny.safetensors".encode() in answer
+    assert "tïny.safetensors" in capsys.readouterr().err
+
+
+def test_a_port_out_of_range_is_a_usage_error(capsys):
+    from fastnst import web
+
+    for port in ("99999", "-1", "http"):
+        with pytest.raises(SystemExit) as e:
+            web.main(["--port", port])
+        assert e.value.code == 2
+        assert "a port is 0..65535" in capsys.readouterr().err

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fastnst.config_checks import FROM_CONFIG, Bound, group, option
+from fastnst.config_checks import FROM_CONFIG, SEED_BOUND, Bound, group, option
 from fastnst.losses import LossOptions, StyleWeights
 from fastnst.vgg import VGG_MIN_SIDE
 
@@ -55,6 +55,7 @@ class TrainerOptions:
 class TrainOptions:
     """conf/train.yaml (and distill.yaml, which builds on it)."""
 
+    seed: int = option(FROM_CONFIG, "the seed of the weights, photos and crops", SEED_BOUND)
     style_size: int = option(FROM_CONFIG, "long side of the painting, pixels: the strokes' size",
                              Bound(VGG_MIN_SIDE, 4096, integer=True))
     sample_every: int = option(FROM_CONFIG, "stylize the validation photos every N steps",

@@ -74,8 +74,8 @@ def run(cfg: DictConfig) -> Path | None:
                              model_given=any(k.split(".")[0] == "model" for k in given))
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
     output = model_output(cfg, name, ckpt_path)  # checked now, not after the training
-    if ckpt_path:  # before anything heavy loads
-        check_checkpoint(ckpt_path, TransformerNet.skeleton(config))
+    # Read once and checked before anything heavy loads; Lightning is given what was checked.
+    vetted = check_checkpoint(ckpt_path, TransformerNet.skeleton(config)) if ckpt_path else None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = instantiate(cfg.data)
     data.setup()  # a missing or empty folder fails here, before anything heavy
@@ -88,6 +88,8 @@ def run(cfg: DictConfig) -> Path | None:
         sample_dir=run_dir / "samples", init=work.init, train_only=cfg.train_only)
     teacher = any(t.teacher is not None for t in work.tasks)
     trainer = build_trainer(cfg, run_dir)
+    if vetted is not None:
+        trainer.strategy.checkpoint_io.vetted = (ckpt_path, vetted)
     precision = str(trainer.precision)
     if trainer.is_global_zero:
         log.info("run folder %s; %s, %s precision, %s at %d px, from %s%s%s", run_dir,
@@ -121,7 +123,7 @@ def run(cfg: DictConfig) -> Path | None:
     if output is not None:
         with atomic_path(output, replace=cfg.overwrite) as tmp:
             shutil.copyfile(path, tmp)
-    print(f"wrote {path} after {trainer.global_step} steps in {seconds / 60:.1f} min;"
+    print(f"wrote {shown(path)} after {trainer.global_step} steps in {seconds / 60:.1f} min;"
           f" loss {losses.get('total', float('nan')):.4g} (the mean of the last"
           f" {len(module.recent)} steps; the progress bar shows one step);"
           f" {module.skipped_images} unreadable images skipped")
@@ -135,13 +137,14 @@ def model_output(cfg: DictConfig, name: str, checkpoint: str | None) -> Path | N
     `teacher=`, the resumed checkpoint) or what cannot be written; OutputExists for a file
     that exists, unless `overwrite=true`. None without `output=`."""
     from fastnst.config_checks import ConfigError, unset
-    from fastnst.files import check_output
+    from fastnst.files import check_name_length, check_output
     from fastnst.model_files import MODEL_SUFFIX
     from fastnst.styles import model_path
 
     if unset(cfg.output) or not str(cfg.output):
         return None
     spec = str(cfg.output)
+    check_name_length(spec)
     out = Path(spec).expanduser()
     if out.is_dir() or spec.endswith(("/", os.sep)) or not out.suffix:
         out = out / f"{name}{MODEL_SUFFIX}"
