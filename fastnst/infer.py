@@ -226,7 +226,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="use each style's fast network (<style>-fast: real time on CPUs)")
     parser.add_argument("-o", "--output", type=Path, help="output file (one input) or folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.add_argument("--backend", choices=BACKENDS, default="torch")
+    parser.add_argument("--backend", choices=("auto", *BACKENDS), default="auto",
+                        help="auto (default): ONNX Runtime for videos and the webcam on a CPU"
+                             " (1080p at video rate), PyTorch for images")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     parser.add_argument("--half", action="store_true",
                         help="half precision: float16 on CUDA, bfloat16 on CPUs with AMX")
@@ -246,6 +248,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error("give at least one input")
     args.options = options_from_args(StylizeOptions, args, parser)
     return args
+
+
+def chosen_backend(args: argparse.Namespace, moving: bool) -> str:
+    """What `--backend` runs on: as given, or for `auto` ONNX Runtime for moving pictures
+    (videos, the webcam) on a CPU without `--half`, where its frame path is 3x PyTorch's
+    (docs/benchmarks.md), else PyTorch (still images, CUDA)."""
+    from importlib.util import find_spec
+
+    from fastnst.device import resolve_device
+
+    if args.backend != "auto":
+        return args.backend
+    if moving and not args.half and resolve_device(args.device).type == "cpu" \
+            and find_spec("onnxruntime") is not None:
+        return "onnx"
+    return "torch"
 
 
 def load_styles(specs: Sequence[str], args: argparse.Namespace) -> list[Backend]:
@@ -280,6 +298,7 @@ def live(args: argparse.Namespace) -> int:
     from fastnst.styles import model_styles
     from fastnst.webcam import TkWindow, open_camera, run_webcam
 
+    args.backend = chosen_backend(args, moving=True)
     shipped = sorted(shipped_models())
     styles = args.style
     if not styles and (args.multi or MULTI_MODEL in shipped):
@@ -326,8 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return live(args)
         if args.output is not None:
             check_name_length(args.output)
-        backends = load_styles(args.style, args)
         inputs, report_errors = expand_inputs(args.inputs)
+        args.backend = chosen_backend(args, any(is_video(source) for source, _ in inputs))
+        backends = load_styles(args.style, args)
         work = plan(inputs, args.output, [b.style for b in backends])
         if args.output is not None:  # checked now, not once per input
             check_writable(args.output if _output_file(args.output) else args.output / "x.png")

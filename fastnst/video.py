@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -17,6 +20,8 @@ from fastnst.images import MAX_PIXELS, ImageError, shrink_frame
 if TYPE_CHECKING:
     from fastnst.stylize_options import StylizeOptions
     from fastnst.stylizer import Backend
+
+T = TypeVar("T")
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 VIDEO_OUTPUT = ".mp4"  # videos are written as MPEG-4 (OpenCV's mp4v)
@@ -83,6 +88,104 @@ def _check_frame_size(source: Path, width: int, height: int) -> None:
                                  f" MP), over the {MAX_PIXELS / 1e6:.0f} MP limit")
 
 
+_END = object()  # the end of a queue of frames
+
+
+class _Queue:
+    """A bounded queue between two threads that either side can abandon (`stop`): a put or a
+    get then gives up instead of waiting for ever."""
+
+    def __init__(self, depth: int) -> None:
+        self.items: queue.Queue = queue.Queue(depth)
+        self.stop = threading.Event()
+
+    def put(self, item: object) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.items.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self) -> object:
+        while not self.stop.is_set():
+            try:
+                return self.items.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return _END
+
+
+def read_ahead(items: Iterator[T], depth: int = 4) -> Generator[T, None, None]:
+    """`items`, made on a thread up to `depth` ahead of their use, so that decoding a video
+    (OpenCV lets go of the GIL) overlaps stylizing it. An error of `items` is raised where the
+    item would have been; closing the generator stops the thread."""
+    channel = _Queue(depth)
+
+    def make() -> None:
+        try:
+            for item in items:
+                if not channel.put(item):
+                    return
+            channel.put(_END)
+        except BaseException as e:  # handed to the consumer
+            channel.put(_Failed(e))
+
+    thread = threading.Thread(target=make, daemon=True, name="read-ahead")
+    thread.start()
+    try:
+        while (item := channel.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        channel.stop.set()
+        thread.join()
+
+
+@dataclass
+class _Failed:
+    error: BaseException
+
+
+class WriteBehind:
+    """`write(item)` for each item `put`, on a thread up to `depth` behind, so that encoding a
+    video overlaps stylizing it. An error of `write` is raised by the next put, or by close."""
+
+    def __init__(self, write: Callable[[Any], object], depth: int = 4) -> None:
+        self.channel = _Queue(depth)
+        self.error: BaseException | None = None
+
+        def drain() -> None:
+            while (item := self.channel.get()) is not _END:
+                try:
+                    write(item)
+                except BaseException as e:
+                    self.error = e
+                    self.channel.stop.set()
+                    return
+
+        self.thread = threading.Thread(target=drain, daemon=True, name="write-behind")
+        self.thread.start()
+
+    def put(self, item: object) -> None:
+        if self.error is None and self.channel.put(item):
+            return
+        raise self.error or RuntimeError("the writer stopped")
+
+    def close(self, raising: bool = True) -> None:
+        """Wait until everything put is written (raising: its error, if any); stop the
+        thread. With `raising=False`, for clean-up after another error: stop at once."""
+        if not raising:
+            self.channel.stop.set()
+        elif self.thread.is_alive():
+            self.channel.put(_END)
+        self.thread.join()
+        if raising and self.error is not None:
+            raise self.error
+
+
 def _frames(capture) -> Iterator[np.ndarray]:
     """Frames of an OpenCV capture, `(H, W, 3)` BGR uint8."""
     while True:
@@ -117,10 +220,11 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
         smoother = options.smoother()
         count = 0
         with atomic_path(output, replace=replace) as tmp:
-            writer = None
+            writer, behind = None, None
+            frames = read_ahead(_frames(capture))  # decoding and encoding overlap stylizing
             try:
-                for frame in tqdm(_frames(capture), total=total, unit="frame",
-                                  desc=shown(source.name), disable=not progress, leave=False):
+                for frame in tqdm(frames, total=total, unit="frame", desc=shown(source.name),
+                                  disable=not progress, leave=False):
                     _check_frame_size(source, frame.shape[1], frame.shape[0])
                     frame = shrink_frame(frame, options.max_size)
                     out = stylize_frame(backend, frame, options)
@@ -132,11 +236,18 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
                                                  cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                         if not writer.isOpened():
                             raise ImageError(output, "cannot write an MP4 video here")
+                        behind = WriteBehind(lambda rgb, writer=writer: writer.write(
+                            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)))
                     elif out.shape[:2] != (h, w):  # a stream whose frames change size
                         out = cv2.resize(out, (w, h), interpolation=cv2.INTER_AREA)
-                    writer.write(np.ascontiguousarray(out[..., ::-1]))
+                    behind.put(out)
                     count += 1
+                if behind is not None:
+                    behind.close()  # every frame written, or its error raised
             finally:
+                frames.close()
+                if behind is not None:
+                    behind.close(raising=False)
                 if writer is not None:
                     writer.release()
             if count == 0:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import shutil
 import socket
 import subprocess
@@ -28,17 +27,29 @@ from PIL import Image
 GB = 1 << 30
 
 
+# Run in the child: its own peak RSS (VmHWM of its address space, read at exit; getrusage would
+# count the parent's size at the fork before the exec), printed last on stderr.
+PEAK = ("import atexit, os, runpy, sys\n"
+        "def peak():\n"
+        "    kb = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+        "    sys.stderr.write(f'\\nPEAK_KB {kb[0]}\\n'); sys.stderr.flush()\n"
+        "atexit.register(peak)\n"
+        "sys.argv = sys.argv[1:]\n"
+        "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n")
+
+
 def measured(args: list[str], cwd: Path) -> tuple[int, float, float, str]:
-    """Run `args`; return (exit status, seconds, peak RSS in MB, last line of stderr)."""
+    """Run `python -m module ...` (`args` without the interpreter); return (exit status,
+    seconds, peak RSS in MB, the last line of stderr before the peak)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    err = proc.stderr.read() if proc.stderr else ""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run([sys.executable, "-c", PEAK, *args], cwd=cwd, capture_output=True,
+                          text=True)
     seconds = time.perf_counter() - start
-    lines = [line for line in err.splitlines() if line.strip()]
-    return proc.returncode, seconds, usage.ru_maxrss / 1024, (lines[-1] if lines else "")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    peaks = [float(line.split()[1]) / 1024 for line in lines if line.startswith("PEAK_KB")]
+    said = [line for line in lines if not line.startswith("PEAK_KB")]
+    return proc.returncode, seconds, peaks[-1] if peaks else float("nan"), \
+        (said[-1] if said else "")
 
 
 def jpeg_declaring(path: Path, width: int, height: int) -> None:
@@ -133,26 +144,25 @@ def web_flood(work: Path, connections: int) -> tuple[int, float, float, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/probe_bounds"))
+    parser.add_argument("--make-checkpoint", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make_checkpoint:
+        deflated_checkpoint(args.make_checkpoint, 1)
+        return
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    py = sys.executable
-    infer = [py, "-m", "fastnst.infer", "-q"]
+    infer = ["fastnst.infer", "-q"]
     photo = work / "photo.jpg"
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (240, 320, 3), np.uint8)).save(photo)
     jpeg_declaring(work / "bomb.jpg", 12_000, 12_000)
     folding_graph(work / "folding.onnx", 256)
     folding_graph(work / "filling.onnx", 1024)
-    deflated_checkpoint(work / "deflated.ckpt", 1)
+    subprocess.run([sys.executable, __file__, "--make-checkpoint", str(work / "deflated.ckpt")],
+                   check=True)  # in a child: a 1 GiB tensor must not inflate our own size
     sparse(work / "big.onnx", 8 * GB)
     sparse(work / "big.safetensors", 8 * GB)
-    resume = [py, "-c", "import sys; from pathlib import Path;"
-              " from fastnst.training.checkpoints import check_checkpoint;"
-              " from fastnst.transformer import TransformerNet, TransformerConfig;"
-              " from fastnst.errors import print_error, FastnstError\n"
-              "try: check_checkpoint(Path(sys.argv[1]), TransformerNet(TransformerConfig()))\n"
-              "except FastnstError as e: sys.exit(print_error('resume', e))", "deflated.ckpt"]
+    resume = ["fastnst.train", "resume=deflated.ckpt", "hydra.run.dir=run"]
     cases = [
         ("a plain run (baseline)", [*infer, "photo.jpg", "--style", "mosaic-fast", "-o", "o1"]),
         ("JPEG of 776 bytes declaring 12000x12000", [*infer, "bomb.jpg", "--style",

@@ -166,7 +166,7 @@ def test_video_frames_follow_max_size_and_the_pixel_limit(model, tmp_path, capsy
     assert main([str(tmp_path / "clip.mp4"), "--style", str(model), "-o",
                  str(tmp_path / "big.mp4"), "-q"]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"fastnst-infer: error: {tmp_path / 'clip.mp4'}: its frames are 64x48 (0 MP), over the"
+        f"fastnst-infer: {tmp_path / 'clip.mp4'}: its frames are 64x48 (0 MP), over the"
         " 0 MP limit"]
     assert not (tmp_path / "big.mp4").exists()
 
@@ -395,3 +395,18 @@ def test_blends_from_the_command_line_and_the_webcam_keys(tmp_path, capsys):
     # A frame already being stylized when a key is pressed keeps its mix: one at the most.
     assert titles[0] == "a" and titles[2] == "a75-b25" and titles[4] == "a50-b50"
     assert titles[6] == "b"
+
+
+def test_the_default_backend_is_onnx_runtime_for_moving_pictures_on_a_cpu():
+    import argparse
+
+    from fastnst.infer import chosen_backend
+
+    def args(**given):
+        return argparse.Namespace(**{"backend": "auto", "half": False, "device": "cpu", **given})
+
+    assert chosen_backend(args(), moving=True) == "onnx"  # videos, the webcam
+    assert chosen_backend(args(), moving=False) == "torch"  # still images
+    assert chosen_backend(args(half=True), moving=True) == "torch"  # bf16 is PyTorch's
+    assert chosen_backend(args(backend="torch"), moving=True) == "torch"  # as given
+    assert chosen_backend(args(backend="onnx"), moving=False) == "onnx"

@@ -227,14 +227,19 @@ def test_sigterm_during_a_video_cleans_up_like_ctrl_c(tmp_path, reap):
     writer.release()
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "fastnst.infer", str(clip), "--style",
-                             str(wide), "-o", str(out), "-q"], stderr=subprocess.PIPE, text=True)
+                             str(wide), "-o", str(out), "-q"], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     reap(proc)
     deadline = time.monotonic() + 120
     while not (out.is_dir() and any(".tmp" in p.name for p in out.iterdir())):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
-    err = proc.communicate(timeout=60)[1]
+    try:
+        err = proc.communicate(timeout=60)[1]
+    except subprocess.TimeoutExpired:  # where it hangs: faulthandler prints every thread
+        proc.send_signal(signal.SIGABRT)
+        pytest.fail(f"no exit 60 s after SIGTERM; its threads:\n{proc.communicate()[1]}")
     assert proc.returncode == 130, err
     assert list(out.iterdir()) == []  # no hidden temporary file left
 

@@ -17,7 +17,6 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from fastnst.console import shown
 from fastnst.errors import FastnstError
 from fastnst.files import atomic_path
-from fastnst.transformer import TransformerNet
 
 CHECKPOINTS = "checkpoints"
 LAST = "last.ckpt"
@@ -77,8 +76,10 @@ CHECKPOINT_KEYS = frozenset({
     "native_amp_scaling_state", "fastnst"})
 
 
-def check_checkpoint(path: Path, net: TransformerNet) -> dict[str, Any]:
-    """The Lightning checkpoint of `net`'s architecture at `path`, read once and checked; one
+def check_checkpoint(path: Path, net: torch.nn.Module, prefix: str = "net.") -> dict[str, Any]:
+    """The Lightning checkpoint of `net`'s architecture (its weights under `prefix`: a
+    TransformerNet's under "net.", a universal decoder's under "decoder.") at `path`, read
+    once and checked; one
     line (CheckpointError) for anything else. Bounded before anything is unpacked: the file's
     size, then its archive's entries (stored, as torch.save writes them, never compressed; at
     most MAX_CHECKPOINT_BYTES in all). Read with `weights_only=True` (a pickle that would run
@@ -117,11 +118,12 @@ def check_checkpoint(path: Path, net: TransformerNet) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or not {"state_dict", "global_step"} <= checkpoint.keys():
         raise CheckpointError(f"{path}: not a Lightning training checkpoint (no state_dict"
                               " and global_step)")
-    _check_contents(path, checkpoint, net)
+    _check_contents(path, checkpoint, net, prefix)
     return checkpoint
 
 
-def _check_contents(path: Path, checkpoint: dict[str, Any], net: TransformerNet) -> None:
+def _check_contents(path: Path, checkpoint: dict[str, Any], net: torch.nn.Module,
+                    prefix: str) -> None:
     """CheckpointError unless `checkpoint`'s keys are Lightning's, its weights all the
     network's (finite, of its shapes) and its training state whole."""
     from fastnst.model_files import nonfinite, tensor_specs, weight_problems
@@ -129,7 +131,7 @@ def _check_contents(path: Path, checkpoint: dict[str, Any], net: TransformerNet)
     if unknown := sorted(str(k) for k in checkpoint if k not in CHECKPOINT_KEYS):
         raise CheckpointError(f"{path}: not a fastnst training checkpoint (unknown entries:"
                               f" {shown(', '.join(unknown[:3]))})")
-    state, prefix = checkpoint["state_dict"], "net."
+    state = checkpoint["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in
                                               state.values()):
         raise CheckpointError(f"{path}: spoiled: its state_dict is not a set of tensors")

@@ -1,0 +1,95 @@
+"""Train a universal style transfer decoder: `python -m fastnst.train_decoder layer=relu4_1`.
+
+Like `python -m fastnst.train`, each run has its own folder (`outputs/decoder/<layer>/<date>/`)
+with logs, samples (photos above, reconstructions below) and Lightning checkpoints;
+`resume=true` goes on from the newest run of the same layer. At the end it writes
+`decoder_<layer>.safetensors` (float32, with its layer and training in the metadata).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from fastnst.console import prepare_console, shown
+from fastnst.errors import FastnstError, print_error
+
+
+def run(cfg: DictConfig) -> Path | None:
+    """Train as `conf/decoder.yaml` says; return the decoder file (None on ranks > 0)."""
+    import pytorch_lightning as pl
+    from hydra.core.hydra_config import HydraConfig
+    from safetensors.torch import save_file
+
+    from fastnst.config_checks import ConfigError
+    from fastnst.files import atomic_path
+    from fastnst.training.checkpoints import check_checkpoint, resume_checkpoint
+    from fastnst.training.decoder import DecoderModule
+    from fastnst.training.run import instantiate
+    from fastnst.training.trainer import build_trainer
+    from fastnst.universal import DECODER_FORMAT, DECODER_LAYERS, Decoder
+
+    if cfg.layer not in DECODER_LAYERS:
+        raise ConfigError(f"layer={shown(cfg.layer)}: must be one of {', '.join(DECODER_LAYERS)}")
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    ckpt_path = resume_checkpoint(cfg.resume, run_dir)
+    vetted = check_checkpoint(ckpt_path, Decoder(cfg.layer), prefix="decoder.") \
+        if ckpt_path else None
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = instantiate(cfg.data)
+    data.setup()
+    module = DecoderModule(cfg.layer, cfg.weights, lr=cfg.optim.lr,
+                           warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
+                           feature_weight=cfg.feature_weight,
+                           val_photos=[photo for _, photo in data.val_images()],
+                           sample_every=cfg.sample_every, sample_dir=run_dir / "samples")
+    trainer = build_trainer(cfg, run_dir)
+    if vetted is not None:
+        trainer.strategy.checkpoint_io.vetted = (ckpt_path, vetted)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    if not trainer.is_global_zero:
+        return None
+    losses = module.final_losses()
+    config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
+                                    resolve=True)
+    path = run_dir / f"decoder_{cfg.layer}.safetensors"
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().float().contiguous() for k, v in
+                   module.decoder.state_dict().items()}, str(tmp),
+                  metadata={"format": DECODER_FORMAT, "layer": str(cfg.layer),
+                            "steps": str(trainer.global_step), "losses": json.dumps(losses),
+                            "training": json.dumps(config)})
+    if cfg.output:
+        with atomic_path(Path(str(cfg.output)).expanduser()) as tmp:
+            shutil.copyfile(path, tmp)
+    print(f"wrote {shown(path)} after {trainer.global_step} steps; pixel"
+          f" {losses.get('pixel', float('nan')):.4g}, features"
+          f" {losses.get('features', float('nan')):.4g} (the mean of the last steps)")
+    return path
+
+
+def main() -> None:
+    """Console entry point: `python -m fastnst.train_decoder` (Hydra overrides)."""
+    prepare_console()
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path="pkg://fastnst.conf", config_name="decoder")
+    def _main(cfg: DictConfig) -> None:
+        try:
+            run(cfg)
+        except FastnstError as e:
+            sys.exit(print_error("fastnst-train-decoder", e))
+        except KeyboardInterrupt:
+            print("fastnst-train-decoder: interrupted; checkpoints, if any, are in the run"
+                  " folder", file=sys.stderr)
+            sys.exit(130)
+
+    _main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""The LightningModule that trains a universal style transfer decoder (fastnst.universal): it
+learns to turn VGG19's features at one layer back into the photo, from photos alone, so no
+painting is ever needed (Li et al. 2017).
+
+The loss is the pixel error plus the feature error at every VGG19 `relu<b>_1` down to the
+decoder's layer, each feature term normalised by its target's mean square (so that the layers
+weigh alike whatever their scale). The VGG19 encoder is fixed and never checkpointed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from fastnst.images import grid, write_image
+from fastnst.training.module import FINAL_LOSS_STEPS, NonFiniteLossError, lr_factor
+from fastnst.universal import DECODER_LAYERS, Decoder
+from fastnst.vgg import VGGFeatures
+
+
+class DecoderModule(pl.LightningModule):
+    """Trains `Decoder(layer)`; batches are `(photos, unreadable files passed over)`."""
+
+    def __init__(self, layer: str, weights: str | None = None, lr: float = 1e-4,
+                 warmup_steps: int = 100, final_lr: float = 0.1, feature_weight: float = 1.0,
+                 val_photos: list[torch.Tensor] | None = None, sample_every: int = 0,
+                 sample_dir: Path | None = None) -> None:
+        super().__init__()
+        self.decoder = Decoder(layer)
+        self.taps = DECODER_LAYERS[:DECODER_LAYERS.index(layer) + 1]
+        self.encoder = VGGFeatures(self.taps, weights)
+        self.layer, self.lr, self.warmup_steps, self.final_lr = layer, lr, warmup_steps, final_lr
+        self.feature_weight = feature_weight
+        self.val_photos = val_photos or []
+        self.sample_every, self.sample_dir = sample_every, sample_dir
+        self.strict_loading = False  # checkpoints hold no encoder weights
+        self.skipped_images = 0
+        self.recent: deque[dict[str, torch.Tensor]] = deque(maxlen=FINAL_LOSS_STEPS)
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        """The photos `(N, 3, H, W)`, encoded to the decoder's layer and decoded."""
+        return self.decoder(self.encoder(photos, [self.layer])[self.layer])
+
+    def terms(self, photos: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`{"pixel", "features", "total"}` of the reconstruction of `photos`."""
+        with torch.no_grad():
+            targets = self.encoder(photos, self.taps)
+        out = self.decoder(targets[self.layer])
+        feats = self.encoder(out, self.taps)
+        features = sum(F.mse_loss(feats[t], targets[t]) / targets[t].pow(2).mean().clamp_min(1e-8)
+                       for t in self.taps) / len(self.taps)
+        pixel = F.mse_loss(out, photos)
+        return {"pixel": pixel, "features": features,
+                "total": pixel + self.feature_weight * features}
+
+    def training_step(self, batch: tuple[torch.Tensor, int], batch_idx: int) -> torch.Tensor:
+        photos, skipped = batch
+        self.skipped_images += int(skipped)
+        terms = self.terms(photos)
+        if not torch.isfinite(terms["total"]):
+            raise NonFiniteLossError(f"the loss is {terms['total'].item()} at step"
+                                     f" {self.global_step}")
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, on_step=True)
+        self.log("loss", terms["total"].detach(), prog_bar=True, logger=False)
+        self.recent.append({k: v.detach() for k, v in terms.items()})
+        return terms["total"]
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.sample_every and self.global_step % self.sample_every == 0:
+            self.write_samples()
+
+    @torch.no_grad()
+    def write_samples(self) -> None:
+        """The validation photos above, their reconstructions below (rank 0 only)."""
+        if not self.val_photos or self.sample_dir is None or not self.trainer.is_global_zero:
+            return
+        photos = [p.to(self.device) for p in self.val_photos]
+        rows = [[p.cpu() for p in photos], [self(p).clamp(0, 1).cpu() for p in photos]]
+        write_image(grid(rows), self.sample_dir / f"step_{self.global_step:06d}.png")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.decoder.parameters(), lr=self.lr)
+        total = self.trainer.max_steps if self.trainer and self.trainer.max_steps else 0
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(step, self.warmup_steps, total, self.final_lr))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule,
+                                                         "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("encoder.")]:
+            del state[key]
+        bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+        if bad:
+            raise NonFiniteLossError(f"the weights hold NaN or inf at step {self.global_step}"
+                                     f" ({bad[0]})")
+        checkpoint["fastnst"] = {"skipped_images": self.skipped_images}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.skipped_images = int(checkpoint.get("fastnst", {}).get("skipped_images", 0))
+
+    def final_losses(self) -> dict[str, float]:
+        """Mean loss terms over the last (up to FINAL_LOSS_STEPS) steps."""
+        if not self.recent:
+            return {}
+        return {k: float(torch.stack([r[k] for r in self.recent]).mean())
+                for k in self.recent[0]}
