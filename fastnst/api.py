@@ -5,6 +5,7 @@
     model = fastnst.load("mosaic", backend="onnx")        # reusable, e.g. for video frames
     frame_out = model(frame)                              # (H, W, 3) uint8 RGB in and out
     fastnst.stylize("photo.jpg", style="starry_night:0.6,great_wave:0.4")   # a blend
+    fastnst.stylize("photo.jpg", style="my_painting.jpg")   # any painting, no training
 
 The command-line tools run the same code (fastnst.stylizer); these are its plain-Python doors.
 """
@@ -81,7 +82,8 @@ def load(style: str = "starry_night", backend: str = "torch", device: str = "aut
     """A reusable Stylizer: `style` is a shipped style name (see list_styles), a `.safetensors`
     model from training, an exported `.onnx` file, a multi-style model (its newest style), or a
     blend of the styles of a multi-style model (`"starry_night:0.6,great_wave:0.4"`; `multi`:
-    that model, default the shipped one): fastnst.styles.resolve_style; `backend` "torch" or
+    that model, default the shipped one), or an image file: any painting, by universal style
+    transfer (fastnst.universal, PyTorch only): fastnst.styles.resolve_style; `backend` "torch" or
     "onnx" (ONNX Runtime; a shipped or .safetensors model is exported on first use and
     cached); `device` "auto", "cpu" or "cuda". Raises fastnst.model_files.ModelFileError for a
     missing or bad model, fastnst.style_mix.MixError for a blend it cannot make."""

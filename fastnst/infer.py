@@ -214,8 +214,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("inputs", nargs="*", help="image or video files, folders, globs")
     parser.add_argument("-s", "--style", action="append", default=[],
-                        help="a shipped style name, a .safetensors or .onnx file, or a blend of"
-                             " the multi-style model's styles (starry_night:0.6,great_wave:0.4);"
+                        help="a shipped style name, a .safetensors or .onnx file, a blend of"
+                             " the multi-style model's styles (starry_night:0.6,great_wave:0.4),"
+                             " or any painting (an image file: no training, PyTorch only);"
                              " repeat for several (each input gets each style; the webcam"
                              " cycles)")
     parser.add_argument("--multi", metavar="MODEL",
@@ -253,14 +254,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def chosen_backend(args: argparse.Namespace, moving: bool) -> str:
     """What `--backend` runs on: as given, or for `auto` ONNX Runtime for moving pictures
     (videos, the webcam) on a CPU without `--half`, where its frame path is 3x PyTorch's
-    (docs/benchmarks.md), else PyTorch (still images, CUDA)."""
+    (docs/benchmarks.md), else PyTorch (still images, CUDA, and any run with a painting as a
+    style: universal style transfer runs on PyTorch only)."""
     from importlib.util import find_spec
 
     from fastnst.device import resolve_device
+    from fastnst.styles import written_as
 
     if args.backend != "auto":
         return args.backend
-    if moving and not args.half and resolve_device(args.device).type == "cpu" \
+    paintings = any(written_as(s) == "painting" for s in args.style or ())
+    if moving and not paintings and not args.half and resolve_device(args.device).type == "cpu" \
             and find_spec("onnxruntime") is not None:
         return "onnx"
     return "torch"

@@ -113,10 +113,10 @@ def find_model(spec: str, suffix: str = ".safetensors") -> Path:
     file."""
     path = Path(spec).expanduser()
     if written_as(spec) == "painting":  # a painting given where a model goes
-        raise UnknownStyleError(spec, "a picture, not a style model: train a model for this"
-                                      f" painting with `python -m fastnst.train style={spec}`,"
-                                      " or stylize with it directly (slow, one photo at a time):"
-                                      f" `python -m fastnst.gatys content=PHOTO style={spec}`")
+        raise UnknownStyleError(spec, "a picture, not a style model: `fastnst-infer --style"
+                                      f" {spec}` paints with it as it is (universal style"
+                                      " transfer); for a model of it, `python -m fastnst.distill"
+                                      f" style={spec}` (a fast network, minutes)")
     if written_as(spec) == "file":
         if not path.is_file():
             raise ModelFileError(path, "no such file")
@@ -171,7 +171,8 @@ def load_style(spec: str | StyleChoice, backend: str = "torch", device: str = "a
     An `.onnx` file always runs on ONNX Runtime; a shipped name or a `.safetensors` file with
     `backend="onnx"` runs its ONNX export, made on first use and cached (export.cached_onnx).
     A multi-style model is loaded once per process: the backends of its styles and blends
-    share it. A painting is refused for now (UnknownStyleError with what to do instead)."""
+    share it. A painting runs universal style transfer (fastnst.universal) on PyTorch: no
+    training, any painting."""
     from fastnst.device import resolve_device
     from fastnst.stylizer import BACKENDS
 
@@ -180,7 +181,7 @@ def load_style(spec: str | StyleChoice, backend: str = "torch", device: str = "a
     choice = resolve_style(spec, multi) if isinstance(spec, str) else spec
     dev = resolve_device(device)
     if isinstance(choice, Painting):
-        find_model(str(choice.path))  # raises: what to do with a painting
+        return _painting_backend(choice.path, backend, dev)
     model = _loaded(choice.path, backend, dev, half)
     if isinstance(choice, Blend):
         return model.mixed(choice.parts)  # type: ignore[attr-defined]
@@ -262,3 +263,18 @@ def _loaded(path: Path, backend: str, device: torch.device, half: bool) -> Backe
         _LOADED[key] = model
     return model
 
+
+def _painting_backend(path: Path, backend: str, device: torch.device) -> Backend:
+    """The painting `path` as a style (fastnst.universal.PaintingBackend); ModelFileError for
+    a missing file, ImageError for an unreadable one, UsageError for `backend="onnx"`
+    (universal style transfer has no ONNX graph yet)."""
+    from fastnst.errors import UsageError
+    from fastnst.universal import PaintingBackend, universal_stylizer
+
+    if backend == "onnx":
+        raise UsageError(f"{path}: a painting runs on PyTorch only (no ONNX graph of universal"
+                         " style transfer yet); drop --backend onnx, or make a fast network of"
+                         f" it with `python -m fastnst.distill style={path}`")
+    if not path.is_file():
+        raise ModelFileError(path, "no such file")
+    return PaintingBackend(path, universal_stylizer(device), device)

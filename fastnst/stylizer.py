@@ -96,6 +96,11 @@ class TorchBackend(_Mixable):
     def _same_model(self, other: _Mixable) -> bool:
         return isinstance(other, TorchBackend) and other.net is self.net
 
+    def shared_statistics(self, reference: torch.Tensor) -> contextlib.AbstractContextManager:
+        """Within the block, tiles are normalised with `reference`'s statistics (the whole
+        picture, shrunk): shared_norm_statistics."""
+        return shared_norm_statistics(self.net, reference.to(self.device, self.dtype))
+
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         if self.styles and self.mix is None:
             raise MixError(f"{self.source}: a multi-style model needs a style or a mix")
@@ -353,15 +358,16 @@ def run_tiled(backend: Backend, image: torch.Tensor, tile: int, overlap: int,
 def _painted(backend: Backend, image: torch.Tensor, options: StylizeOptions,
              stats_size: int) -> torch.Tensor:
     """The network's result for `image`, in tiles when it is larger than `options.tile`:
-    normalised with the whole image's statistics (PyTorch), or toned to a whole-image run
-    (ONNX Runtime, whose graph normalises each tile by its own). Refuses NaN or inf."""
+    normalised with the whole image's statistics (a backend's `shared_statistics`: PyTorch,
+    paintings), or toned to a whole-image run (ONNX Runtime, whose graph normalises each tile
+    by its own). Refuses NaN or inf."""
     tile, overlap = options.tile, options.overlap
     if tile and max(image.shape[-2:]) > tile:
         # Statistics, or tone, from the whole image shrunk to at most stats_size pixels a side.
         reference = resize_long_side(image, min(stats_size, max(image.shape[-2:])))
-        if isinstance(backend, TorchBackend):
-            with shared_norm_statistics(backend.net, reference.to(backend.device,
-                                                                  backend.dtype)):
+        shared = getattr(backend, "shared_statistics", None)
+        if shared is not None:
+            with shared(reference):
                 out = run_tiled(backend, image, tile, overlap)
         else:
             whole = checked_call(backend, reference)

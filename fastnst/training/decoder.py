@@ -18,7 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from fastnst.images import grid, write_image
-from fastnst.training.module import FINAL_LOSS_STEPS, NonFiniteLossError, lr_factor
+from fastnst.training.module import (
+    FINAL_LOSS_STEPS,
+    NonFiniteLossError,
+    keep_trained_weights,
+    lr_factor,
+)
 from fastnst.universal import DECODER_LAYERS, Decoder
 from fastnst.vgg import VGGFeatures
 
@@ -92,13 +97,7 @@ class DecoderModule(pl.LightningModule):
                                                          "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("encoder.")]:
-            del state[key]
-        bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
-        if bad:
-            raise NonFiniteLossError(f"the weights hold NaN or inf at step {self.global_step}"
-                                     f" ({bad[0]})")
+        keep_trained_weights(checkpoint, ("encoder.",), self.global_step)
         checkpoint["fastnst"] = {"skipped_images": self.skipped_images}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -77,12 +77,24 @@ class StyleTask:
 
     painting: torch.Tensor
     style_weight: float | None = None
-    teacher: TransformerNet | None = None
+    teacher: torch.nn.Module | None = None  # a TransformerNet, or a PaintingTeacher
     index: int | None = None
 
 
 class NonFiniteLossError(FastnstError, RuntimeError):
     """The loss or the weights became NaN or inf; training cannot go on from here."""
+
+
+def keep_trained_weights(checkpoint: dict[str, Any], fixed: tuple[str, ...], step: int) -> None:
+    """Drop from a Lightning checkpoint's state dict the fixed networks (keys starting with
+    `fixed`: the loss network, teachers); NonFiniteLossError if a weight left is NaN or inf,
+    so that a NaN never overwrites the last good checkpoint."""
+    state = checkpoint["state_dict"]
+    for key in [k for k in state if k.startswith(fixed)]:
+        del state[key]
+    bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
+    if bad:
+        raise NonFiniteLossError(f"the weights hold NaN or inf at step {step} ({bad[0]})")
 
 
 class StyleTransferModule(pl.LightningModule):
@@ -244,13 +256,7 @@ class StyleTransferModule(pl.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith(FIXED_PREFIXES)]:
-            del state[key]
-        bad = [k for k, v in state.items() if v.is_floating_point() and not v.isfinite().all()]
-        if bad:  # never let a NaN overwrite the last good checkpoint
-            raise NonFiniteLossError(f"the weights hold NaN or inf at step {self.global_step}"
-                                     f" ({bad[0]})")
+        keep_trained_weights(checkpoint, FIXED_PREFIXES, self.global_step)
         checkpoint["fastnst"] = {"skipped_images": self.skipped_images,
                                  "seconds": self.trained_seconds()}
 

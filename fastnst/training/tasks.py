@@ -32,7 +32,7 @@ from fastnst.paintings import read_painting, style_config
 from fastnst.styles import model_path
 from fastnst.training.checkpoints import CheckpointError
 from fastnst.training.module import StyleTask
-from fastnst.transformer import TransformerConfig, TransformerNet
+from fastnst.transformer import TransformerConfig
 
 
 @dataclass
@@ -59,12 +59,25 @@ def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, to
     return net.state_dict()
 
 
-def load_teacher(teacher: str | None) -> TransformerNet | None:
+UNIVERSAL_TEACHER = "universal"  # teacher=universal: the painting's universal results
+
+
+def load_teacher(teacher: str | None, style: DictConfig | None = None,
+                 painting: torch.Tensor | None = None) -> torch.nn.Module | None:
     """The network `teacher=` names (a shipped style or a model file), for distillation; None
-    when unset."""
+    when unset. With the run's `style` and its `painting` `(1, 3, H, W)`: `universal`, or the
+    style's own name when no model of that name ships (a painting given by path, or a style
+    config without a model), is the painting's universal style transfer
+    (fastnst.universal.PaintingTeacher)."""
     if unset(teacher):
         return None
-    net, _ = load_model(model_path(str(teacher), "teacher="))
+    name = str(teacher)
+    if style is not None and painting is not None and (name == UNIVERSAL_TEACHER or (
+            name == str(style.name) and name not in shipped_models())):
+        from fastnst.universal import PaintingTeacher, universal_stylizer
+
+        return PaintingTeacher(universal_stylizer(torch.device("cpu")), painting)
+    net, _ = load_model(model_path(name, "teacher="))
     return net
 
 
@@ -97,7 +110,7 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Traini
         return _added(cfg, config, names, size)
     if not names:
         painting = resize_long_side(read_painting(cfg.style), size)
-        task = StyleTask(painting, teacher=load_teacher(cfg.teacher))
+        task = StyleTask(painting, teacher=load_teacher(cfg.teacher, cfg.style, painting))
         return TrainingPlan(config, initial_weights(cfg.init, config), [task])
     if not unset(cfg.init):
         have = read_metadata(model_path(str(cfg.init), "init=")).get("styles", [])
@@ -160,7 +173,8 @@ def _added(cfg: DictConfig, config: TransformerConfig, names: list[str], size: i
     init = {k: torch.cat([v, v.mean(0, keepdim=True)]) if _per_style(k, net) else v
             for k, v in net.state_dict().items()}  # the new style starts at the mean style
     painting = resize_long_side(read_painting(cfg.style), size)
-    task = StyleTask(painting, teacher=load_teacher(cfg.teacher), index=len(names) - 1)
+    task = StyleTask(painting, teacher=load_teacher(cfg.teacher, cfg.style, painting),
+                     index=len(names) - 1)
     return TrainingPlan(config, init, [task], names)
 
 
