@@ -4,11 +4,11 @@ the result to the photo's size with the photo's own fine detail.
 The networks learned strokes sized for 256 px crops, so painted at a photo's full size their
 strokes shrink with the photo (at 12 MP they are noise, and the result reads as a tinted
 photo). Painted at `working_side` pixels instead, a stroke is the same fraction of the picture
-at any size. `enlarge` brings the result back up: bicubic, plus the photo's luminance detail
-finer than the working size, scaled by how strongly the result follows the photo's luminance
-there (a guided-filter coefficient), so edges are sharp where the photo has them and a flat
-painted area stays flat. Measured against the other working sizes:
-docs/quality.md, "At the size people shoot".
+at any size. `enlarge` brings the result back up: bicubic, plus all of the photo's luminance
+detail finer than the working size (finer than any stroke), amplified up to MAX_GAIN where the
+result follows the photo's luminance more steeply than the photo (a guided-filter
+coefficient), so edges are sharp where the photo has them. Measured against the other working
+sizes: docs/quality.md, "At the size people shoot".
 
 Arrays are `(H, W, 3)` or `(H, W)` float32 in [0, 1] (OpenCV's layout), or uint8 for frames.
 """
@@ -26,7 +26,7 @@ STROKE_STEP = 2 ** 0.5  # one press of the webcam's + or - key
 GUIDE_RADIUS = 2  # pixels at working size: the window of the detail-gain estimate
 GUIDE_EPS = 1e-4  # luminance variance below which a window counts as flat
 MIN_SHORT_SIDE = 32  # pixels: a panorama is painted large enough to have this many across
-MIN_GAIN = 0.5  # the least of the photo's finer-than-working-size detail kept (docs/quality.md)
+MIN_GAIN = 1.0  # the least of the photo's finer-than-working-size detail kept (docs/quality.md)
 MAX_GAIN = 2.0  # the most the photo's detail is amplified
 BORDER = 8  # pixels at working size mirrored around a picture before it is painted
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # RGB weights (Rec. 601, as OpenCV's grey)
@@ -92,9 +92,10 @@ def _box(x: np.ndarray) -> np.ndarray:
 def detail_gain(photo_grey: np.ndarray, result_grey: np.ndarray) -> np.ndarray:
     """Per pixel, how much the result's luminance follows the photo's (the slope of a local
     linear fit, as in He et al.'s guided filter), in [MIN_GAIN, MAX_GAIN]: ~1 where the result
-    keeps the photo's edges, MIN_GAIN where it paints over them (detail finer than the working
-    size is finer than any stroke, and half of it keeps a result as sharp as the peer's at full
-    size). Both `(h, w)` at working size."""
+    keeps the photo's edges, more where it sharpens them, and never below MIN_GAIN: detail finer
+    than the working size is finer than any stroke, so the painting has no say at that scale
+    and all of the photo's is kept (a result as sharp as the peer's at full size). Both
+    `(h, w)` at working size."""
     mean_i, mean_p = _box(photo_grey), _box(result_grey)
     var_i = _box(photo_grey * photo_grey) - mean_i * mean_i
     cov = _box(photo_grey * result_grey) - mean_i * mean_p

