@@ -28,7 +28,15 @@ from fastnst.model_files import MODEL_FORMAT, ModelFileError, style_label
 from fastnst.style_mix import STYLE_INPUT, MixError, mix_label, mix_vector
 from fastnst.stylize_options import DEFAULTS, StylizeOptions
 from fastnst.transformer import NETWORK_MIN_SIDE, TransformerNet, pad_to_min_side
-from fastnst.upsample import cropped, enlarge, luminance, padded, shrink, working_side
+from fastnst.upsample import (
+    cropped,
+    enlarge,
+    enlarge_frame,
+    luminance,
+    padded,
+    shrink,
+    working_side,
+)
 
 BACKENDS = ("torch", "onnx")
 ORT_CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -467,5 +475,5 @@ def stylize_frame(backend: Backend, bgr: np.ndarray, options: StylizeOptions = D
             grey *= 1.0 / 255.0
             small_grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY).astype(np.float32)
             small_grey *= 1.0 / 255.0
-            return cv2.convertScaleAbs(enlarge(painted, grey, small_grey), alpha=255.0)
+            return enlarge_frame(painted, grey, small_grey)
     return to_rgb_array(stylize(backend, from_bgr(bgr), options))

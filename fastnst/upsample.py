@@ -103,15 +103,37 @@ def detail_gain(photo_grey: np.ndarray, result_grey: np.ndarray) -> np.ndarray:
     return np.clip(gain, MIN_GAIN, MAX_GAIN, out=gain)
 
 
-def enlarge(result: np.ndarray, photo_grey: np.ndarray, small_grey: np.ndarray) -> np.ndarray:
-    """The working-size `result` `(h, w, 3)` at the photo's size, with the photo's fine detail:
-    bicubic enlargement plus gain x (the photo's luminance `photo_grey` `(H, W)` minus its
-    working-size version `small_grey` `(h, w)` enlarged). Float32, not clipped."""
+def _enlarged_planes(result: np.ndarray, photo_grey: np.ndarray, small_grey: np.ndarray
+                     ) -> list[np.ndarray]:
+    """`enlarge`'s result as three `(H, W)` planes, one per channel of `result` (each a
+    contiguous array: adding the detail to a plane is several times faster than to the
+    channels of an `(H, W, 3)` array, docs/benchmarks.md)."""
     height, width = photo_grey.shape
     size = (width, height)
     gain = detail_gain(small_grey, luminance(result))
     detail = photo_grey - cv2.resize(small_grey, size, interpolation=cv2.INTER_LINEAR)
     detail *= cv2.resize(gain, size, interpolation=cv2.INTER_LINEAR)
-    big = cv2.resize(result, size, interpolation=cv2.INTER_CUBIC)
-    big += detail[..., None]
-    return big
+    planes = []
+    for channel in cv2.split(result):
+        plane = cv2.resize(channel, size, interpolation=cv2.INTER_CUBIC)
+        cv2.add(plane, detail, dst=plane)
+        planes.append(plane)
+    return planes
+
+
+def enlarge(result: np.ndarray, photo_grey: np.ndarray, small_grey: np.ndarray) -> np.ndarray:
+    """The working-size `result` `(h, w, 3)` at the photo's size, with the photo's fine detail:
+    bicubic enlargement plus gain x (the photo's luminance `photo_grey` `(H, W)` minus its
+    working-size version `small_grey` `(h, w)` enlarged). Float32, not clipped."""
+    return cv2.merge(_enlarged_planes(result, photo_grey, small_grey))
+
+
+def enlarge_frame(result: np.ndarray, photo_grey: np.ndarray, small_grey: np.ndarray
+                  ) -> np.ndarray:
+    """`enlarge` for a video or camera frame: the same, clipped to [0, 1] and rounded to
+    `(H, W, 3)` uint8."""
+    out = []
+    for plane in _enlarged_planes(result, photo_grey, small_grey):
+        np.maximum(plane, 0.0, out=plane)  # convertScaleAbs would mirror what is below 0
+        out.append(cv2.convertScaleAbs(plane, alpha=255.0))  # rounds, saturates above 255
+    return cv2.merge(out)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,9 +23,11 @@ if TYPE_CHECKING:
     from fastnst.stylizer import Backend
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v"})
 VIDEO_OUTPUT = ".mp4"  # videos are written as MPEG-4 (OpenCV's mp4v)
+FRAME_WORKERS = 2  # frames stylized at once on ONNX Runtime (docs/benchmarks.md)
 
 
 def is_video(path: Path) -> bool:
@@ -149,6 +152,31 @@ class _Failed:
     error: BaseException
 
 
+def mapped_ahead(function: Callable[[T], U], items: Iterable[T], workers: int = 2
+                 ) -> Generator[tuple[T, U], None, None]:
+    """`(item, function(item))` for each of `items`, in their order, with up to `workers` calls
+    running at once on threads: OpenCV, numpy's large operations and ONNX Runtime let go of the
+    GIL, so one frame's enlargement overlaps the next frame's network. An error of `function`
+    is raised where its result would have been; closing the generator cancels the calls not
+    started and waits for those running."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: deque[tuple[T, Future[U]]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="frames") as pool:
+        try:
+            for item in items:
+                pending.append((item, pool.submit(function, item)))
+                if len(pending) > workers:
+                    first, result = pending.popleft()
+                    yield first, result.result()
+            while pending:
+                first, result = pending.popleft()
+                yield first, result.result()
+        finally:
+            for _, result in pending:
+                result.cancel()
+
+
 class WriteBehind:
     """`write(item)` for each item `put`, on a thread up to `depth` behind, so that encoding a
     video overlaps stylizing it. An error of `write` is raised by the next put, or by close."""
@@ -206,8 +234,9 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
     import cv2
     from tqdm import tqdm
 
-    from fastnst.stylizer import stylize_frame
+    from fastnst.stylizer import OnnxBackend, stylize_frame
 
+    onnx = isinstance(backend, OnnxBackend)
     capture = open_video(source)
     try:
         if not capture.isOpened():
@@ -222,12 +251,20 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
         with atomic_path(output, replace=replace) as tmp:
             writer, behind = None, None
             frames = read_ahead(_frames(capture))  # decoding and encoding overlap stylizing
-            try:
-                for frame in tqdm(frames, total=total, unit="frame", desc=shown(source.name),
-                                  disable=not progress, leave=False):
+
+            def checked(frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+                for frame in frames:
                     _check_frame_size(source, frame.shape[1], frame.shape[0])
-                    frame = shrink_frame(frame, options.max_size)
-                    out = stylize_frame(backend, frame, options)
+                    yield shrink_frame(frame, options.max_size)
+
+            # Two frames at once on ONNX Runtime's frame path (numpy and OpenCV between the
+            # network's runs); PyTorch's own operations already take every core.
+            stylized = mapped_ahead(lambda frame: stylize_frame(backend, frame, options),
+                                    checked(frames), FRAME_WORKERS if onnx else 1)
+            try:
+                for frame, out in tqdm(stylized, total=total, unit="frame",
+                                       desc=shown(source.name), disable=not progress,
+                                       leave=False):
                     if smoother is not None:
                         out = smoother(frame, out)
                     if writer is None:
@@ -245,6 +282,7 @@ def stylize_video(source: Path, output: Path, backend: Backend, options: Stylize
                 if behind is not None:
                     behind.close()  # every frame written, or its error raised
             finally:
+                stylized.close()
                 frames.close()
                 if behind is not None:
                     behind.close(raising=False)

@@ -150,6 +150,36 @@ def test_video_keeps_size_frame_rate_and_frame_count(model, tmp_path):
     assert not (tmp_path / "x.mp4").exists()
 
 
+def test_frames_stylized_two_at_a_time_come_back_in_order_and_errors_in_place():
+    import threading
+    import time
+
+    from fastnst.video import mapped_ahead
+
+    running, most = set(), []
+
+    def slow(i: int) -> int:
+        running.add(i)
+        most.append(len(running))
+        time.sleep(0.02 if i % 2 else 0.001)  # odd items finish after the next even one
+        running.discard(i)
+        if i == 7:
+            raise ValueError("frame 7")
+        return i * i
+
+    got = []
+    with pytest.raises(ValueError, match="frame 7"):
+        for item, out in mapped_ahead(slow, range(20), workers=2):
+            got.append((item, out))
+    assert got == [(i, i * i) for i in range(7)] and max(most) == 2
+    started = []
+    stream = mapped_ahead(lambda i: started.append(i) or i, range(1000), workers=2)
+    assert [next(stream) for _ in range(3)] == [(0, 0), (1, 1), (2, 2)]
+    stream.close()  # closing stops it: no more calls are made
+    assert len(started) <= 6 and not [t for t in threading.enumerate()
+                                       if t.name.startswith("frames")]
+
+
 def test_video_frames_follow_max_size_and_the_pixel_limit(model, tmp_path, capsys, monkeypatch):
     from fastnst import video
 
