@@ -2,7 +2,8 @@
 
 Like `python -m fastnst.train`, each run has its own folder (`outputs/decoder/<layer>/<date>/`)
 with logs, samples (photos above, reconstructions below) and Lightning checkpoints;
-`resume=true` goes on from the newest run of the same layer. At the end it writes
+`resume=true` goes on from the newest run of the same layer; `init=shipped` (or a decoder file)
+starts a new run from those weights. At the end it writes
 `decoder_<layer>.safetensors` (float32, with its layer and training in the metadata).
 """
 
@@ -47,6 +48,8 @@ def run(cfg: DictConfig) -> Path | None:
                            feature_weight=cfg.feature_weight,
                            val_photos=[photo for _, photo in data.val_images()],
                            sample_every=cfg.sample_every, sample_dir=run_dir / "samples")
+    if cfg.get("init") and ckpt_path is None:
+        module.decoder.load_state_dict(initial_decoder(str(cfg.init), cfg.layer).state_dict())
     trainer = build_trainer(cfg, run_dir)
     if vetted is not None:
         trainer.strategy.checkpoint_io.vetted = (ckpt_path, vetted)
@@ -70,6 +73,22 @@ def run(cfg: DictConfig) -> Path | None:
           f" {losses.get('pixel', float('nan')):.4g}, features"
           f" {losses.get('features', float('nan')):.4g} (the mean of the last steps)")
     return path
+
+
+def initial_decoder(init: str, layer: str):  # -> fastnst.universal.Decoder
+    """The decoder `init=` names: "shipped" (fastnst's own for `layer`) or a decoder file,
+    checked to be of `layer` (ConfigError, ModelFileError otherwise)."""
+    from fastnst.config_checks import ConfigError
+    from fastnst.universal import load_decoder, shipped_decoders
+
+    if init == "shipped":
+        if layer not in shipped_decoders():
+            raise ConfigError(f"init=shipped: no {layer} decoder ships with fastnst")
+        init = str(shipped_decoders()[layer])
+    decoder = load_decoder(Path(init).expanduser())
+    if decoder.layer != layer:
+        raise ConfigError(f"init={shown(init)} is a {decoder.layer} decoder, not {layer}")
+    return decoder
 
 
 def main() -> None:

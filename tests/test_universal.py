@@ -79,6 +79,30 @@ def _train_decoder(run_dir, photos, *extra):
     return run(cfg)
 
 
+def test_a_decoder_run_can_start_from_the_shipped_decoder(vgg_weights, tmp_path):
+    from helpers import smooth_image
+    from safetensors import safe_open
+
+    from fastnst.config_checks import ConfigError
+    from fastnst.images import write_image
+    from fastnst.universal import load_decoder, shipped_decoders
+
+    if "relu2_1" not in shipped_decoders():
+        pytest.fail("no relu2_1 decoder ships in models/decoders/")
+    photos = tmp_path / "photos"
+    for i in range(2):
+        write_image(smooth_image(40, 48, seed=i), photos / f"p{i}.jpg")
+    out = _train_decoder(tmp_path / "runs" / "a", photos, "trainer.max_steps=1",
+                         "optim.lr=1e-12", "init=shipped")
+    shipped = load_decoder(shipped_decoders()["relu2_1"]).state_dict()
+    with safe_open(str(out), "pt") as f:
+        for key, value in shipped.items():  # one step at lr 1e-12: still the shipped weights
+            torch.testing.assert_close(f.get_tensor(key), value, atol=1e-6, rtol=0)
+    with pytest.raises(ConfigError, match="a relu3_1 decoder, not relu2_1"):
+        _train_decoder(tmp_path / "runs" / "b", photos, "trainer.max_steps=1",
+                       f"init={shipped_decoders()['relu3_1']}")
+
+
 def test_a_decoder_learns_to_reconstruct_photos_and_resumes(vgg_weights, tmp_path):
     from helpers import smooth_image
     from safetensors import safe_open
