@@ -57,7 +57,7 @@ def ship(path: Path, photo: torch.Tensor, photo_name: str, out_dir: Path) -> Pat
             f" side), Adam lr {training.get('optim', {}).get('lr')} with warm-up and cosine"
             " decay; pixel error plus the normalised feature error at every relu<b>_1 down to"
             f" {layer} (feature weight {training.get('feature_weight')}); data: the 3,440 photos"
-            " of ../shared/data/train.\n"
+            " of ../shared/data/train." + _started_from(training.get("init")) + "\n"
             f"- **Final losses** (mean of the last steps): pixel {losses.get('pixel', 0):.4g},"
             f" features {losses.get('features', 0):.4g}.\n"
             f"- **Reconstruction** of {photo_name} at 256 px: mean absolute error"
@@ -67,6 +67,16 @@ def ship(path: Path, photo: torch.Tensor, photo_name: str, out_dir: Path) -> Pat
     with atomic_path(out_dir / f"{layer}.md") as tmp:
         tmp.write_text(card)
     return target
+
+
+def _started_from(init: object) -> str:
+    """The card's words for a run's `init=` (nothing for random weights)."""
+    if not init:
+        return ""
+    if init == "shipped":
+        return (" Started from the decoder shipped before it (`init=shipped`; its card is in git"
+                " history).")
+    return f" Started from `{Path(str(init)).name}`."
 
 
 PHOTO_NAME = "chicago.jpg"
