@@ -48,7 +48,7 @@ def run(cfg: DictConfig) -> Path | None:
                            feature_weight=cfg.feature_weight,
                            val_photos=[photo for _, photo in data.val_images()],
                            sample_every=cfg.sample_every, sample_dir=run_dir / "samples")
-    if cfg.get("init") and ckpt_path is None:
+    if cfg.init and ckpt_path is None:
         module.decoder.load_state_dict(initial_decoder(str(cfg.init), cfg.layer).state_dict())
     trainer = build_trainer(cfg, run_dir)
     if vetted is not None:
