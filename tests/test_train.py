@@ -633,3 +633,36 @@ def test_a_multi_style_network_distils_several_styles_and_one_more_is_added_alon
         _train(tmp_path / "runs" / "again", [*small, "style=udnie", f"init={added}",
                                              "add_style=true", "model=fast",
                                              "model.channels=12", "model.blocks=2"])
+
+
+def test_a_multi_style_run_weighs_each_style_by_its_own_factor_and_fast_teachers(style_dir):
+    """`style_factors={udnie: 5}` gives udnie its own multiple of its weight (the others keep
+    `style_factor`), and `teacher=fast` makes each style's fast network its teacher; a factor
+    for a style not in the run, or out of range, is one error naming it."""
+    from fastnst.model_files import shipped_models
+    from fastnst.paintings import style_config
+    from fastnst.training.tasks import ConfigError, network, plan
+
+    def planned(*overrides: str):
+        with initialize_config_module("fastnst.conf", version_base="1.3"):
+            cfg = compose("train", overrides=["styles=[mosaic,udnie]", "model=fast",
+                                              "style_factor=2", *overrides])
+        config, names = network(cfg, TransformerConfig(**{
+            k: v for k, v in cfg.model.items() if k != "_target_"}))
+        return cfg, plan(cfg, config, names)
+
+    _, made = planned("style_factors={udnie: 5}", "teacher=fast")
+    weights = {t.index: t.style_weight for t in made.tasks}
+    mosaic, udnie = (style_config(n).style_weight for n in ("mosaic", "udnie"))
+    assert weights == {0: pytest.approx(2 * mosaic), 1: pytest.approx(5 * udnie)}
+    fast = [load_model(shipped_models()[f"{n}-fast"])[0] for n in ("mosaic", "udnie")]
+    for task, net in zip(made.tasks, fast, strict=True):
+        theirs = net.state_dict()
+        assert task.teacher.config == net.config and all(
+            torch.equal(v, theirs[k]) for k, v in task.teacher.state_dict().items())
+    _, shipped = planned("teacher=shipped")  # any other teacher: each style's own model
+    assert shipped.tasks[0].teacher.config.design != "fast"
+    with pytest.raises(ConfigError, match="style_factors: candy not in styles="):
+        planned("style_factors={candy: 5}")
+    with pytest.raises(ConfigError, match=r"style_factors.udnie=-1"):
+        planned("style_factors={udnie: -1}")

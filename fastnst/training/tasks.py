@@ -4,8 +4,9 @@ added to a multi-style model. Builds the StyleTasks (fastnst.training.module) fr
 - one style: `style=` (its painting and weights), `teacher=` when distilling;
 - `styles=[a, b, ...]` or `styles=all` (every shipped one-style model's style): a multi-style
   network of those styles; each style's weight is its own `conf/style/<name>.yaml` weight times
-  `style_factor` (unless the loss has no style term, as in distillation), and when distilling
-  each style's teacher is its shipped model;
+  `style_factor` (or its own entry in `style_factors`; unless the loss has no style term, as in
+  distillation), and when distilling each style's teacher is its shipped model (`teacher=fast`:
+  its fast network);
 - `add_style=true` with `init=` a multi-style model: `style=` becomes one more style of it (of
   its architecture), and only that style trains (its scales and shifts with `train_only=norm`);
 - `train_styles=[a, ...]` with `styles=`: only those styles train (with `train_only=norm` and
@@ -17,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import torch
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from fastnst.config_checks import ConfigError, unset
+from fastnst.config_checks import ConfigError, bounds_of, unset
 from fastnst.images import resize_long_side
 from fastnst.model_files import (
     FAST_SUFFIX,
@@ -32,6 +33,7 @@ from fastnst.paintings import read_painting, style_config
 from fastnst.styles import model_path
 from fastnst.training.checkpoints import CheckpointError
 from fastnst.training.module import StyleTask
+from fastnst.training.options import TrainOptions
 from fastnst.transformer import TransformerConfig
 
 
@@ -60,6 +62,7 @@ def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, to
 
 
 UNIVERSAL_TEACHER = "universal"  # teacher=universal: the painting's universal results
+FAST_TEACHERS = "fast"  # multi-style runs, teacher=fast: each style's fast network teaches it
 
 
 def load_teacher(teacher: str | None, style: DictConfig | None = None,
@@ -121,6 +124,7 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Traini
     trained = _style_names(cfg.train_styles) or names
     if unknown := [n for n in trained if n not in names]:
         raise ConfigError(f"train_styles: {', '.join(unknown)} not in styles= ({', '.join(names)})")
+    factors = style_factors(cfg, names)
     tasks = []
     for i, name in enumerate(names):
         if name not in trained:
@@ -128,9 +132,34 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Traini
         style = style_config(name)
         tasks.append(StyleTask(
             resize_long_side(read_painting(style), size),
-            style_weight=None if no_style_term else style.style_weight * cfg.style_factor,
-            teacher=load_teacher(name) if distilling else None, index=i))
+            style_weight=None if no_style_term else style.style_weight * factors[name],
+            teacher=load_teacher(_teacher_of(name, cfg.teacher)) if distilling else None,
+            index=i))
     return TrainingPlan(config, initial_weights(cfg.init, config), tasks, names)
+
+
+def style_factors(cfg: DictConfig, names: list[str]) -> dict[str, float]:
+    """Each style's multiplier of its own weight in a multi-style run: `style_factor`, or
+    its entry in `style_factors` ({name: factor}, 0-1e6). ConfigError for a name not in
+    `names` or a factor out of range."""
+    given = cfg.get("style_factors") or {}
+    if not OmegaConf.is_dict(given) and not isinstance(given, dict):
+        raise ConfigError(f"style_factors={given}: give styles and their factors, e.g."
+                          " style_factors={mosaic: 8}")
+    if unknown := [str(n) for n in given if str(n) not in names]:
+        raise ConfigError(f"style_factors: {', '.join(unknown)} not in styles="
+                          f" ({', '.join(names)})")
+    bound = bounds_of(TrainOptions)["style_factor"]
+    for name, factor in given.items():
+        if problem := bound.problem(factor):
+            raise ConfigError(f"style_factors.{name}={factor!r}: {problem}")
+    return {name: float(given.get(name, cfg.style_factor)) for name in names}
+
+
+def _teacher_of(name: str, teacher: str) -> str:
+    """A multi-style run's teacher for the style `name`: its fast network with
+    `teacher=fast`, else its own shipped model."""
+    return name + FAST_SUFFIX if str(teacher) == FAST_TEACHERS else name
 
 
 def _style_names(styles: object) -> list[str]:
