@@ -33,6 +33,7 @@ from fastnst.images import read_image, resize_long_side
 from fastnst.model_files import load_model, read_metadata, save_model
 from fastnst.paintings import style_config, style_names
 from fastnst.training.data import DataError, find_images
+from fastnst.training.tasks import FAST_TEACHERS
 from fastnst.transformer import DESIGNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,7 +94,9 @@ def start_words(train: dict) -> str:
     """Where training started, in words: a distillation's teacher, an `init=` model (with its
     own steps and time when its file is still there)."""
     words = []
-    if train.get("teacher"):
+    if train.get("teacher") and train.get("styles"):
+        words.append(f"taught by {teachers_words(train)}")
+    elif train.get("teacher"):
         words.append(f"distilled from the `{train['teacher']}` network")
     if train.get("init"):
         init = Path(str(train["init"]))
@@ -103,12 +106,15 @@ def start_words(train: dict) -> str:
             recorded = meta.get("training", {})
             how = "training"
             if recorded.get("styles") and recorded.get("teacher"):
-                how = "distillation from each style's network"
+                distilled = not recorded.get("loss", {}).get("style_weight")
+                how = ("distillation from " if distilled else "training towards ") \
+                    + teachers_words(recorded)
             elif recorded.get("teacher"):
                 how = f"training towards the `{recorded['teacher']}` network"
             words[-1] += (f" ({meta.get('steps', '?')} steps of {how},"
                           f" {meta.get('seconds', 0) / 60:.0f} minutes)")
-    return (" " + "; ".join(words).capitalize() + ".") if words else ""
+    text = "; ".join(words)
+    return f" {text[:1].upper()}{text[1:]}." if words else ""  # file names keep their case
 
 
 def pixel_words(train: dict) -> str:
@@ -118,10 +124,27 @@ def pixel_words(train: dict) -> str:
         pool = int(loss.get("pixel_pool", 1))
         words += f", pixel weight {loss['pixel_weight']:g}" + (
             f" on {pool} x {pool} block means" if pool > 1 else "")
-    if train.get("teacher") and not train.get("styles"):
+    if train.get("teacher"):
+        whose = (teachers_words(train) if train.get("styles")
+                 else f"the `{train['teacher']}` network")
         words += f"; the content{' and pixel' if loss.get('pixel_weight') else ''} targets are" \
-            f" the `{train['teacher']}` network's results, not the photos"
+            f" {whose}'s results, not the photos"
     return words
+
+
+def teachers_words(train: dict) -> str:
+    """A multi-style run's teachers, in words (tasks.py: `teacher=fast` is each style's fast
+    network, any other teacher its own network)."""
+    return "each style's " + ("fast network" if train.get("teacher") == FAST_TEACHERS
+                               else "network")
+
+
+def factors_words(train: dict, styles: list[str]) -> str:
+    """Each style's multiple of its own weight in a multi-style run, in words."""
+    base, own = train.get("style_factor", 1), train.get("style_factors") or {}
+    if not own:
+        return f" times {base:g}"
+    return " times " + ", ".join(f"{own.get(name, base):g} ({name})" for name in styles)
 
 
 def styles_words(meta: dict) -> str:
@@ -168,8 +191,8 @@ def card(meta: dict, onnx_report, fp16_diff: float, quality: str | None, *,
     style_line = (
         f"- **Styles** ({len(meta['styles'])}, in the order of the `style_weights` input):"
         f" {styles_words(meta)}; each painting at {train.get('style_size', '?')} px long side,"
-        " each style at its own weight (conf/style/) times"
-        f" {train.get('style_factor', 1)}." if multi else
+        " each style at its own weight (conf/style/)"
+        f"{factors_words(train, meta['styles'])}." if multi else
         f"- **Style image:** `{cfg['image']}`{source}, used at"
         f" {train.get('style_size', '?')} px long side.")
     lines = [

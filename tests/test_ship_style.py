@@ -129,3 +129,11 @@ def test_start_words_name_what_the_init_file_was_trained_towards(ship_style, tmp
     assert "(5 steps of distillation from each style's network" in words["multi"]
     assert ship_style.start_words({"teacher": "udnie"}) == " Distilled from the `udnie` network."
     assert ship_style.start_words({}) == ""
+    # A multi-style run taught by each style's fast network, with factors of its own.
+    fast = {"teacher": "fast", "styles": "all", "style_factor": 1,
+            "style_factors": {"mosaic": 14}, "loss": {"pixel_weight": 1e8, "pixel_pool": 4}}
+    assert ship_style.start_words(fast) == " Taught by each style's fast network."
+    assert ship_style.pixel_words(fast).endswith(
+        "targets are each style's fast network's results, not the photos")
+    assert ship_style.factors_words(fast, ["udnie", "mosaic"]) == " times 1 (udnie), 14 (mosaic)"
+    assert ship_style.factors_words({"style_factor": 16}, ["udnie"]) == " times 16"
