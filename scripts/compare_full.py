@@ -140,6 +140,7 @@ def main() -> None:
                         " the shipped one-style models, full and fast)")
     parser.add_argument("--multi", nargs="?", const="multi", help="a multi-style model's styles"
                         " instead (default: the shipped one; or a .safetensors file)")
+    parser.add_argument("--styles", nargs="+", help="with --multi: only these of its styles")
     parser.add_argument("--paintings", nargs="+", type=Path, help="painting files instead:"
                         " fastnst's universal style transfer against the peer's")
     parser.add_argument("--level-strengths", help="with --paintings: universal style"
@@ -180,7 +181,8 @@ def main() -> None:
     elif args.multi:
         multi = shipped_models().get(args.multi, Path(args.multi))
         specs = [(style, style, str(multi), painting_of(style))
-                 for style in read_metadata(multi)["styles"]]
+                 for style in read_metadata(multi)["styles"]
+                 if not args.styles or style in args.styles]
     else:
         chosen = args.models or sorted(n for n, p in shipped_models().items()
                                        if not is_multi_style(p))
