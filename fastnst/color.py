@@ -38,3 +38,31 @@ def keep_colors(content: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
     y = rgb_to_yiq(stylized)[:, :1]
     iq = rgb_to_yiq(content)[:, 1:]
     return yiq_to_rgb(torch.cat([y, iq], dim=1)).clamp(0, 1)
+
+
+def rotate_hue(image: torch.Tensor, degrees: float) -> torch.Tensor:
+    """`(N, 3, H, W)` RGB with its hues turned by `degrees` (the I, Q plane rotated; luma kept),
+    clamped to [0, 1]: a painting's strokes in another palette."""
+    yiq = rgb_to_yiq(image)
+    a = torch.tensor(degrees * torch.pi / 180.0)
+    cos, sin = float(a.cos()), float(a.sin())
+    i, q = yiq[:, 1:2], yiq[:, 2:3]
+    turned = torch.cat([yiq[:, :1], cos * i - sin * q, sin * i + cos * q], dim=1)
+    return yiq_to_rgb(turned).clamp(0, 1)
+
+
+def restore_layout(result: torch.Tensor, photo: torch.Tensor, amount: float,
+                   block: int = 8) -> torch.Tensor:
+    """`result` with `amount` (0..1) of its coarse luma replaced by the photo's: the luma of both
+    averaged over `block` x `block` pixels and enlarged back (bilinear), the difference added
+    to every channel. Light and shade where the photo has them; strokes and colours untouched.
+    Both `(N, 3, H, W)`, same size; clamped to [0, 1]."""
+    import torch.nn.functional as F
+
+    h, w = result.shape[-2:]
+
+    def coarse(image: torch.Tensor) -> torch.Tensor:
+        small = F.avg_pool2d(rgb_to_yiq(image)[:, :1], block, ceil_mode=True)
+        return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+
+    return (result + amount * (coarse(photo) - coarse(result))).clamp(0, 1)

@@ -48,6 +48,18 @@ def gatys_yardstick() -> PerceptualLoss:
     return configured_loss(content_weight=1.0, style_weight=1.0, tv_weight=0.0)
 
 
+def yardstick_layers() -> tuple[dict[str, float], dict[str, float]]:
+    """The yardstick's `(content_layers, style_layers)` as `conf/loss/vgg19.yaml` lists them,
+    read without Hydra (for code that runs inside a Hydra app)."""
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create((resources.files("fastnst.conf") / "loss" / "vgg19.yaml").read_text())
+    return (dict(OmegaConf.to_container(cfg.content_layers)),
+            dict(OmegaConf.to_container(cfg.style_layers)))
+
+
 @dataclass(frozen=True)
 class Scores:
     """A result judged against its photo: Gatys content and style loss (lower is closer to the

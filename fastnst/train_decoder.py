@@ -5,6 +5,8 @@ with logs, samples (photos above, reconstructions below) and Lightning checkpoin
 `resume=true` goes on from the newest run of the same layer; `init=shipped` (or a decoder file)
 starts a new run from those weights. At the end it writes
 `decoder_<layer>.safetensors` (float32, with its layer and training in the metadata).
+`paintings=[...]` trains a decoder to paint instead (fastnst.training.decoder), written as
+`painter.safetensors`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def run(cfg: DictConfig) -> Path | None:
     from fastnst.training.decoder import DecoderModule
     from fastnst.training.run import instantiate
     from fastnst.training.trainer import build_trainer
-    from fastnst.universal import DECODER_FORMAT, DECODER_LAYERS, Decoder
+    from fastnst.universal import DECODER_FORMAT, DECODER_LAYERS, PAINTER, Decoder
 
     if cfg.layer not in DECODER_LAYERS:
         raise ConfigError(f"layer={shown(cfg.layer)}: must be one of {', '.join(DECODER_LAYERS)}")
@@ -47,7 +49,10 @@ def run(cfg: DictConfig) -> Path | None:
                            warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
                            feature_weight=cfg.feature_weight,
                            val_photos=[photo for _, photo in data.val_images()],
-                           sample_every=cfg.sample_every, sample_dir=run_dir / "samples")
+                           sample_every=cfg.sample_every, sample_dir=run_dir / "samples",
+                           paintings=training_paintings(cfg.paintings),
+                           style_weight=cfg.style_weight, hue_jitter=cfg.hue_jitter,
+                           seed=cfg.seed)
     if cfg.init and ckpt_path is None:
         module.decoder.load_state_dict(initial_decoder(str(cfg.init), cfg.layer).state_dict())
     trainer = build_trainer(cfg, run_dir)
@@ -59,20 +64,35 @@ def run(cfg: DictConfig) -> Path | None:
     losses = module.final_losses()
     config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
                                     resolve=True)
-    path = run_dir / f"decoder_{cfg.layer}.safetensors"
+    objective = "paint" if cfg.paintings else "reconstruct"
+    path = run_dir / (f"{PAINTER}.safetensors" if cfg.paintings
+                      else f"decoder_{cfg.layer}.safetensors")
     with atomic_path(path) as tmp:
         save_file({k: v.detach().float().contiguous() for k, v in
                    module.decoder.state_dict().items()}, str(tmp),
                   metadata={"format": DECODER_FORMAT, "layer": str(cfg.layer),
-                            "steps": str(trainer.global_step), "losses": json.dumps(losses),
-                            "training": json.dumps(config)})
+                            "objective": objective, "steps": str(trainer.global_step),
+                            "losses": json.dumps(losses), "training": json.dumps(config)})
     if cfg.output:
         with atomic_path(Path(str(cfg.output)).expanduser()) as tmp:
             shutil.copyfile(path, tmp)
-    print(f"wrote {shown(path)} after {trainer.global_step} steps; pixel"
-          f" {losses.get('pixel', float('nan')):.4g}, features"
-          f" {losses.get('features', float('nan')):.4g} (the mean of the last steps)")
+    figures = ", ".join(f"{k} {v:.4g}" for k, v in losses.items() if k != "total")
+    print(f"wrote {shown(path)} after {trainer.global_step} steps; {figures} (the mean of the"
+          " last steps)")
     return path
+
+
+PAINTING_SIDE = 256  # pixels: a training painting's long side (the universal path's, at stroke 1)
+
+
+def training_paintings(specs: list[str]) -> list:  # -> list[torch.Tensor]
+    """The paintings `paintings=` names (style names or image files), each `(1, 3, H, W)` at a
+    PAINTING_SIDE px long side; StyleError naming one that cannot be found."""
+    from fastnst.images import resize_long_side
+    from fastnst.paintings import load_painting
+
+    return [resize_long_side(load_painting(str(spec), max_size=4 * PAINTING_SIDE), PAINTING_SIDE)
+            for spec in specs or []]
 
 
 def initial_decoder(init: str, layer: str):  # -> fastnst.universal.Decoder

@@ -3,12 +3,13 @@ features (Li et al., NeurIPS 2017, "Universal Style Transfer via Feature Transfo
 
 The photo and the painting are encoded by VGG19 at a layer. The photo's features are whitened
 (their covariance made the identity) and coloured with the painting's covariance and mean, then
-a decoder trained only to reconstruct photos from that layer turns them back into an image; the
-levels run from the deepest decoder shipped (relu4_1) to the shallowest (relu1_1), each on the
-last one's image. Nothing here has seen a painting: the style is in the painting's feature
-statistics alone. The covariances' roots are taken by Newton-Schulz steps (matrix products),
-not an eigen-decomposition, so that the arithmetic can also run as an ONNX graph. `Decoder` is
-the network fastnst.training.decoder trains.
+a decoder turns them back into an image. What ships is one level, relu4_1, whose decoder was
+trained to paint (fastnst.training.decoder with `paintings=`: AdaIN's training with WCT's
+transform), then LAYOUT of the photo's coarse light and shade put back; decoders trained only
+to reconstruct photos run level by level from relu4_1 to relu1_1 (Li et al.'s multi-level
+WCT) and are where the painting decoder's training starts. The covariances' roots are taken by
+Newton-Schulz steps (matrix products), not an eigen-decomposition, so that the arithmetic can
+also run as an ONNX graph. `Decoder` is the network fastnst.training.decoder trains.
 
 Tensors are `(N, 3, H, W)` RGB in [0, 1] unless said; features `(N, C, h, w)`."""
 
@@ -65,12 +66,27 @@ def covariance_roots(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return y * norm.sqrt(), z * norm.rsqrt()
 
 
-def moments(features: torch.Tensor) -> Moments:
-    """The Moments of features `(C, n)` (one image's, flattened), in float32."""
+def exact_covariance_roots(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """covariance_roots by an eigen-decomposition (in float64): for training, where it is 7x
+    faster than the Newton-Schulz steps and no ONNX graph is needed."""
+    channels = cov.shape[-1]
+    eye = torch.eye(channels, dtype=cov.dtype, device=cov.device)
+    cov = cov + (WCT_EPS * (cov * eye).sum() / channels + WCT_FLOOR) * eye
+    values, vectors = torch.linalg.eigh(cov.double())
+    values = values.clamp_min(WCT_FLOOR)
+    root = (vectors * values.sqrt()) @ vectors.T
+    inverse_root = (vectors * values.rsqrt()) @ vectors.T
+    return root.to(cov.dtype), inverse_root.to(cov.dtype)
+
+
+def moments(features: torch.Tensor, exact: bool = False) -> Moments:
+    """The Moments of features `(C, n)` (one image's, flattened), in float32; `exact` takes
+    the roots by exact_covariance_roots."""
     x = features.float()
     mean = x.mean(1, keepdim=True)
     x = x - mean
-    root, inverse_root = covariance_roots(x @ x.T / max(1, x.shape[1] - 1))
+    roots = exact_covariance_roots if exact else covariance_roots
+    root, inverse_root = roots(x @ x.T / max(1, x.shape[1] - 1))
     return Moments(mean, root, inverse_root)
 
 
@@ -166,10 +182,11 @@ class UniversalStylizer(nn.Module):
     (Li et al.'s multi-level WCT): at each level the current image's VGG19 features are
     whitened, coloured with the painting's (`transfer`), blended with the originals by the
     level's strength (LEVEL_STRENGTHS, or `strengths` {layer: 0..1}; 0 leaves the level out)
-    and decoded; the next level starts from that image."""
+    and decoded; the next level starts from that image. `layout` (0..1) of the photo's coarse
+    light and shade is then put back (fastnst.color.restore_layout)."""
 
     def __init__(self, decoders: Sequence[Decoder], weights: str | os.PathLike[str] | None = None,
-                 strengths: dict[str, float] | None = None) -> None:
+                 strengths: dict[str, float] | None = None, layout: float = 0.0) -> None:
         from fastnst.vgg import VGGFeatures
 
         super().__init__()
@@ -181,6 +198,7 @@ class UniversalStylizer(nn.Module):
         self.encoder = VGGFeatures(self.layers, weights)
         self.strengths = {**LEVEL_STRENGTHS, **(strengths or {})}
         self.multiple = 2 ** DECODER_LAYERS.index(self.layers[0])  # sides the pooling divides
+        self.layout = layout
 
     @torch.no_grad()
     def painting_moments(self, painting: torch.Tensor) -> dict[str, Moments]:
@@ -207,7 +225,12 @@ class UniversalStylizer(nn.Module):
             coloured = transfer(flat, used[layer], painting[layer]).view_as(content[0])[None]
             alpha = self.strengths[layer]
             x = decoder(alpha * coloured + (1.0 - alpha) * content).clamp(0, 1)
-        return x[..., :h, :w].contiguous(), used
+        out = x[..., :h, :w].contiguous()
+        if self.layout:
+            from fastnst.color import restore_layout
+
+            out = restore_layout(out, photo, self.layout)
+        return out, used
 
     def forward(self, photo: torch.Tensor, painting: torch.Tensor) -> torch.Tensor:
         """`photo` `(1, 3, H, W)` in the style of `painting` `(1, 3, H', W')`."""
@@ -273,21 +296,42 @@ def shipped_decoders() -> dict[str, Path]:
             if p.name.removesuffix(".safetensors") in DECODER_LAYERS}
 
 
-_STYLIZERS: dict[str, UniversalStylizer] = {}  # per device: VGG19 and the decoders, loaded once
+PAINTER = "painter"  # the painting decoder's file stem under DECODER_FOLDER
+# How much of the photo's coarse light and shade the painter's results get back (restore_layout):
+# chosen on photos and paintings apart from those the results are reported on (docs/universal.md).
+LAYOUT = 0.3
+
+
+def shipped_painter() -> Path | None:
+    """The painting decoder installed with fastnst (`python -m fastnst.train_decoder
+    paintings=...` makes one), or None."""
+    from importlib import resources
+
+    from fastnst.model_files import SHIPPED_PACKAGE
+
+    try:
+        path = resources.files(SHIPPED_PACKAGE) / DECODER_FOLDER / f"{PAINTER}.safetensors"
+    except ModuleNotFoundError:
+        return None
+    return Path(str(path)) if path.is_file() else None
+
+
+_STYLIZERS: dict[str, UniversalStylizer] = {}  # per device: VGG19 and the painter, loaded once
 
 
 def universal_stylizer(device: torch.device) -> UniversalStylizer:
-    """The shipped decoders and VGG19 on `device`, loaded once per process; ModelFileError
-    when no decoder ships."""
+    """The shipped painting decoder (one level, at relu4_1) and VGG19 on `device`, the photo's
+    layout restored by LAYOUT, loaded once per process; ModelFileError when none ships."""
     from fastnst.model_files import ModelFileError
 
     if str(device) not in _STYLIZERS:
-        files = shipped_decoders()
-        if not files:
-            raise ModelFileError(DECODER_FOLDER, "no universal style decoders are installed"
-                                                 " (python -m fastnst.train_decoder makes them)")
-        decoders = [load_decoder(f) for f in files.values()]
-        _STYLIZERS[str(device)] = UniversalStylizer(decoders).to(device)
+        path = shipped_painter()
+        if path is None:
+            raise ModelFileError(f"{DECODER_FOLDER}/{PAINTER}.safetensors",
+                                 "no painting decoder is installed (python -m"
+                                 " fastnst.train_decoder paintings=... makes one)")
+        _STYLIZERS[str(device)] = UniversalStylizer([load_decoder(path)],
+                                                    layout=LAYOUT).to(device)
     return _STYLIZERS[str(device)]
 
 

@@ -198,7 +198,9 @@ def main() -> None:
           f" at 64 px; sharpness x1000 at full size; fastnst {args.backend}, stroke"
           f" {args.stroke or 'default'}\n")
     if args.paintings:
-        print(f"universal style transfer, level strengths {fastnst.universal.LEVEL_STRENGTHS}\n")
+        print(f"universal style transfer: {fastnst.universal.shipped_painter().name}, layout"
+              f" {fastnst.universal.LAYOUT}, level strengths"
+              f" {fastnst.universal.LEVEL_STRENGTHS}\n")
     print("| model | content (ours / peer) | style (ours / peer) | structure (ours / peer) |"
           " sharpness (ours / peer / photo) | s/photo (ours / peer) | bar |")
     print("|---|---|---|---|---|---|---|")

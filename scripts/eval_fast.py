@@ -5,7 +5,8 @@ distillation.
                                 [--photos chicago.jpg ...] [--size 256] [--picture docs/fast.jpg]
 
 For each fast model (default: every shipped `*-fast` model) its teacher is the model its
-metadata names (`training.teacher`), else the shipped model of its style. Both are judged with
+metadata names (`training.teacher`), else the shipped model of its style; for a painting with
+no model, its universal results (fastnst.training.tasks.load_teacher). Both are judged with
 the Gatys baseline's definitions (fastnst.quality: style = Gram MSE over relu1_1..relu5_1
 against the painting at 256 px, content = relu4_2 MSE against the photo, both unweighted) and
 the structure figure (luminance SSIM at 64 px, photo vs result). The bar: structure within 0.05
@@ -26,7 +27,7 @@ from fastnst.images import grid, read_image, resize_long_side, write_image
 from fastnst.model_files import FAST_SUFFIX, load_model, shipped_models
 from fastnst.paintings import read_painting
 from fastnst.quality import PAINTING_SIDE, Scores, gatys_yardstick, judge
-from fastnst.styles import find_model
+from fastnst.training.tasks import load_teacher
 
 STRUCTURE_MARGIN = 0.05  # the fast network's structure may be at most this much below
 STYLE_MARGIN = 1.25  # and its style loss at most this factor above the teacher's
@@ -67,8 +68,10 @@ def main() -> None:
         training = meta.get("training", {})
         # A fast network fine-tuned after its distillation records no teacher: its style's.
         teacher_spec = training.get("teacher") or meta["style"].removesuffix(FAST_SUFFIX)
-        teacher, _ = load_model(find_model(str(teacher_spec)))
-        painting = read_painting(OmegaConf.create(training["style"]), max_size=PAINTING_SIDE)
+        style = OmegaConf.create(training["style"])
+        painting = read_painting(style, max_size=PAINTING_SIDE)
+        # A painting's fast network was taught by its universal results (load_teacher).
+        teacher = load_teacher(str(teacher_spec), style, painting)
         loss.set_style([resize_long_side(painting, PAINTING_SIDE)])
         scores: dict[str, list[Scores]] = {"teacher": [], "fast": []}
         seconds = {"teacher": 0.0, "fast": 0.0}

@@ -3,6 +3,7 @@ statistics, and the decoders mirror VGG19's shapes."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
@@ -149,6 +150,59 @@ def test_a_decoder_learns_to_reconstruct_photos_and_resumes(vgg_weights, tmp_pat
     assert "4 steps of 2 crops of 32 px" in card and "photo.png" in card
 
 
+def test_a_decoder_learns_to_paint_the_paintings_it_is_given(vgg_weights, tmp_path):
+    from helpers import smooth_image, stripes
+    from safetensors import safe_open
+
+    from fastnst.images import write_image
+    from fastnst.training.decoder import DecoderModule
+
+    photos = tmp_path / "photos"
+    for i in range(4):
+        write_image(smooth_image(40, 48, seed=i), photos / f"p{i}.jpg")
+    painting = write_image(stripes(48, 64), tmp_path / "art" / "lines.png")
+    out = _train_decoder(tmp_path / "runs" / "a", photos, "trainer.max_steps=2",
+                         f"paintings=[{painting}]", "hue_jitter=0.5")
+    assert out.name == "painter.safetensors"
+    with safe_open(str(out), "pt") as f:
+        meta = f.metadata()
+    assert meta["objective"] == "paint" and meta["layer"] == "relu2_1"
+    assert set(json.loads(meta["losses"])) == {"content", "style", "total"}
+    # The loss is the yardstick's, against the step's painting crops: a decoder whose images
+    # are the crops themselves scores no style distance, the photo itself no content distance.
+    module = DecoderModule("relu2_1", str(vgg_weights), paintings=[stripes(48, 64)],
+                           hue_jitter=1.0, seed=3)
+    crops = module.painting_crops(2, 32)
+    assert crops.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(crops, module.painting_crops(2, 32))  # a resumed step's crops
+    plain = DecoderModule("relu2_1", str(vgg_weights), paintings=[stripes(48, 64)], seed=3)
+    assert (plain.painting_crops(2, 32) - crops).abs().mean() > 0.02  # hues turned
+    batch = torch.stack([smooth_image(32, 32, seed=i)[0] for i in range(2)])
+    painted = module.painting_terms(batch)
+    assert painted["content"] > 0 and painted["style"] > 0
+    assert torch.isclose(painted["total"], painted["content"] + painted["style"])
+
+
+def test_hue_turns_and_the_layout_comes_back_from_the_photo():
+    from helpers import smooth_image
+
+    from fastnst.color import restore_layout, rgb_to_yiq, rotate_hue
+
+    image = smooth_image(32, 48, seed=5)
+    turned = rotate_hue(image, 120.0)
+    assert (turned - image).abs().mean() > 0.03
+    kept = rgb_to_yiq(turned)[:, 0] - rgb_to_yiq(image)[:, 0]
+    assert kept.abs().mean() < 0.02  # luma kept (up to clipping)
+    torch.testing.assert_close(rotate_hue(image, 360.0), image, atol=1e-4, rtol=0)
+    flat = torch.full_like(image, 0.5)
+    torch.testing.assert_close(restore_layout(flat, image, 0.0), flat)
+    back = restore_layout(flat, image, 1.0, block=8)
+    coarse = torch.nn.functional.avg_pool2d(rgb_to_yiq(image)[:, :1], 8)
+    got = torch.nn.functional.avg_pool2d(rgb_to_yiq(back)[:, :1], 8)
+    assert (got - coarse).abs().mean() < 0.03  # the photo's light and shade, block by block
+    assert (back[:, 0] - back[:, 1]).abs().max() < 1e-5  # no colour added to a grey result
+
+
 def _painting_backend(tmp_path, painting, layers=("relu2_1", "relu1_1")):
     from fastnst.images import write_image
     from fastnst.universal import PaintingBackend, UniversalStylizer
@@ -209,24 +263,28 @@ def _tinted(colour: tuple[float, float, float], size: int = 64) -> torch.Tensor:
 
 
 @pytest.fixture
-def shipped_decoders():
-    from fastnst.universal import shipped_decoders
+def shipped_painter():
+    from fastnst.universal import shipped_decoders, shipped_painter
 
-    if not shipped_decoders():
+    if not shipped_decoders() or shipped_painter() is None:
         pytest.fail("no decoders ship in models/decoders/ (python -m fastnst.train_decoder)")
-    return shipped_decoders()
+    return shipped_painter()
 
 
 def test_the_shipped_decoders_load_and_a_painting_decides_the_colours(
-        vgg_weights, shipped_decoders, tmp_path):
+        vgg_weights, shipped_painter, tmp_path):
     from helpers import smooth_image
+    from safetensors import safe_open
 
     import fastnst
     from fastnst.images import read_image, write_image
-    from fastnst.universal import DECODER_LAYERS, load_decoder
+    from fastnst.universal import DECODER_LAYERS, load_decoder, shipped_decoders
 
-    assert set(shipped_decoders) == set(DECODER_LAYERS)
-    assert all(load_decoder(f).layer == layer for layer, f in shipped_decoders.items())
+    assert set(shipped_decoders()) == set(DECODER_LAYERS)
+    assert all(load_decoder(f).layer == layer for layer, f in shipped_decoders().items())
+    with safe_open(str(shipped_painter), "pt") as f:
+        assert f.metadata()["objective"] == "paint"
+    assert load_decoder(shipped_painter).layer == "relu4_1"
     photo = write_image(smooth_image(96, 128, seed=4), tmp_path / "photo.png")
     red = write_image(_tinted((0.9, 0.25, 0.15)), tmp_path / "red.png")
     blue = write_image(_tinted((0.15, 0.3, 0.9)), tmp_path / "blue.png")
@@ -248,7 +306,7 @@ def test_the_shipped_decoders_load_and_a_painting_decides_the_colours(
 
 
 def test_fastnst_infer_paints_photos_and_videos_with_any_painting(
-        vgg_weights, shipped_decoders, tmp_path, capsys):
+        vgg_weights, shipped_painter, tmp_path, capsys):
     import cv2
     from helpers import smooth_image
 
