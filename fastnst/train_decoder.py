@@ -82,14 +82,13 @@ def run(cfg: DictConfig) -> Path | None:
     return path
 
 
-PAINTING_SIDE = 256  # pixels: a training painting's long side (the universal path's, at stroke 1)
-
-
 def training_paintings(specs: list[str]) -> list:  # -> list[torch.Tensor]
-    """The paintings `paintings=` names (style names or image files), each `(1, 3, H, W)` at a
-    PAINTING_SIDE px long side; StyleError naming one that cannot be found."""
+    """The paintings `paintings=` names (style names or image files), each `(1, 3, H, W)` at
+    the long side the universal path takes a painting at (fastnst.universal.PAINTING_SIDE);
+    StyleError naming one that cannot be found."""
     from fastnst.images import resize_long_side
     from fastnst.paintings import load_painting
+    from fastnst.universal import PAINTING_SIDE
 
     return [resize_long_side(load_painting(str(spec), max_size=4 * PAINTING_SIDE), PAINTING_SIDE)
             for spec in specs or []]

@@ -48,16 +48,21 @@ class Moments:
     inverse_root: torch.Tensor
 
 
+def _regularised(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """`cov` `(C, C)` plus WCT_EPS times its mean eigenvalue plus WCT_FLOOR on the diagonal,
+    and the identity."""
+    channels = cov.shape[-1]
+    eye = torch.eye(channels, dtype=cov.dtype, device=cov.device)
+    return cov + (WCT_EPS * (cov * eye).sum() / channels + WCT_FLOOR) * eye, eye
+
+
 def covariance_roots(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The square root and inverse square root of the covariance `cov` `(C, C)`, regularised
     by WCT_EPS times its mean eigenvalue (plus WCT_FLOOR), by WCT_ITERATIONS coupled
     Newton-Schulz steps: matrix products only, so that the same arithmetic runs in PyTorch and
     in an ONNX graph (no eigen-decomposition operator there). Within a few percent of the
     exact roots (docs/universal.md)."""
-    channels = cov.shape[-1]
-    eye = torch.eye(channels, dtype=cov.dtype, device=cov.device)
-    trace = (cov * eye).sum()
-    cov = cov + (WCT_EPS * trace / channels + WCT_FLOOR) * eye
+    cov, eye = _regularised(cov)
     norm = (cov * eye).sum()  # the eigenvalues of cov / norm lie in (0, 1]: the steps converge
     y, z = cov / norm, eye
     for _ in range(WCT_ITERATIONS):
@@ -69,9 +74,7 @@ def covariance_roots(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def exact_covariance_roots(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """covariance_roots by an eigen-decomposition (in float64): for training, where it is 7x
     faster than the Newton-Schulz steps and no ONNX graph is needed."""
-    channels = cov.shape[-1]
-    eye = torch.eye(channels, dtype=cov.dtype, device=cov.device)
-    cov = cov + (WCT_EPS * (cov * eye).sum() / channels + WCT_FLOOR) * eye
+    cov, _ = _regularised(cov)
     values, vectors = torch.linalg.eigh(cov.double())
     values = values.clamp_min(WCT_FLOOR)
     root = (vectors * values.sqrt()) @ vectors.T
@@ -280,8 +283,8 @@ class PaintingBackend:
 DECODER_FOLDER = "decoders"  # under the shipped models: `<layer>.safetensors`, one per level
 
 
-def shipped_decoders() -> dict[str, Path]:
-    """The decoders installed with fastnst: `{layer: file}` (empty when none ship)."""
+def _installed_decoders() -> dict[str, Path]:
+    """Every `<stem>.safetensors` under the installed models' DECODER_FOLDER: `{stem: file}`."""
     from importlib import resources
 
     from fastnst.model_files import SHIPPED_PACKAGE
@@ -293,7 +296,13 @@ def shipped_decoders() -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     return {p.name.removesuffix(".safetensors"): Path(str(p)) for p in folder.iterdir()
-            if p.name.removesuffix(".safetensors") in DECODER_LAYERS}
+            if p.name.endswith(".safetensors")}
+
+
+def shipped_decoders() -> dict[str, Path]:
+    """The reconstruction decoders installed with fastnst: `{layer: file}` (empty when none
+    ship)."""
+    return {k: v for k, v in _installed_decoders().items() if k in DECODER_LAYERS}
 
 
 PAINTER = "painter"  # the painting decoder's file stem under DECODER_FOLDER
@@ -305,15 +314,7 @@ LAYOUT = 0.3
 def shipped_painter() -> Path | None:
     """The painting decoder installed with fastnst (`python -m fastnst.train_decoder
     paintings=...` makes one), or None."""
-    from importlib import resources
-
-    from fastnst.model_files import SHIPPED_PACKAGE
-
-    try:
-        path = resources.files(SHIPPED_PACKAGE) / DECODER_FOLDER / f"{PAINTER}.safetensors"
-    except ModuleNotFoundError:
-        return None
-    return Path(str(path)) if path.is_file() else None
+    return _installed_decoders().get(PAINTER)
 
 
 _STYLIZERS: dict[str, UniversalStylizer] = {}  # per device: VGG19 and the painter, loaded once

@@ -181,6 +181,9 @@ def test_a_decoder_learns_to_paint_the_paintings_it_is_given(vgg_weights, tmp_pa
     painted = module.painting_terms(batch)
     assert painted["content"] > 0 and painted["style"] > 0
     assert torch.isclose(painted["total"], painted["content"] + painted["style"])
+    step_crops = module.painting_crops(2, 32)
+    assert module.loss(step_crops, content=batch)["style"] < 1e-6 * painted["style"]
+    assert module.loss(batch, content=batch)["content"] == 0
 
 
 def test_hue_turns_and_the_layout_comes_back_from_the_photo():
