@@ -1,6 +1,7 @@
 """ONNX export of a style model, verified against PyTorch with ONNX Runtime before it is kept.
 
     fastnst-export --style starry_night -o starry_night.onnx [--fp16] [--opset 17]
+    fastnst-export --painter -o painter.onnx   (any painting: fastnst.painting_onnx)
 
 The graph takes `image` `(N, 3, H, W)` float32 RGB in [0, 1] (N, H and W dynamic; H, W >= 5) and
 returns `stylized`, the same shape and convention. With `--fp16` the weights and arithmetic are
@@ -19,7 +20,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +107,32 @@ def example_inputs(net: TransformerNet, image: torch.Tensor, blend: bool = False
     return image, mix
 
 
+def finish_graph(tmp: Path, path: Path, metadata: dict[str, str], doc: str) -> bytes:
+    """Write `metadata` and `doc` into the exported graph `tmp` (to become `path`), check it
+    with onnx.checker and with what fastnst-infer accepts (onnx_checks.check_graph), and
+    return its bytes; ExportError if a check fails."""
+    import onnx
+
+    from fastnst.onnx_checks import check_graph
+
+    model = onnx.load(str(tmp))
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    model.doc_string = doc
+    onnx.save(model, str(tmp))
+    try:
+        onnx.checker.check_model(str(tmp), full_check=True)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"{path}: onnx.checker failed: {e}") from None
+    data = tmp.read_bytes()
+    try:
+        check_graph(path, data)
+    except ModelFileError as e:
+        raise ExportError(f"{e}; nothing written (this torch version exports operators"
+                          " fastnst does not run)") from None
+    return data
+
+
 def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *,
                 fp16: bool = False, opset: int = DEFAULT_OPSET,
                 verify_sizes: Sequence[tuple[int, int]] = VERIFY_SIZES,
@@ -113,10 +140,6 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
     """Export `net` to `path` (atomically) and verify it; raise ExportError if it does not match.
     A multi-style network (`styles`: its style names) gets a second input, `style_weights`.
     With `replace=False` an existing `path` is kept (OutputExists)."""
-    import onnx
-
-    from fastnst.onnx_checks import check_graph
-
     net = net.float().eval().cpu()
     module: nn.Module = _Float32IO(copy.deepcopy(net)).eval() if fp16 else net
     path = Path(path)
@@ -134,27 +157,19 @@ def export_onnx(net: TransformerNet, path: str | os.PathLike[str], style: str, *
                               dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                             "stylized": {0: "batch", 2: "height", 3: "width"}},
                               opset_version=opset)
-        model = onnx.load(str(tmp))
-        for key, value in onnx_metadata(style, net, fp16, styles).items():
-            model.metadata_props.add(key=key, value=value)
-        model.doc_string = f"fastnst style model '{style}': {IO_CONVENTION}"
-        onnx.save(model, str(tmp))
-        try:
-            onnx.checker.check_model(str(tmp), full_check=True)
-        except onnx.checker.ValidationError as e:
-            raise ExportError(f"{path}: onnx.checker failed: {e}") from None
-        data = tmp.read_bytes()
-        try:  # what fastnst-infer will accept of an .onnx file
-            check_graph(path, data)
-        except ModelFileError as e:
-            raise ExportError(f"{e}; nothing written (this torch version exports operators"
-                              " fastnst does not run)") from None
+        data = finish_graph(tmp, path, onnx_metadata(style, net, fp16, styles),
+                            f"fastnst style model '{style}': {IO_CONVENTION}")
         report = dataclasses.replace(verify(net, tmp, verify_sizes, TOLERANCE[fp16]), data=data)
-        bad = {s: d for s, d in report.max_abs_diff.items() if not d <= report.tolerance}
-        if bad:
-            raise ExportError(f"{path}: ONNX Runtime differs from PyTorch by more than"
-                              f" {report.tolerance:g} at {bad}; nothing written")
+        check_match(path, report)
     return report
+
+
+def check_match(path: Path, report: Verification) -> None:
+    """ExportError unless ONNX Runtime matched PyTorch within the tolerance at every size."""
+    bad = {s: d for s, d in report.max_abs_diff.items() if not d <= report.tolerance}
+    if bad:
+        raise ExportError(f"{path}: ONNX Runtime differs from PyTorch by more than"
+                          f" {report.tolerance:g} at {bad}; nothing written")
 
 
 CACHE_KEY = ".key"  # in <cache>/onnx: the secret the records of the cache are keyed with
@@ -209,23 +224,16 @@ def _cached_entry(path: Path, record: Path, key: bytes, model_digest: str) -> by
     return data if hmac.compare_digest(proof, _record(key, model_digest, data)) else None
 
 
-def cached_onnx(model: str | os.PathLike[str]) -> tuple[Path, bytes]:
-    """The verified ONNX export of the style model file `model` and its bytes, made on first
-    use and cached under `<cache>/onnx/` by the SHA-256 of the model file: a changed model gets
-    a new export, and nothing from the file's metadata reaches the cached file's name. An
-    entry is used only with its record (`<name>.onnx.record`: a keyed hash of the model's and
-    the export's own hashes, written with it), never through a link; anything else there is
-    exported again over. The model file is read once, bounded by MAX_MODEL_BYTES."""
-    import hashlib
-
+def cached_export(digest: str, make: Callable[[Path], bytes]) -> tuple[Path, bytes]:
+    """The cached, verified ONNX export of what has the SHA-256 `digest`, and its bytes: made by
+    `make(path)` (which writes and verifies `path` and returns its bytes) on first use, under
+    `<cache>/onnx/` by the digest, so nothing from a file's metadata reaches the cached file's
+    name. An entry is used only with its record (`<name>.onnx.record`: a keyed hash of the
+    digest and of the export's own hash, written with it), never through a link; anything else
+    there is exported again over."""
     from fastnst.download import cache_dir
     from fastnst.onnx_checks import check_graph
 
-    try:
-        model_bytes = read_bounded(model, MAX_MODEL_BYTES)
-    except FileProblem as e:
-        raise ModelFileError(model, str(e)) from None
-    digest = hashlib.sha256(model_bytes).hexdigest()
     folder = cache_dir() / "onnx"
     key = _cache_key(folder)
     path, record = folder / f"{digest[:32]}.onnx", folder / f"{digest[:32]}.onnx.record"
@@ -235,11 +243,28 @@ def cached_onnx(model: str | os.PathLike[str]) -> tuple[Path, bytes]:
             return path, data
         except ModelFileError:  # made by another version of fastnst or torch: made again
             pass
-    net, meta = load_model(model, data=model_bytes)
-    data = export_onnx(net, path, meta["style"], styles=meta.get("styles", ())).data
+    data = make(path)
     with atomic_path(record) as tmp:
         tmp.write_text(_record(key, digest, data) + "\n")
     return path, data
+
+
+def cached_onnx(model: str | os.PathLike[str]) -> tuple[Path, bytes]:
+    """The verified ONNX export of the style model file `model` and its bytes, made on first
+    use and cached by the SHA-256 of the model file (cached_export): a changed model gets a new
+    export. The model file is read once, bounded by MAX_MODEL_BYTES."""
+    import hashlib
+
+    try:
+        model_bytes = read_bounded(model, MAX_MODEL_BYTES)
+    except FileProblem as e:
+        raise ModelFileError(model, str(e)) from None
+
+    def make(path: Path) -> bytes:
+        net, meta = load_model(model, data=model_bytes)
+        return export_onnx(net, path, meta["style"], styles=meta.get("styles", ())).data
+
+    return cached_export(hashlib.sha256(model_bytes).hexdigest(), make)
 
 
 def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
@@ -267,15 +292,33 @@ def verify(net: TransformerNet, onnx_path: str | os.PathLike[str],
     return Verification(diffs, tolerance, time.perf_counter() - start)
 
 
+def output_path(spec: str | None, name: str) -> Path:
+    """The file `-o spec` names: a .onnx file, or `<name>.onnx` in a folder (one that exists,
+    or `spec` ending in /; default: here)."""
+    spec = spec or os.curdir
+    check_name_length(spec)
+    output = Path(spec).expanduser()
+    if output.is_dir() or spec.endswith(("/", os.sep)):
+        return output / f"{name}.onnx"
+    if output.suffix.lower() != ".onnx":
+        raise ExportError(f"-o {shown(spec)}: an ONNX model is written as .onnx; give such a"
+                          " file, or a folder (ending in / if it is to be made)")
+    return output
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`fastnst-export`: a style model to a verified ONNX file."""
     prepare_console()
     from fastnst.styles import model_path
 
     parser = argparse.ArgumentParser(prog="fastnst-export", description=__doc__.splitlines()[0])
-    parser.add_argument("--style", required=True,
-                        help="a shipped style name or a .safetensors model file (a"
-                             " multi-style model is exported whole, its mix an input)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--style",
+                      help="a shipped style name or a .safetensors model file (a"
+                           " multi-style model is exported whole, its mix an input)")
+    what.add_argument("--painter", action="store_true",
+                      help="the painting decoder with VGG19: one graph for any painting, its"
+                           " inputs `image` and `painting` (fastnst.painting_onnx)")
     parser.add_argument("-o", "--output",
                         help="the .onnx file, or a folder for <style>.onnx: one that exists, or"
                              " a name ending in / (default: here)")
@@ -285,20 +328,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"ONNX opset version, {OPSETS[0]}-{OPSETS[1]}")
     args = parser.parse_args(argv)
     try:
-        source = model_path(args.style, "--style")
-        net, meta = load_model(source)
-        spec = args.output or os.curdir
-        check_name_length(spec)
-        output = Path(spec).expanduser()
-        if output.is_dir() or spec.endswith(("/", os.sep)):
-            output = output / f"{meta['style']}.onnx"  # a style_label: no path in it
-        elif output.suffix.lower() != ".onnx":
-            raise ExportError(f"-o {shown(spec)}: an ONNX model is written as .onnx; give such a"
-                              " file, or a folder (ending in / if it is to be made)")
-        # Now, not after the export and its verification; the model is never replaced.
-        check_output(output, [source], args.overwrite)
-        report = export_onnx(net, output, meta["style"], fp16=args.fp16, opset=args.opset,
-                             styles=meta.get("styles", ()), replace=args.overwrite)
+        if args.painter:
+            from fastnst.painting_onnx import export_painter_onnx
+            from fastnst.universal import PAINTER, shipped_painter, universal_stylizer
+
+            if args.fp16:
+                raise ExportError("--fp16 --painter: the painter's covariance roots need"
+                                  " float32; export it without --fp16")
+            stylizer = universal_stylizer(torch.device("cpu"))  # its one-line error if none
+            output = output_path(args.output, PAINTER)
+            check_output(output, [shipped_painter()], args.overwrite)
+            report = export_painter_onnx(output, stylizer, opset=args.opset,
+                                         replace=args.overwrite)
+        else:
+            source = model_path(args.style, "--style")
+            net, meta = load_model(source)
+            output = output_path(args.output, meta["style"])  # a style_label: no path in it
+            # Now, not after the export and its verification; the model is never replaced.
+            check_output(output, [source], args.overwrite)
+            report = export_onnx(net, output, meta["style"], fp16=args.fp16, opset=args.opset,
+                                 styles=meta.get("styles", ()), replace=args.overwrite)
     except FastnstError as e:
         return print_error("fastnst-export", e)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM; the file is written atomically, or not

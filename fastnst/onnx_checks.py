@@ -18,21 +18,29 @@ import numpy as np
 from fastnst.console import shown
 from fastnst.model_files import ModelFileError
 
-# Every operator fastnst.export writes (export.OPSETS 11-22, float32 and float16), nothing else.
+# Every operator fastnst.export and fastnst.painting_onnx write (export.OPSETS 11-22, float32
+# and float16), nothing else.
 ALLOWED_OPS = frozenset({
     "Add", "Cast", "Concat", "Constant", "ConstantOfShape", "Conv", "DepthToSpace", "Gather",
     "Identity", "InstanceNormalization", "Pad", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
     "Slice", "Transpose", "Unsqueeze",
     # multi-style networks: the style mix (clipped, normalised) times the per-style scales
-    "Clip", "Div", "MatMul", "Mul", "ReduceSum"})
+    "Clip", "Div", "MatMul", "Mul", "ReduceSum",
+    # the painter's graph (fastnst.painting_onnx): VGG19's pooling, the features' moments and
+    # the Newton-Schulz roots, the padding to the pooling's multiple, the photo's layout
+    "AveragePool", "Einsum", "EyeLike", "Flatten", "MaxPool", "Mod", "Neg", "ReduceMean",
+    "Sqrt", "Sub"})
 STANDARD_DOMAINS = ("", "ai.onnx")
 MAX_NODES = 10_000  # the widest shipped architecture has about 220; 64 residual blocks ~1,500
 # Nodes whose inputs are all constants, which ONNX Runtime computes when it loads the graph:
-# fastnst's exports have only these (the pads of the edge pad: a few dozen numbers), and the
-# elements they make in all are bounded, so a graph cannot make the loader work or fill memory.
+# fastnst's exports have only these (the pads of the edge pad: a few dozen numbers; the
+# painter's graph: its 512 x 512 identity matrices and 1.5 times them, 1.6 million numbers),
+# and the elements they make in all are bounded, so a graph cannot make the loader work long
+# or fill memory (4 million float32 numbers: 16 MB).
 FOLDABLE_OPS = frozenset({"Constant", "ConstantOfShape", "Concat", "Reshape", "Slice",
-                          "Transpose", "Cast", "Identity", "Unsqueeze"})
-MAX_FOLDED_ELEMENTS = 1_000_000
+                          "Transpose", "Cast", "Identity", "Unsqueeze",
+                          "EyeLike", "Add", "Sub", "Mul"})
+MAX_FOLDED_ELEMENTS = 4_000_000
 
 
 def check_graph(path: str | os.PathLike[str], data: bytes) -> None:

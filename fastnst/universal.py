@@ -216,7 +216,10 @@ class UniversalStylizer(nn.Module):
         used: its own, or `fixed` (a whole picture's, so that its tiles agree)."""
         h, w = photo.shape[-2:]
         pad_h, pad_w = -h % self.multiple, -w % self.multiple
-        x = F.pad(photo, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else photo
+        # Padded also when traced for ONNX (fastnst.painting_onnx), where the pads are computed
+        # from the input's size in the graph, not fixed by the example's.
+        padded = pad_h or pad_w or torch.jit.is_tracing()
+        x = F.pad(photo, (0, pad_w, 0, pad_h), mode="replicate") if padded else photo
         used: dict[str, Moments] = {}
         for decoder in self.decoders:
             layer = decoder.layer
@@ -308,7 +311,7 @@ def shipped_decoders() -> dict[str, Path]:
 PAINTER = "painter"  # the painting decoder's file stem under DECODER_FOLDER
 # How much of the photo's coarse light and shade the painter's results get back (restore_layout):
 # chosen on photos and paintings apart from those the results are reported on (docs/universal.md).
-LAYOUT = 0.3
+LAYOUT = 0.4
 
 
 def shipped_painter() -> Path | None:

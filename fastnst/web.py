@@ -6,8 +6,10 @@ The page (fastnst/webpage/) runs the exported ONNX models with ONNX Runtime Web,
 server hands out: the page itself, onnxruntime-web's scripts and WebAssembly (installed by
 `npm ci --prefix fastnst/webpage`; no CDN), `models.json` (the models offered: by default every
 shipped fast network and the multi-style model) and `models/<name>.onnx`, exported on first
-request and cached (export.cached_onnx). The page is cross-origin isolated (COOP/COEP headers),
-which lets ONNX Runtime use several WebAssembly threads.
+request and cached (export.cached_onnx), and `painter.onnx`, the graph that paints with any
+painting dropped on the page (fastnst.painting_onnx), made on first request too. The page is
+cross-origin isolated (COOP/COEP headers), which lets ONNX Runtime use several WebAssembly
+threads.
 """
 
 from __future__ import annotations
@@ -67,11 +69,18 @@ def offered_models(specs: Sequence[str] = ()) -> dict[str, Path]:
             if name.endswith(FAST_SUFFIX) or name == MULTI_MODEL}
 
 
-class Site:
-    """What the server hands out; ONNX files are exported once, on first request."""
+PAINTER_URL = "painter.onnx"  # the painter's graph (fastnst.painting_onnx): any painting
 
-    def __init__(self, models: dict[str, Path], ort_dist: Path = ORT_DIST) -> None:
+
+class Site:
+    """What the server hands out; ONNX files are exported once, on first request. With
+    `painter` (and a painting decoder installed) the page also takes any painting, through
+    the painter's graph."""
+
+    def __init__(self, models: dict[str, Path], ort_dist: Path = ORT_DIST,
+                 painter: bool = True) -> None:
         from fastnst.model_files import read_metadata
+        from fastnst.universal import PAINTING_SIDE, shipped_painter
         from fastnst.upsample import page_settings
 
         missing = [f for f in ORT_FILES if not (ort_dist / f).is_file()]
@@ -80,9 +89,12 @@ class Site:
                            f" run `npm ci --prefix {PAGE}`")
         self.ort_dist = ort_dist
         self.models = models
+        self.painter = painter and shipped_painter() is not None
         self.index = {"models": [{"name": name, "url": f"models/{name}.onnx",
                                   "styles": read_metadata(path).get("styles", [])}
                                  for name, path in models.items()],
+                      "painter": {"name": "painting", "url": PAINTER_URL, "styles": [],
+                                  "side": PAINTING_SIDE} if self.painter else None,
                       "stroke": page_settings()}
         self._lock = threading.Lock()
 
@@ -97,6 +109,11 @@ class Site:
             return json.dumps(self.index).encode(), TYPES[".json"]
         if name.startswith("ort/") and name[4:] in ORT_FILES:
             return (self.ort_dist / name[4:]).read_bytes(), TYPES[Path(name).suffix]
+        if name == PAINTER_URL and self.painter:
+            from fastnst.painting_onnx import cached_painter_onnx
+
+            with self._lock:
+                return cached_painter_onnx()[1], TYPES[".onnx"]
         if name.startswith("models/") and name.endswith(".onnx"):
             model = self.models.get(name[len("models/"):-len(".onnx")])
             if model is None:

@@ -2,7 +2,8 @@
 Web, WebAssembly), and a screenshot of the page at work.
 
     python scripts/bench_web.py [--models starry_night-fast multi] [--sizes 640x480]
-                                [--screenshot docs/web.png --photo kodim23.jpg]
+                                [--painter] [--screenshot docs/web.png --photo kodim23.jpg
+                                                           [--painting painting.jpg]]
 
 Serves the page as fastnst-web does, opens it in headless Chromium (fastnst.web.
 headless_browser) and times `session.run` on a random image (median of --runs after a warm-up),
@@ -34,6 +35,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--screenshot", type=Path, help="also save the page with a result")
     parser.add_argument("--photo", default="kodim23.jpg", help="an evaluation photo for it")
+    parser.add_argument("--painter", action="store_true", help="also time the painter's graph"
+                        " (any painting: fastnst.painting_onnx), with a random painting")
+    parser.add_argument("--painting", type=Path, help="with --screenshot: paint with this"
+                        " painting (dropped on the page) instead of a model")
     args = parser.parse_args()
     use_shared_data()
     site = Site(offered_models(args.models))
@@ -57,7 +62,7 @@ def main() -> None:
               f" cross-origin isolated: {isolated}; median of {args.runs} runs\n")
         print("| model | " + " | ".join(f"{s} ms" for s in args.sizes) + " |")
         print("|---|" + "---|" * len(args.sizes))
-        for name in site.models:
+        for name in [*site.models, *(["painting"] if args.painter else [])]:
             cells = []
             for size in args.sizes:
                 w, h = (int(v) for v in size.split("x"))
@@ -71,6 +76,15 @@ def main() -> None:
             photo = Path(tempfile.mkdtemp()) / "photo.png"
             write_image(resize_long_side(read_image(EVAL_DIR / args.photo), 320), photo)
             browser.find_element("id", "photo").send_keys(str(photo))
+            if args.painting:
+                while browser.execute_script("return document.body.dataset.state") not in (
+                        "done", "error"):
+                    time.sleep(0.1)
+                browser.find_element("id", "painting").send_keys(str(args.painting.resolve()))
+                done = f"Done: {args.painting.name}"
+                while not browser.execute_script("return document.getElementById('status')"
+                                                 ".textContent").startswith((done, "Stylizing f")):
+                    time.sleep(0.1)
             while browser.execute_script("return document.body.dataset.state") not in (
                     "done", "error"):
                 time.sleep(0.1)

@@ -143,9 +143,10 @@ def main() -> None:
     parser.add_argument("--styles", nargs="+", help="with --multi: only these of its styles")
     parser.add_argument("--paintings", nargs="+", type=Path, help="painting files instead:"
                         " fastnst's universal style transfer against the peer's")
-    parser.add_argument("--level-strengths", help="with --paintings: universal style"
-                        " transfer's strength per level, as relu4_1=0.6,relu3_1=1 (default:"
-                        " fastnst.universal.LEVEL_STRENGTHS)")
+    parser.add_argument("--painter", type=Path, help="with --paintings: this painting decoder"
+                        " instead of the installed one (to choose one on a tuning set)")
+    parser.add_argument("--layout", type=float, help="with --paintings: how much of the photo's"
+                        " layout comes back (default: fastnst.universal.LAYOUT)")
     parser.add_argument("--eval-dir", type=Path, default=EVAL_DIR)
     parser.add_argument("--photos", nargs="+", help="file names in --eval-dir (default: all)")
     parser.add_argument("--long-side", type=int, default=0,
@@ -165,10 +166,10 @@ def main() -> None:
     import fastnst
     import fastnst.universal
 
-    if args.level_strengths:
-        for part in args.level_strengths.split(","):
-            layer, value = part.split("=")
-            fastnst.universal.LEVEL_STRENGTHS[layer] = float(value)
+    if args.painter:  # what universal_stylizer loads
+        fastnst.universal.shipped_painter = lambda: args.painter
+    if args.layout is not None:
+        fastnst.universal.LAYOUT = args.layout
 
     names = args.photos or sorted(p.name for p in args.eval_dir.iterdir()
                                   if p.suffix.lower() in (".jpg", ".png"))
@@ -198,9 +199,8 @@ def main() -> None:
           f" at 64 px; sharpness x1000 at full size; fastnst {args.backend}, stroke"
           f" {args.stroke or 'default'}\n")
     if args.paintings:
-        print(f"universal style transfer: {fastnst.universal.shipped_painter().name}, layout"
-              f" {fastnst.universal.LAYOUT}, level strengths"
-              f" {fastnst.universal.LEVEL_STRENGTHS}\n")
+        print(f"universal style transfer: {fastnst.universal.shipped_painter()}, layout"
+              f" {fastnst.universal.LAYOUT}\n")
     print("| model | content (ours / peer) | style (ours / peer) | structure (ours / peer) |"
           " sharpness (ours / peer / photo) | s/photo (ours / peer) | bar |")
     print("|---|---|---|---|---|---|---|")
@@ -220,7 +220,7 @@ def main() -> None:
             start = time.perf_counter()
             result = model.image(f, **options)
             seconds = time.perf_counter() - start
-            ours_t = torch.from_numpy(np.asarray(result)).permute(2, 0, 1)[None].float() / 255
+            ours_t = torch.from_numpy(np.array(result)).permute(2, 0, 1)[None].float() / 255
             if args.keep:
                 write_image(ours_t, args.keep / f"{style}_{Path(spec).stem}" / f"{f.stem}.jpg",
                             quality=92)

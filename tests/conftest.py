@@ -63,3 +63,13 @@ def reap():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def shipped_painter() -> Path:
+    """The painting decoder fastnst ships; fails (not skips) when it or the decoders are absent."""
+    from fastnst.universal import shipped_decoders, shipped_painter
+
+    if not shipped_decoders() or shipped_painter() is None:
+        pytest.fail("no decoders ship in models/decoders/ (python -m fastnst.train_decoder)")
+    return shipped_painter()

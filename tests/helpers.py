@@ -38,6 +38,13 @@ def stripes(h: int, w: int) -> torch.Tensor:
     return colours[phase].permute(2, 0, 1).unsqueeze(0).float()
 
 
+def tinted(colour: tuple[float, float, float], size: int = 64) -> torch.Tensor:
+    """A painting of strokes in one hue `colour` (RGB 0..1), lighter and darker `(1, 3, size,
+    size)`."""
+    shade = stripes(size, size).mean(1, keepdim=True)
+    return (torch.tensor(colour).view(1, 3, 1, 1) * (0.4 + 0.6 * shade)).clamp(0, 1)
+
+
 def tiny_model(path, channels: int = 8, blocks: int = 2, seed: int = 0, design: str = "johnson",
                styles: tuple[str, ...] = ()):
     """Write a small TransformerNet with perturbed (trained-looking) weights as a style model

@@ -338,12 +338,12 @@ def test_onnx_graphs_that_could_hang_or_read_other_files_are_refused_unrun(tmp_p
     from onnx import helper
     from onnx.external_data_helper import set_external_data
 
-    from fastnst.onnx_checks import MAX_NODES
+    from fastnst.onnx_checks import MAX_FOLDED_ELEMENTS, MAX_NODES
 
     loop = tmp_path / "loop.onnx"
     _loop_forever(loop)
     outside = tmp_path / "outside.onnx"
-    _graph(outside, [helper.make_node("ReduceMean", ["image"], ["stylized"], keepdims=1)])
+    _graph(outside, [helper.make_node("ReduceMax", ["image"], ["stylized"], keepdims=1)])
     custom = tmp_path / "custom.onnx"
     _graph(custom, [helper.make_node("Relu", ["image"], ["stylized"], domain="com.evil")],
            domains=["com.evil"])
@@ -378,8 +378,8 @@ def test_onnx_graphs_that_could_hang_or_read_other_files_are_refused_unrun(tmp_p
                          _const("flat", [-1], "int64")])
     cases = {loop: "uses operator Loop, which fastnst's models never use",
              folding: "computes Conv on constants alone; refused",
-             filling: "makes more than 1,000,000 numbers from constants at load",
-             outside: "uses operator ReduceMean",
+             filling: f"makes more than {MAX_FOLDED_ELEMENTS:,} numbers from constants at load",
+             outside: "uses operator ReduceMax",
              custom: r"uses operator domains \['com.evil'\]",
              external: r"keeps tensors in other files \(external data\)",
              sparse: "holds sparse tensors",

@@ -146,6 +146,42 @@ def test_the_stroke_slider_paints_as_python_does(page, tmp_path):
     assert np.abs(results[2] - results[4]).mean() > 5 and np.abs(results[2] - default).mean() > 5
 
 
+@pytest.mark.slow  # a browser, and the painter's export
+def test_a_painting_dropped_on_the_page_paints_the_photo_as_python_does(
+        vgg_weights, shipped_painter, page, tmp_path):
+    from helpers import tinted
+    from selenium.webdriver.common.by import By
+
+    from fastnst.painting_onnx import cached_painter_onnx
+
+    browser = page()
+    photo = np.asarray(Image.open(find_photo()).convert("RGB").resize((200, 150)))
+    browser.find_element(By.ID, "photo").send_keys(
+        str(write_image(from_rgb_array(photo), tmp_path / "photo.png")))
+    assert wait_for(browser, ("done", "error")).startswith("Done:")
+    from fastnst.onnx_checks import new_session
+
+    session = new_session(cached_painter_onnx()[1], ["CPUExecutionProvider"])
+    results = {}
+    for name, colour in (("red", (0.9, 0.25, 0.15)), ("blue", (0.15, 0.3, 0.9))):
+        painting = tinted(colour, 64)  # under the painter's side: the page keeps its size
+        path = write_image(painting, tmp_path / f"{name}.png")
+        browser.find_element(By.ID, "painting").send_keys(str(path))
+        assert wait_for(browser, ("done", "error")).startswith(f"Done: {name}.png")
+        got = canvas_pixels(browser).astype(int)
+        feeds = {"image": (photo.transpose(2, 0, 1)[None] / 255).astype(np.float32),
+                 "painting": (np.asarray(Image.open(path).convert("RGB")).transpose(2, 0, 1)[None]
+                              / 255).astype(np.float32)}
+        expected = np.clip(session.run(["stylized"], feeds)[0][0].transpose(1, 2, 0) * 255
+                           + 0.5, 0, 255).astype(int)
+        assert got.shape == expected.shape == (150, 200, 3)
+        assert np.abs(got - expected).max() <= 3 and np.abs(got - expected).mean() < 0.5
+        results[name] = got
+    # The painting decides the colours.
+    assert results["red"][..., 0].mean() > results["blue"][..., 0].mean() + 25
+    assert results["blue"][..., 2].mean() > results["red"][..., 2].mean() + 50
+
+
 def find_photo() -> Path:
     from fastnst.shared_data import EVAL_DIR
 

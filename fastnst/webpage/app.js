@@ -1,10 +1,14 @@
 // fastnst in the browser: the exported style models on ONNX Runtime Web (WebGPU where the
 // browser has it, else WebAssembly). models.json (from fastnst-web) lists the models; a
-// multi-style model also takes `style_weights`, one float per style of its `styles`.
+// multi-style model also takes `style_weights`, one float per style of its `styles`. Its
+// `painter`, when there is one, takes any painting as a second input, `painting`.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], sessions: new Map(), image: null, camera: null, busy: false, stroke: null };
+const state = {
+  models: [], sessions: new Map(), image: null, camera: null, busy: false, stroke: null,
+  painter: null, painting: null,  // the painter's graph, and the painting dropped: { name, tensor }
+};
 ort.env.wasm.wasmPaths = new URL("ort/", location.href).href;  // served by fastnst-web
 // Every core up to 4 (ONNX Runtime's own default takes half of them); threads need the page to
 // be cross-origin isolated, which fastnst-web's headers make it.
@@ -42,6 +46,7 @@ async function session(model) {
 function choice() {
   const [kind, name] = $("style").value.split(":");
   if (kind === "model") return { model: state.models.find((m) => m.name === name), weights: null };
+  if (kind === "painting") return { model: state.painter, weights: null };
   const model = state.models.find((m) => m.styles.length);
   const weights = new Float32Array(model.styles.length);
   const t = Number($("blend").value) / 100;
@@ -51,7 +56,8 @@ function choice() {
 }
 
 function label() {
-  const [kind, name] = $("style").value.split(":");
+  const [kind] = $("style").value.split(":");
+  const name = $("style").value.slice(kind.length + 1);
   const t = Number($("blend").value);
   const stroke = Number($("stroke").value) === 1 ? "" : `, stroke ${$("stroke").value}`;
   return (kind === "multi" && t > 0 ? `${name} ${100 - t}% + ${$("style-b").value} ${t}%` : name) + stroke;
@@ -240,6 +246,7 @@ async function stylize() {
   }
   const feeds = { image: tensorOf(small, border) };
   if (weights) feeds.style_weights = new ort.Tensor("float32", weights, [weights.length]);
+  if (model === state.painter) feeds.painting = state.painting.tensor;
   const start = performance.now();
   const painted = planesOf((await s.run(feeds)).stylized, border);
   draw(side ? enlarge(painted, photo, small) : painted, $("result"));
@@ -283,6 +290,34 @@ async function openPhoto(file) {
   await stylizePhoto();
 }
 
+// A painting to paint with: shrunk to the painter's side (its strokes are taken at that
+// scale, as fastnst does), offered and chosen in the style list.
+async function openPainting(file) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch (e) {
+    return say(`${file.name}: cannot be decoded as an image (${e.message || e}).`, "error");
+  }
+  const scale = Math.min(1, state.painter.side / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.max(8, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(8, Math.round(bitmap.height * scale));
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  state.painting = { name: file.name, tensor: tensorOf(pixels(canvas)) };
+  const value = `painting:${file.name}`;
+  for (const option of [...$("style").options]) {
+    if (option.value.startsWith("painting:")) option.remove();
+  }
+  $("style").add(new Option(`${file.name} (painting)`, value));
+  $("style").value = value;
+  $("blend-controls").hidden = true;
+  if (state.image || state.camera) return stylizePhoto();
+  say(`Painting ${file.name} ready: pick a photo or start the webcam.`, "ready");
+}
+
 async function webcam() {
   if (state.camera) {
     state.camera.getTracks().forEach((t) => t.stop());
@@ -318,9 +353,10 @@ async function webcam() {
   }
 }
 
-// Median ms of `runs` runs of `name` on a random w x h image (scripts/bench_web.py).
+// Median ms of `runs` runs of `name` on a random w x h image (scripts/bench_web.py); the
+// painter's ("painting") with a random painting of its side.
 async function bench(name, w, h, runs = 10) {
-  const model = state.models.find((m) => m.name === name);
+  const model = name === "painting" ? state.painter : state.models.find((m) => m.name === name);
   const s = await session(model);
   const data = Float32Array.from({ length: 3 * w * h }, Math.random);
   const feeds = { image: new ort.Tensor("float32", data, [1, 3, h, w]) };
@@ -328,6 +364,10 @@ async function bench(name, w, h, runs = 10) {
     const weights = new Float32Array(model.styles.length);
     weights[0] = 1;
     feeds.style_weights = new ort.Tensor("float32", weights, [weights.length]);
+  }
+  if (model === state.painter) {
+    const side = state.painter.side, data = Float32Array.from({ length: 3 * side * side }, Math.random);
+    feeds.painting = new ort.Tensor("float32", data, [1, 3, side, side]);
   }
   await s.run(feeds);  // warm-up
   const times = [];
@@ -351,6 +391,8 @@ async function main() {
   }
   state.models = index.models;
   state.stroke = index.stroke;
+  state.painter = index.painter;
+  $("painting-control").hidden = !state.painter;
   const [low, high] = state.stroke.range;
   Object.assign($("stroke"), { min: 0, max: high, step: 0.05 });
   $("stroke").addEventListener("input", () => {
@@ -383,6 +425,7 @@ async function main() {
   $("blend").addEventListener("change", stylizePhoto);
   $("max-size").addEventListener("change", stylizePhoto);
   $("photo").addEventListener("change", (e) => e.target.files[0] && openPhoto(e.target.files[0]));
+  $("painting").addEventListener("change", (e) => e.target.files[0] && openPainting(e.target.files[0]));
   $("webcam").addEventListener("click", webcam);
   window.fastnst = { bench, stylizePhoto, models: state.models };
   say(`Ready: ${state.models.length} models. Pick a photo or start the webcam.`, "ready");
