@@ -43,9 +43,11 @@ def configured_loss(style: str | None = None, trained: Mapping[str, Any] | None 
 
 
 def gatys_yardstick() -> PerceptualLoss:
-    """The Gatys baseline's perceptual loss with content and style weight 1 and no TV: call
-    `set_style` with the painting at PAINTING_SIDE px, then `judge`."""
-    return configured_loss(content_weight=1.0, style_weight=1.0, tv_weight=0.0)
+    """The Gatys baseline's perceptual loss (the layers of `conf/loss/vgg19.yaml`) with content
+    and style weight 1 and no TV: call `set_style` with the painting at PAINTING_SIDE px, then
+    `judge`. Made without Hydra, so that it also runs inside a training run."""
+    content, style = yardstick_layers()
+    return PerceptualLoss(content, style, content_weight=1.0, style_weight=1.0, tv_weight=0.0)
 
 
 def yardstick_layers() -> tuple[dict[str, float], dict[str, float]]:

@@ -142,7 +142,8 @@ def main() -> None:
                         " instead (default: the shipped one; or a .safetensors file)")
     parser.add_argument("--styles", nargs="+", help="with --multi: only these of its styles")
     parser.add_argument("--paintings", nargs="+", type=Path, help="painting files instead:"
-                        " fastnst's universal style transfer against the peer's")
+                        " fastnst's universal style transfer against the peer's; with --multi,"
+                        " the paintings of its styles added from files (by file stem)")
     parser.add_argument("--painter", type=Path, help="with --paintings: this painting decoder"
                         " instead of the installed one (to choose one on a tuning set)")
     parser.add_argument("--layout", type=float, help="with --paintings: how much of the photo's"
@@ -175,9 +176,11 @@ def main() -> None:
                                   if p.suffix.lower() in (".jpg", ".png"))
     files = photo_files(names, args.eval_dir, args.long_side, args.work)
     def painting_of(style: str) -> Path:
-        return find_painting(style_config(style.removesuffix(FAST_SUFFIX)).image)
+        given = [p for p in args.paintings or () if p.stem == style]  # a style added from a file
+        return given[0] if given else find_painting(
+            style_config(style.removesuffix(FAST_SUFFIX)).image)
 
-    if args.paintings:
+    if args.paintings and not args.multi:
         specs = [(str(p), p.stem, None, p) for p in args.paintings]
     elif args.multi:
         multi = shipped_models().get(args.multi, Path(args.multi))
@@ -198,7 +201,7 @@ def main() -> None:
           f" relu4_2, style relu1_1..relu5_1, painting at {PAINTING_SIDE} px); structure SSIM"
           f" at 64 px; sharpness x1000 at full size; fastnst {args.backend}, stroke"
           f" {args.stroke or 'default'}\n")
-    if args.paintings:
+    if args.paintings and not args.multi:
         print(f"universal style transfer: {fastnst.universal.shipped_painter()}, layout"
               f" {fastnst.universal.LAYOUT}\n")
     print("| model | content (ours / peer) | style (ours / peer) | structure (ours / peer) |"
@@ -251,7 +254,7 @@ def main() -> None:
         draw_picture(cells, [style for _, style, _, _ in specs][:PICTURE_STYLES],
                      [n for n in args.picture_photos if n in {f.name for f in files}],
                      args.picture_size, args.picture)
-    if args.paintings and rows:
+    if args.paintings and not args.multi and rows:
         o, p = mean_row([r[0] for r in rows]), mean_row([r[1] for r in rows])
         bar = (o.scores.content < p.scores.content and o.scores.style < p.scores.style
                and o.scores.structure >= p.scores.structure - 0.05

@@ -21,7 +21,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from fastnst.images import write_image
+from fastnst.images import read_image, write_image
 from fastnst.model_files import load_model, read_metadata
 from fastnst.paintings import expand_style_path
 from fastnst.training.checkpoints import CheckpointError, check_checkpoint, resume_checkpoint
@@ -580,6 +580,38 @@ def test_a_painting_without_a_model_is_distilled_from_its_universal_results(
     # A shipped style's name is its model, not a painting's universal results.
     assert not isinstance(load_teacher("udnie", OmegaConf.create({"name": "udnie"}),
                                        smooth_image(48, 48)), PaintingTeacher)
+
+
+@pytest.mark.slow  # VGG19 on the eight shipped paintings, and a fast network's steps
+def test_a_painting_is_distilled_from_the_fast_network_of_the_nearest_painting(
+        vgg_weights, style_dir, photos, tmp_path, monkeypatch):
+    import shutil
+
+    from fastnst.distill import config_for
+    from fastnst.styles import find_model
+    from fastnst.training.tasks import nearest_fast_model
+    from fastnst.universal import Decoder, UniversalStylizer
+
+    assert config_for(["style=art/my painting.jpg", "data.root=x"]) == "distill_painting"
+    assert config_for(["style=art/mine.png", "teacher=mine.safetensors"]) == "distill"
+    assert config_for(["style=starry_night"]) == "distill"
+    # A copy of a shipped painting is nearest to its own style.
+    wave = shutil.copy(style_dir / "great_wave.jpg", tmp_path / "my wave.jpg")
+    assert nearest_fast_model(read_image(wave)) == "great_wave-fast"
+    monkeypatch.setattr("fastnst.universal.universal_stylizer",
+                        lambda device: UniversalStylizer([Decoder("relu1_1")]))
+    run_dir = tmp_path / "runs" / "painting"
+    overrides = [o for o in _overrides(photos, Path(wave), 2) if not o.startswith("optim.lr")]
+    model = _train(run_dir, overrides, config="distill_painting")
+    assert model == run_dir / "my_wave-fast.safetensors"
+    net, meta = load_model(model)
+    assert meta["training"]["teacher"] == "universal" and meta["training"]["init"] == "nearest"
+    # It started from great_wave-fast (the painting judged at 256 px, not at style_size=48):
+    # two small steps away from it.
+    start, _ = load_model(find_model("great_wave-fast"))
+    drift = max(float((net.state_dict()[k] - v).abs().max())
+                for k, v in start.state_dict().items())
+    assert 0 < drift < 0.05
 
 
 @pytest.mark.slow  # seconds of work

@@ -61,6 +61,34 @@ def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, to
     return net.state_dict()
 
 
+NEAREST = "nearest"  # init=nearest: the shipped fast network of the nearest painting
+
+
+def nearest_fast_model(painting: torch.Tensor) -> str:
+    """The shipped fast network (`<style>-fast`) whose style's painting is nearest `painting`
+    `(1, 3, H, W)` in the Gatys style distance (Gram matrices at relu1_1..relu5_1, both at
+    quality.PAINTING_SIDE): where `init=nearest` starts a painting's fast network, so that
+    it starts with strokes of a kind. ConfigError when no fast network ships."""
+    import logging
+
+    from fastnst.quality import PAINTING_SIDE, gatys_yardstick, judge
+
+    names = [n for n in one_style_models() if n + FAST_SUFFIX in shipped_models()]
+    if not names:
+        raise ConfigError("init=nearest: no shipped fast networks to start from")
+    loss = gatys_yardstick()
+    loss.set_style([resize_long_side(painting, PAINTING_SIDE)])
+    distances = {}
+    for name in names:
+        other = resize_long_side(read_painting(style_config(name)), PAINTING_SIDE)
+        distances[name] = judge(loss, other, other).style
+    nearest = min(distances, key=distances.__getitem__)
+    logging.getLogger(__name__).info("init=nearest: %s%s (style distances: %s)", nearest,
+                                     FAST_SUFFIX, ", ".join(f"{k} {v:.3g}" for k, v in
+                                                            sorted(distances.items())))
+    return nearest + FAST_SUFFIX
+
+
 UNIVERSAL_TEACHER = "universal"  # teacher=universal: the painting's universal results
 FAST_TEACHERS = "fast"  # multi-style runs, teacher=fast: each style's fast network teaches it
 
@@ -114,7 +142,9 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Traini
     if not names:
         painting = resize_long_side(read_painting(cfg.style), size)
         task = StyleTask(painting, teacher=load_teacher(cfg.teacher, cfg.style, painting))
-        return TrainingPlan(config, initial_weights(cfg.init, config), [task])
+        init = nearest_fast_model(read_painting(cfg.style)) if str(cfg.init) == NEAREST \
+            else cfg.init
+        return TrainingPlan(config, initial_weights(init, config), [task])
     if not unset(cfg.init):
         have = read_metadata(model_path(str(cfg.init), "init=")).get("styles", [])
         if have != names:
