@@ -200,6 +200,11 @@ def test_bad_input_is_a_message_on_the_page_not_a_blank_canvas(page, tmp_path):
     bad.write_text("not a picture")
     browser.find_element(By.ID, "photo").send_keys(str(bad))
     assert "notes.jpg: cannot be decoded as an image" in wait_for(browser, ("error", "done"))
+    # The same for a painting (the painter ships, so the page offers it).
+    assert browser.find_element(By.ID, "painting-control").is_displayed()
+    browser.execute_script("document.body.dataset.state = 'ready';")
+    browser.find_element(By.ID, "painting").send_keys(str(bad))
+    assert "notes.jpg: cannot be decoded as an image" in wait_for(browser, ("error",))
     # No camera permission: the page says so.
     browser.execute_script("navigator.mediaDevices.getUserMedia = () => Promise.reject("
                            "new DOMException('denied', 'NotAllowedError'));")
