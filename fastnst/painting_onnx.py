@@ -37,7 +37,15 @@ from fastnst.export import (
 )
 from fastnst.files import atomic_path
 from fastnst.model_files import IO_CONVENTION
-from fastnst.universal import LAYOUT, PAINTING_SIDE, UniversalStylizer, universal_stylizer
+from fastnst.universal import (
+    LAYOUT,
+    PAINTING_SIDE,
+    WCT_EPS,
+    WCT_FLOOR,
+    WCT_ITERATIONS,
+    UniversalStylizer,
+    universal_stylizer,
+)
 
 PAINTING_INPUT = "painting"
 GRAPH_FORMAT = "fastnst-painter-graph-1"  # the metadata `format` of the painter's graph
@@ -119,14 +127,18 @@ def verify_painter(graph: PainterGraph, onnx_path: str | os.PathLike[str],
 def cached_painter_onnx() -> tuple[Path, bytes]:
     """The verified graph of the installed painter and its bytes, made on first use and cached
     (export.cached_export) by the SHA-256 of the painter's file, the VGG19 weights' file and
-    LAYOUT: a changed one gets a new export."""
+    the settings of the graph's arithmetic (LAYOUT, the WCT constants): a changed one gets a new
+    export."""
     from fastnst.files import read_bounded
     from fastnst.model_files import MAX_MODEL_BYTES
     from fastnst.universal import shipped_painter
     from fastnst.vgg import resolve_weights
 
     stylizer = universal_stylizer(torch.device("cpu"))  # ModelFileError when none is installed
-    digest = hashlib.sha256(GRAPH_FORMAT.encode() + f" layout {LAYOUT} ".encode())
+    # What the graph's arithmetic depends on besides the two files.
+    settings = f"{GRAPH_FORMAT} layout {LAYOUT} eps {WCT_EPS} floor {WCT_FLOOR} steps" \
+               f" {WCT_ITERATIONS} "
+    digest = hashlib.sha256(settings.encode())
     digest.update(read_bounded(shipped_painter(), MAX_MODEL_BYTES))
     weights = resolve_weights()
     if isinstance(weights, Path):

@@ -42,12 +42,14 @@ def configured_loss(style: str | None = None, trained: Mapping[str, Any] | None 
     return instantiate(cfg.loss, **weights)
 
 
-def gatys_yardstick() -> PerceptualLoss:
+def gatys_yardstick(style_weight: float = 1.0, weights: str | None = None) -> PerceptualLoss:
     """The Gatys baseline's perceptual loss (the layers of `conf/loss/vgg19.yaml`) with content
-    and style weight 1 and no TV: call `set_style` with the painting at PAINTING_SIDE px, then
-    `judge`. Made without Hydra, so that it also runs inside a training run."""
+    weight 1, style weight `style_weight` (1: the yardstick's own) and no TV, on the VGG19 file
+    `weights` (None: fastnst.vgg's search): call `set_style` with the painting at PAINTING_SIDE
+    px, then `judge`. Made without Hydra, so that it also runs inside a training run."""
     content, style = yardstick_layers()
-    return PerceptualLoss(content, style, content_weight=1.0, style_weight=1.0, tv_weight=0.0)
+    return PerceptualLoss(content, style, content_weight=1.0, style_weight=style_weight,
+                          tv_weight=0.0, weights=weights)
 
 
 def yardstick_layers() -> tuple[dict[str, float], dict[str, float]]:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from fastnst.color import rotate_hue
 from fastnst.images import grid, write_image
-from fastnst.losses import PerceptualLoss, gram
+from fastnst.losses import gram
 from fastnst.training.data import random_crop
 from fastnst.training.module import (
     FINAL_LOSS_STEPS,
@@ -50,11 +50,9 @@ class DecoderModule(pl.LightningModule):
         self.paintings = paintings or []
         self.hue_jitter, self.seed = hue_jitter, seed
         if self.paintings:  # one VGG19 for the transform and the yardstick
-            from fastnst.quality import yardstick_layers
+            from fastnst.quality import gatys_yardstick
 
-            content, style = yardstick_layers()
-            self.loss = PerceptualLoss(content, style, content_weight=1.0,
-                                       style_weight=style_weight, weights=weights)
+            self.loss = gatys_yardstick(style_weight, weights)
             self.encoder = self.loss.vgg
         else:
             self.encoder = VGGFeatures(self.taps, weights)
