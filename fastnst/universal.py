@@ -82,21 +82,32 @@ def exact_covariance_roots(cov: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return root.to(cov.dtype), inverse_root.to(cov.dtype)
 
 
+def _float32(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """A context in which matrix products on `x`'s device stay in float32 under autocast (in
+    bfloat16 the covariances' roots come out NaN: an AMX CPU or GPU trains in bf16-mixed)."""
+    kind = x.device.type
+    return torch.autocast(kind, enabled=False) if torch.is_autocast_enabled(kind) \
+        else contextlib.nullcontext()
+
+
 def moments(features: torch.Tensor, exact: bool = False) -> Moments:
-    """The Moments of features `(C, n)` (one image's, flattened), in float32; `exact` takes
-    the roots by exact_covariance_roots."""
-    x = features.float()
-    mean = x.mean(1, keepdim=True)
-    x = x - mean
-    roots = exact_covariance_roots if exact else covariance_roots
-    root, inverse_root = roots(x @ x.T / max(1, x.shape[1] - 1))
+    """The Moments of features `(C, n)` (one image's, flattened), in float32 (under autocast
+    too); `exact` takes the roots by exact_covariance_roots."""
+    with _float32(features):
+        x = features.float()
+        mean = x.mean(1, keepdim=True)
+        x = x - mean
+        roots = exact_covariance_roots if exact else covariance_roots
+        root, inverse_root = roots(x @ x.T / max(1, x.shape[1] - 1))
     return Moments(mean, root, inverse_root)
 
 
 def transfer(content: torch.Tensor, photo: Moments, painting: Moments) -> torch.Tensor:
-    """Features `(C, n)` whitened with the photo's Moments and coloured with the painting's."""
-    colour = painting.root @ photo.inverse_root
-    return (colour @ (content.float() - photo.mean) + painting.mean).to(content.dtype)
+    """Features `(C, n)` whitened with the photo's Moments and coloured with the painting's
+    (in float32, under autocast too)."""
+    with _float32(content):
+        colour = painting.root @ photo.inverse_root
+        return (colour @ (content.float() - photo.mean) + painting.mean).to(content.dtype)
 
 
 def wct(content: torch.Tensor, style: torch.Tensor, strength: float = 1.0) -> torch.Tensor:

@@ -39,6 +39,18 @@ def test_wct_gives_the_paintings_mean_and_covariance_and_keeps_the_photos_order(
     assert (other - wct(photo, painting)).abs().mean() > 0.1  # the painting decides
 
 
+def test_wct_under_bf16_autocast_is_the_float32_result():
+    """Training in bf16-mixed (an AMX CPU, a GPU) runs a painting teacher under autocast: the
+    whitening stays in float32 there, where in bfloat16 its roots came out NaN."""
+    g = torch.Generator().manual_seed(2)
+    photo = _features(64, 400, 2) * 300  # relu4_1's scale
+    painting = _features(64, 900, 3, mix=torch.randn(64, 64, generator=g)) * 300
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = wct(photo, painting)
+    assert torch.isfinite(mixed).all()
+    torch.testing.assert_close(mixed, wct(photo, painting))
+
+
 def test_the_covariance_roots_are_roots_of_the_regularised_covariance():
     from fastnst.universal import WCT_EPS, WCT_FLOOR, covariance_roots
 
