@@ -698,3 +698,47 @@ def test_a_multi_style_run_weighs_each_style_by_its_own_factor_and_fast_teachers
         planned("style_factors={candy: 5}")
     with pytest.raises(ConfigError, match=r"style_factors.udnie=-1"):
         planned("style_factors={udnie: -1}")
+
+
+def test_training_some_styles_with_all_weights_holds_the_others_to_what_init_paints(
+        style_dir, tmp_path):
+    """`train_styles=[udnie] train_only=all`: the shared convolutions move, so mosaic is held,
+    every other step, to what init= paints for it (no style term); the run fails at once
+    without an init= to hold it to."""
+    from fastnst.model_files import save_model
+    from fastnst.training.module import StyleTransferModule
+    from fastnst.training.tasks import ConfigError, HeldStyle, network, plan
+
+    torch.manual_seed(0)
+    net = TransformerNet(TransformerConfig(channels=12, blocks=2, design="fast", styles=2))
+    with torch.no_grad():  # two styles that paint differently
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    init = save_model(net, tmp_path / "two.safetensors", "two", styles=["mosaic", "udnie"])
+
+    def planned(*overrides: str):
+        with initialize_config_module("fastnst.conf", version_base="1.3"):
+            cfg = compose("train", overrides=["styles=[mosaic,udnie]", "model=fast",
+                                              "model.channels=12", "model.blocks=2",
+                                              "train_styles=[udnie]", *overrides])
+        config, names = network(cfg, TransformerConfig(**{
+            k: v for k, v in cfg.model.items() if k != "_target_"}))
+        return plan(cfg, config, names)
+
+    made = planned("train_only=all", f"init={init}")
+    (udnie, mosaic) = made.tasks
+    assert udnie.index == 1 and udnie.style_weight and not isinstance(udnie.teacher, HeldStyle)
+    assert mosaic.index == 0 and mosaic.style_weight == 0.0
+    photo = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        held = mosaic.teacher(photo)
+        assert torch.allclose(held, net(photo, torch.tensor([1.0, 0.0])), atol=1e-3)
+        assert not torch.allclose(held, net(photo, torch.tensor([0.0, 1.0])), atol=1e-3)
+    assert made.order == [0, 1]
+    module = StyleTransferModule(made.config, torch.nn.Identity(), made.tasks,
+                                 init=made.init, order=made.order)
+    assert [module.task_at(s) for s in range(4)] == [0, 1, 0, 1]
+    # train_only=norm leaves mosaic's rows as they are: nothing to hold.
+    assert [t.index for t in planned("train_only=norm", f"init={init}").tasks] == [1]
+    with pytest.raises(ConfigError, match="give init= the multi-style model"):
+        planned("train_only=all")

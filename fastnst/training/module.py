@@ -105,7 +105,8 @@ class StyleTransferModule(pl.LightningModule):
     factor at the last step (cosine decay over the trainer's max_steps); val_photos: fixed
     `(1, 3, H, W)` photos stylized every `sample_every` steps (0: never); sample_dir: where their
     grids go; init: weights to start from (a state dict of the same architecture; None: random);
-    train_only: "all" or "norm" (see `trainable`). A task's teacher is a trained network whose
+    train_only: "all" or "norm" (see `trainable`); order: the tasks' indices in one cycle of
+    steps (default: each once, in turn). A task's teacher is a trained network whose
     outputs are the content targets instead of the photos (distillation, `python -m
     fastnst.distill`).
     """
@@ -115,7 +116,8 @@ class StyleTransferModule(pl.LightningModule):
                  lr: float = 1e-3, warmup_steps: int = 100, final_lr: float = 0.1,
                  val_photos: Sequence[torch.Tensor] = (), sample_every: int = 100,
                  sample_dir: str | Path | None = None,
-                 init: dict[str, torch.Tensor] | None = None, train_only: str = "all") -> None:
+                 init: dict[str, torch.Tensor] | None = None, train_only: str = "all",
+                 order: Sequence[int] | None = None) -> None:
         super().__init__()
         self.net = TransformerNet(config)
         if init is not None:
@@ -124,6 +126,10 @@ class StyleTransferModule(pl.LightningModule):
         trainable(self.net, train_only)  # fails early on a bad value
         self.loss = loss
         self.tasks = list(tasks)
+        self.order = list(range(len(self.tasks)) if order is None else order)
+        if not self.order or any(not 0 <= k < len(self.tasks) for k in self.order):
+            raise ValueError(f"order {self.order} must list indices of the {len(self.tasks)}"
+                             " tasks")
         if not self.tasks or any((t.index is None) != (not config.styles) for t in self.tasks):
             raise ValueError("a multi-style network trains tasks with a mix index, a one-style"
                              " network one task without")
@@ -161,8 +167,8 @@ class StyleTransferModule(pl.LightningModule):
         return self.seconds_before + now
 
     def task_at(self, step: int) -> int:
-        """Which task step `step` trains: each in turn."""
-        return step % len(self.tasks)
+        """Which task step `step` trains: those of `order` in turn (default: each once)."""
+        return self.order[step % len(self.order)]
 
     @torch.no_grad()
     def targets(self, photos: torch.Tensor, task: StyleTask) -> torch.Tensor:

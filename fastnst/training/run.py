@@ -85,7 +85,8 @@ def run(cfg: DictConfig) -> Path | None:
         work.config, instantiate(cfg.loss), work.tasks, lr=cfg.optim.lr,
         warmup_steps=cfg.optim.warmup_steps, final_lr=cfg.optim.final_lr,
         val_photos=[photo for _, photo in val], sample_every=cfg.sample_every,
-        sample_dir=run_dir / "samples", init=work.init, train_only=cfg.train_only)
+        sample_dir=run_dir / "samples", init=work.init, train_only=cfg.train_only,
+        order=work.order)
     teacher = any(t.teacher is not None for t in work.tasks)
     trainer = build_trainer(cfg, run_dir)
     if vetted is not None:

@@ -9,8 +9,10 @@ added to a multi-style model. Builds the StyleTasks (fastnst.training.module) fr
   its fast network);
 - `add_style=true` with `init=` a multi-style model: `style=` becomes one more style of it (of
   its architecture), and only that style trains (its scales and shifts with `train_only=norm`);
-- `train_styles=[a, ...]` with `styles=`: only those styles train (with `train_only=norm` and
-  `init=` a multi-style model, the others stay exactly as they were).
+- `train_styles=[a, ...]` with `styles=`: only those styles train. With `train_only=norm` and
+  `init=` a multi-style model the others stay exactly as they were; with `train_only=all` (the
+  shared convolutions move) the others are held: they train too, with no style term, towards
+  what `init=` paints for them (HeldStyle), every other step.
 """
 
 from __future__ import annotations
@@ -45,6 +47,21 @@ class TrainingPlan:
     init: dict[str, torch.Tensor] | None
     tasks: list[StyleTask]
     styles: list[str] = field(default_factory=list)
+    order: list[int] | None = None  # the tasks' indices in one cycle of steps (None: each once)
+
+
+class HeldStyle(torch.nn.Module):
+    """A multi-style network painting one of its styles (`index`): the teacher that holds a
+    style a run does not train to what it painted before, while the shared convolutions move."""
+
+    def __init__(self, net: torch.nn.Module, index: int) -> None:
+        super().__init__()
+        self.net, self.index = net, index
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        mix = torch.zeros(self.net.config.styles, device=images.device)
+        mix[self.index] = 1.0
+        return self.net(images, mix)
 
 
 def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, torch.Tensor] | None:
@@ -154,18 +171,34 @@ def plan(cfg: DictConfig, config: TransformerConfig, names: list[str]) -> Traini
     trained = _style_names(cfg.train_styles) or names
     if unknown := [n for n in trained if n not in names]:
         raise ConfigError(f"train_styles: {', '.join(unknown)} not in styles= ({', '.join(names)})")
+    held = [n for n in names if n not in trained] if str(cfg.train_only) == "all" else []
+    if held and unset(cfg.init):
+        raise ConfigError(f"train_styles={trained} with train_only=all moves the convolutions"
+                          f" {', '.join(held)} share: give init= the multi-style model that"
+                          " paints them (they are held to it), or train_only=norm")
     factors = style_factors(cfg, names)
-    tasks = []
+    before = load_model(model_path(str(cfg.init), "init="))[0] if held else None
+    tasks, holding = [], []
     for i, name in enumerate(names):
-        if name not in trained:
+        if name not in trained and not held:
             continue
         style = style_config(name)
-        tasks.append(StyleTask(
-            resize_long_side(read_painting(style), size),
-            style_weight=None if no_style_term else style.style_weight * factors[name],
-            teacher=load_teacher(_teacher_of(name, cfg.teacher)) if distilling else None,
-            index=i))
-    return TrainingPlan(config, initial_weights(cfg.init, config), tasks, names)
+        painting = resize_long_side(read_painting(style), size)
+        if name in trained:
+            tasks.append(StyleTask(
+                painting,
+                style_weight=None if no_style_term else style.style_weight * factors[name],
+                teacher=load_teacher(_teacher_of(name, cfg.teacher)) if distilling else None,
+                index=i))
+        else:
+            holding.append(StyleTask(painting, style_weight=0.0,
+                                     teacher=HeldStyle(before, i), index=i))
+    order = None
+    if holding:  # every trained style, then one held style, in turn
+        order = [k for h in range(len(holding))
+                 for k in [*range(len(tasks)), len(tasks) + h]]
+    return TrainingPlan(config, initial_weights(cfg.init, config), [*tasks, *holding], names,
+                        order)
 
 
 def style_factors(cfg: DictConfig, names: list[str]) -> dict[str, float]:
