@@ -266,15 +266,17 @@ def _loaded(path: Path, backend: str, device: torch.device, half: bool) -> Backe
 
 def _painting_backend(path: Path, backend: str, device: torch.device) -> Backend:
     """The painting `path` as a style (fastnst.universal.PaintingBackend); ModelFileError for
-    a missing file, ImageError for an unreadable one, UsageError for `backend="onnx"`
-    (universal style transfer has no ONNX graph yet)."""
+    a missing file, ImageError for an unreadable one, UsageError for `backend="onnx"` (the
+    painter's ONNX graph, fastnst.painting_onnx, serves the web page and users' own products;
+    fastnst-infer runs paintings on PyTorch)."""
     from fastnst.errors import UsageError
     from fastnst.universal import PaintingBackend, universal_stylizer
 
     if backend == "onnx":
-        raise UsageError(f"{path}: a painting runs on PyTorch only (no ONNX graph of universal"
-                         " style transfer yet); drop --backend onnx, or make a fast network of"
-                         f" it with `python -m fastnst.distill style={path}`")
+        raise UsageError(f"{path}: a painting runs on PyTorch only here (its ONNX graph,"
+                         " `fastnst-export --painter`, is for the web page and your own"
+                         " product); drop --backend onnx, or make a fast network of it with"
+                         f" `python -m fastnst.distill style={path}`")
     if not path.is_file():
         raise ModelFileError(path, "no such file")
     return PaintingBackend(path, universal_stylizer(device), device)
