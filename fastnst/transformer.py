@@ -249,6 +249,12 @@ class TransformerNet(nn.Module):
         with torch.device("meta"):
             return cls(config)
 
+    def one_style(self, index: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The mix `(styles,)` of this multi-style network's style `index` alone (one-hot)."""
+        mix = torch.zeros(self.config.styles, device=device)
+        mix[index] = 1.0
+        return mix
+
     def forward(self, image: torch.Tensor, mix: torch.Tensor | None = None) -> torch.Tensor:
         """`image` `(N, 3, H, W)` -> its stylization; `mix`: a multi-style network's style
         weights `(styles,)` (non-negative, not all zero; normalised here), else None."""

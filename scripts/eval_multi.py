@@ -64,8 +64,7 @@ def main() -> None:
     for i, style in enumerate(styles):
         loss.set_style([resize_long_side(read_painting(style_config(style),
                                                        max_size=PAINTING_SIDE), PAINTING_SIDE)])
-        mix = torch.zeros(len(styles))
-        mix[i] = 1.0
+        mix = net.one_style(i)
         networks = {"teacher": load_model(find_model(style))[0],
                     "fast": load_model(find_model(style + FAST_SUFFIX))[0],
                     "multi": lambda x, m=mix: net(x, m)}

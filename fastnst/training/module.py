@@ -153,9 +153,7 @@ class StyleTransferModule(pl.LightningModule):
         task = task or self.tasks[0]
         if task.index is None:
             return self.net(images)
-        mix = torch.zeros(self.net.config.styles, device=images.device)
-        mix[task.index] = 1.0
-        return self.net(images, mix)
+        return self.net(images, self.net.one_style(task.index, images.device))
 
     def on_fit_start(self) -> None:
         self._fit_started = time.perf_counter()

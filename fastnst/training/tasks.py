@@ -12,7 +12,7 @@ added to a multi-style model. Builds the StyleTasks (fastnst.training.module) fr
 - `train_styles=[a, ...]` with `styles=`: only those styles train. With `train_only=norm` and
   `init=` a multi-style model the others stay exactly as they were; with `train_only=all` (the
   shared convolutions move) the others are held: they train too, with no style term, towards
-  what `init=` paints for them (HeldStyle), every other step.
+  what `init=` paints for them (HeldStyle), one after each round of the trained styles.
 """
 
 from __future__ import annotations
@@ -59,9 +59,7 @@ class HeldStyle(torch.nn.Module):
         self.net, self.index = net, index
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        mix = torch.zeros(self.net.config.styles, device=images.device)
-        mix[self.index] = 1.0
-        return self.net(images, mix)
+        return self.net(images, self.net.one_style(self.index, images.device))
 
 
 def initial_weights(init: str | None, config: TransformerConfig) -> dict[str, torch.Tensor] | None:
