@@ -113,13 +113,14 @@ def _output_file(output: Path | None) -> Path | None:
     return None  # a folder to create ("out", "v1.2")
 
 
-def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Sequence[str]
-         ) -> OutputPlan:
+def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Sequence[str],
+         style_files: Sequence[Path] = ()) -> OutputPlan:
     """Where each input's result goes for each style (see the module docstring).
 
     Raises UsageError when `-o` cannot hold the results. Inputs whose default output names
     collide get their suffix in the name (`x_gif_mosaic.png`, `x_png_mosaic.png`); an output
-    that would replace one of the inputs is refused, its input skipped."""
+    that would replace one of the inputs, or one of the `style_files` the run paints with
+    (paintings, model files), is refused, its input skipped."""
     file = _output_file(output)
     # The same file named twice (a folder and a file in it, a relative and an absolute path)
     # runs once.
@@ -147,11 +148,13 @@ def plan(inputs: list[tuple[Path, Path | None]], output: Path | None, styles: Se
     result = OutputPlan(jobs, within=None if file is not None else output or Path.cwd())
     _separate_collisions(result, styles)
     inputs_at = seen  # every input, resolved
+    styles_at = {resolved(path) for path in style_files}
     for job in list(result.jobs):
-        if resolved(job.output) in inputs_at:
+        if (at := resolved(job.output)) in inputs_at | styles_at:
+            what = "the inputs" if at in inputs_at else "this run's style files (--style)"
             result.jobs.remove(job)
             result.failed.append(f"{shown(job.source)}: its output {shown(job.output)} is one of"
-                                 " the inputs; not replaced, skipped")
+                                 f" {what}; not replaced, skipped")
     return result
 
 
@@ -270,13 +273,16 @@ def chosen_backend(args: argparse.Namespace, moving: bool) -> str:
     return "torch"
 
 
-def load_styles(specs: Sequence[str], args: argparse.Namespace) -> list[Backend]:
+def load_styles(specs: Sequence[str], args: argparse.Namespace
+                ) -> tuple[list[Backend], list[Path]]:
     """A backend per distinct --style, each resolved and loaded once (fastnst.styles): a style
     given again (by the same name or file) runs once, said in a note; a multi-style model named
-    alone says in a note which of its styles runs."""
-    backends, seen, repeated = [], set(), []
+    alone says in a note which of its styles runs. Also the files they read (paintings, model
+    files, --multi): outputs never replace them."""
+    backends, seen, repeated, files = [], set(), [], []
     for spec in specs:
         choice = resolve_style(spec, args.multi)
+        files.append(choice.path)
         key = (type(choice).__name__, str(choice.path.resolve()),
                getattr(choice, "style", None), getattr(choice, "parts", None))
         if key in seen:
@@ -290,7 +296,7 @@ def load_styles(specs: Sequence[str], args: argparse.Namespace) -> list[Backend]
     if repeated:
         print(f"fastnst-infer: note: {shown(', '.join(repeated))}: given more than once (or the"
               " same model by another name); each runs once", file=sys.stderr)
-    return backends
+    return backends, files
 
 
 def live(args: argparse.Namespace) -> int:
@@ -311,7 +317,7 @@ def live(args: argparse.Namespace) -> int:
     styles = styles or [s for s in shipped if s.endswith(FAST_SUFFIX)] or shipped
     if not styles:
         raise ModelFileError("--style", "no style given and none shipped")
-    backends = load_styles(styles, args)
+    backends, _ = load_styles(styles, args)
     capture = open_camera(args.webcam)
     try:
         window = TkWindow()
@@ -351,8 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_name_length(args.output)
         inputs, report_errors = expand_inputs(args.inputs)
         args.backend = chosen_backend(args, any(is_video(source) for source, _ in inputs))
-        backends = load_styles(args.style, args)
-        work = plan(inputs, args.output, [b.style for b in backends])
+        backends, style_files = load_styles(args.style, args)
+        work = plan(inputs, args.output, [b.style for b in backends], style_files)
         if args.output is not None:  # checked now, not once per input
             check_writable(args.output if _output_file(args.output) else args.output / "x.png")
     except FastnstError as e:
@@ -370,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for job in bar:
             try:
-                check_output(job.output, overwrite=args.overwrite, within=work.within)
+                check_output(job.output, style_files, args.overwrite, within=work.within)
                 if is_video(job.source):
                     stylize_video(job.source, job.output, backends[job.style], args.options,
                                   replace=args.overwrite, progress=not args.quiet)

@@ -6,7 +6,10 @@ with logs, samples (photos above, reconstructions below) and Lightning checkpoin
 starts a new run from those weights. At the end it writes
 `decoder_<layer>.safetensors` (float32, with its layer and training in the metadata).
 `paintings=[...]` trains a decoder to paint instead (fastnst.training.decoder), written as
-`painter.safetensors`.
+`painter.safetensors`. `output=` (a `.safetensors` file or a folder) is checked before the
+training as every command's outputs are (fastnst.files.check_output): never one of the run's
+paintings, its `init=` decoder or its checkpoint, and an existing file only with
+`overwrite=true`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def run(cfg: DictConfig) -> Path | None:
     from fastnst.files import atomic_path
     from fastnst.training.checkpoints import check_checkpoint, resume_checkpoint
     from fastnst.training.decoder import DecoderModule
-    from fastnst.training.run import instantiate
+    from fastnst.training.run import instantiate, model_output
     from fastnst.training.trainer import build_trainer
     from fastnst.universal import DECODER_FORMAT, DECODER_LAYERS, PAINTER, Decoder
 
@@ -40,6 +43,8 @@ def run(cfg: DictConfig) -> Path | None:
         raise ConfigError(f"layer={shown(cfg.layer)}: must be one of {', '.join(DECODER_LAYERS)}")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
+    name = PAINTER if cfg.paintings else f"decoder_{cfg.layer}"
+    output = model_output(cfg, name, ckpt_path, decoder_inputs(cfg))  # before the training
     vetted = check_checkpoint(ckpt_path, Decoder(cfg.layer), prefix="decoder.") \
         if ckpt_path else None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -65,21 +70,34 @@ def run(cfg: DictConfig) -> Path | None:
     config = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]),
                                     resolve=True)
     objective = "paint" if cfg.paintings else "reconstruct"
-    path = run_dir / (f"{PAINTER}.safetensors" if cfg.paintings
-                      else f"decoder_{cfg.layer}.safetensors")
+    path = run_dir / f"{name}.safetensors"
     with atomic_path(path) as tmp:
         save_file({k: v.detach().float().contiguous() for k, v in
                    module.decoder.state_dict().items()}, str(tmp),
                   metadata={"format": DECODER_FORMAT, "layer": str(cfg.layer),
                             "objective": objective, "steps": str(trainer.global_step),
                             "losses": json.dumps(losses), "training": json.dumps(config)})
-    if cfg.output:
-        with atomic_path(Path(str(cfg.output)).expanduser()) as tmp:
+    if output is not None:
+        with atomic_path(output, replace=cfg.overwrite) as tmp:
             shutil.copyfile(path, tmp)
     figures = ", ".join(f"{k} {v:.4g}" for k, v in losses.items() if k != "total")
     print(f"wrote {shown(path)} after {trainer.global_step} steps; {figures} (the mean of the"
           " last steps)")
     return path
+
+
+def decoder_inputs(cfg: DictConfig) -> list[Path]:
+    """The decoder `init=` names, a file that `output=` must never replace (its `paintings=`
+    are safe already: an output must be a `.safetensors` file)."""
+    from fastnst.config_checks import unset
+    from fastnst.universal import shipped_decoders
+
+    if unset(cfg.init):
+        return []
+    init = str(cfg.init)
+    if init == "shipped":
+        return [shipped_decoders()[cfg.layer]] if cfg.layer in shipped_decoders() else []
+    return [Path(init).expanduser()]
 
 
 def training_paintings(specs: list[str]) -> list:  # -> list[torch.Tensor]

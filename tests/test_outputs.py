@@ -119,6 +119,26 @@ def test_infer_says_what_a_broken_link_at_the_output_is(tmp_path, capsys):
     assert not (tmp_path / "nowhere.png").exists()  # replaced, not written through
 
 
+def test_infer_never_replaces_the_painting_or_model_it_paints_with(vgg_weights, tmp_path,
+                                                                   capsys):
+    photo = write_image(smooth_image(24, 32), tmp_path / "photo.png")
+    painting = write_image(stripes(32, 32), tmp_path / "art.png")
+    model = tiny_model(tmp_path / "tiny.safetensors")
+    before = {p: p.read_bytes() for p in (photo, painting, model)}
+    for style, output in ((painting, painting), (painting, tmp_path / "." / "art.png"),
+                          (model, tmp_path / "tiny.safetensors")):
+        code = infer.main([str(photo), "--style", str(style), "-o", str(output), "-q",
+                           "--overwrite"])
+        printed = capsys.readouterr()
+        assert code != 0, output
+        assert "style file" in printed.err or "is a file" in printed.err or \
+            "not a folder" in printed.err, printed.err
+    # A folder run whose default names would land on a painting: skipped, the others written.
+    plan = infer.plan([(photo, None)], tmp_path, ["art"], [tmp_path / "photo_art.png"])
+    assert plan.jobs == [] and "this run's style files" in plan.failed[0]
+    assert {p: p.read_bytes() for p in before} == before
+
+
 # --- fastnst-export ------------------------------------------------------------------------
 
 
@@ -246,6 +266,48 @@ def test_training_output_a_folder_to_be(vgg_weights, tmp_path, photos, photo_and
     _train(tmp_path / "run", *base, f"output={tmp_path / 'newdir'}/")
     assert (tmp_path / "newdir" / "painting.safetensors").is_file()
     assert not (tmp_path / "newdir").is_file()
+
+
+def _train_decoder(run_dir: Path, *overrides: str) -> Path | None:
+    from fastnst.train_decoder import run
+
+    with initialize_config_module("fastnst.conf", version_base="1.3"):
+        cfg = compose("decoder", return_hydra_config=True, overrides=[
+            *overrides, "layer=relu2_1", "data.crop_size=32", "data.short_side=40",
+            "data.batch_size=1", "data.workers=0", "data.val_count=1", "data.val_size=32",
+            "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}",
+            f"hydra.runtime.output_dir={run_dir}"])
+    HydraConfig.instance().set_config(cfg)
+    return run(cfg)
+
+
+def test_decoder_training_checks_its_output_before_training(tmp_path, photos,
+                                                            photo_and_painting):
+    from safetensors.torch import save_file
+
+    photo, painting = photo_and_painting
+    init = tmp_path / "init.safetensors"
+    save_file({"x": __import__("torch").zeros(1)}, str(init))
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(init.read_bytes())
+    before = {p: p.read_bytes() for p in (photo, painting, init, other)}
+    base = [f"data.root={photos}", "trainer.max_steps=1000000", f"paintings=[{painting}]",
+            f"init={init}"]
+    cases = [
+        (painting, ConfigError, r"painting\.png: a model is written as \.safetensors"),
+        (init, WriteError, "is one of this run's inputs"),
+        (photo.with_suffix(".jpg"), ConfigError, r"photo\.jpg: a model is written as"),
+        (other, OutputExists, r"other\.safetensors: exists; kept \(overwrite=true replaces"),
+    ]
+    write_image(smooth_image(32, 32), photo.with_suffix(".jpg"))
+    before[photo.with_suffix(".jpg")] = photo.with_suffix(".jpg").read_bytes()
+    for output, error, message in cases:
+        for extra in ([], ["overwrite=true"]):
+            if error is OutputExists and extra:
+                continue  # replacing a file that is no input is what overwrite=true is for
+            with pytest.raises(error, match=message):
+                _train_decoder(tmp_path / "run", *base, f"output={output}", *extra)
+    assert {p: p.read_bytes() for p in before} == before
 
 
 # --- Names too long for the file system ------------------------------------------------------

@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,12 +132,14 @@ def run(cfg: DictConfig) -> Path | None:
     return path
 
 
-def model_output(cfg: DictConfig, name: str, checkpoint: str | None) -> Path | None:
+def model_output(cfg: DictConfig, name: str, checkpoint: str | None,
+                 inputs: Sequence[str | os.PathLike[str]] = ()) -> Path | None:
     """The file `output=` asks for, checked before the training: a `.safetensors` file, or
     `<name>.safetensors` in a folder (one that exists, or a name ending in `/` or without a
     suffix). ConfigError for another suffix; WriteError for one of the run's inputs (`init=`,
-    `teacher=`, the resumed checkpoint) or what cannot be written; OutputExists for a file
-    that exists, unless `overwrite=true`. None without `output=`."""
+    `teacher=`, the resumed checkpoint, the other `inputs`: paintings, a decoder) or what
+    cannot be written; OutputExists for a file that exists, unless `overwrite=true`. None
+    without `output=`. Every training command (train, distill, train_decoder) checks here."""
     from fastnst.config_checks import ConfigError, unset
     from fastnst.files import check_name_length, check_output
     from fastnst.model_files import MODEL_SUFFIX
@@ -152,12 +155,12 @@ def model_output(cfg: DictConfig, name: str, checkpoint: str | None) -> Path | N
     elif out.suffix.lower() != MODEL_SUFFIX:
         raise ConfigError(f"output={shown(spec)}: a model is written as {MODEL_SUFFIX}; give such"
                           " a file, or a folder (fastnst-export makes .onnx from the model)")
-    inputs = [checkpoint] if checkpoint else []
+    read = [*inputs, *([checkpoint] if checkpoint else [])]
     for key in ("init", "teacher"):
         with contextlib.suppress(FastnstError):  # a name that is no model fails later, in full
-            if not unset(cfg[key]):
-                inputs.append(model_path(str(cfg[key]), f"{key}="))
-    check_output(out, inputs, overwrite=cfg.overwrite, overwrite_with="overwrite=true")
+            if not unset(cfg.get(key)):
+                read.append(model_path(str(cfg[key]), f"{key}="))
+    check_output(out, read, overwrite=cfg.overwrite, overwrite_with="overwrite=true")
     return out
 
 
