@@ -1,5 +1,6 @@
 """Colour helpers for colour preservation (Gatys et al. 2016, "Preserving color in neural
-artistic style transfer"): work on luminance, keep the photo's chroma. YIQ colour space."""
+artistic style transfer"): work on luminance, keep the photo's chroma. YIQ colour space, and
+CIE Lab for comparing palettes (fastnst.quality.palette_distance)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,26 @@ def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
 def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
     """`(N, 3, H, W)` YIQ -> RGB (not clamped)."""
     return torch.einsum("ij,njhw->nihw", _YIQ_TO_RGB.to(image), image)
+
+
+# sRGB (linear) -> CIE XYZ under D65, and D65's white point (IEC 61966-2-1).
+_RGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
+                            [0.2126729, 0.7151522, 0.0721750],
+                            [0.0193339, 0.1191920, 0.9503041]])
+_WHITE = (0.95047, 1.0, 1.08883)
+
+
+def rgb_to_lab(image: torch.Tensor) -> torch.Tensor:
+    """`(N, 3, H, W)` sRGB in [0, 1] -> CIE Lab (D65): L in [0, 100], a and b about
+    [-110, 110]; a difference of about 2.3 is just noticeable."""
+    rgb = image.float().clamp(0, 1)
+    linear = torch.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = torch.einsum("ij,njhw->nihw", _RGB_TO_XYZ.to(linear), linear)
+    xyz = xyz / torch.tensor(_WHITE, dtype=xyz.dtype, device=xyz.device).view(1, 3, 1, 1)
+    f = torch.where(xyz > (6 / 29) ** 3, xyz.clamp_min(1e-12) ** (1 / 3),
+                    xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return torch.cat([116 * f[:, 1:2] - 16, 500 * (f[:, :1] - f[:, 1:2]),
+                      200 * (f[:, 1:2] - f[:, 2:])], dim=1)
 
 
 def luminance(image: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,9 @@
 Every network, whatever loss it was trained with, is judged by the same yardstick: the Gatys
 baseline's own loss config (`conf/loss/vgg19.yaml`: content at relu4_2, Gram style at
 relu1_1..relu5_1), unweighted. The structure figure says how much of the photo's layout survives.
+The Gram distance alone can be lowered without a result looking more like its painting, so
+results are also asked whether they are *their own painting's*: `identity` finds, among the
+paintings evaluated, the nearest one by Gram distance and by `palette_distance` (the colours).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from fastnst.images import resize_long_side
-from fastnst.losses import PerceptualLoss
+from fastnst.losses import PerceptualLoss, gram
 
 PAINTING_SIDE = 256  # pixels: the long side of the painting whose Grams the yardstick compares
 STRUCTURE_SIDE = 64  # pixels: the long side at which structure is compared (coarse shapes only)
@@ -133,3 +136,55 @@ def balanced_style_weight(loss: PerceptualLoss, photos: Sequence[torch.Tensor],
     s = statistics.mean(judge(loss, p, p).style for p in photos)
     g = statistics.mean(judge(loss, torch.full_like(p, 0.5), p).content for p in photos)
     return balance * g / s, s, g
+
+
+PALETTE_SIDE = 256  # pixels: the long side at which palettes are compared
+PALETTE_DIRECTIONS = 64  # random directions in Lab of the sliced distance
+PALETTE_QUANTILES = 256  # points of each direction's distribution compared
+
+
+@torch.no_grad()
+def palette(image: torch.Tensor) -> torch.Tensor:
+    """The palette of `(1, 3, H, W)` RGB in [0, 1]: the sorted projections of its CIE Lab pixels
+    (at most PALETTE_SIDE px) onto PALETTE_DIRECTIONS fixed random unit directions, each taken at
+    PALETTE_QUANTILES quantiles: `(PALETTE_DIRECTIONS, PALETTE_QUANTILES)`, for
+    palette_distance."""
+    from fastnst.color import rgb_to_lab
+
+    small = image.float().cpu()
+    if max(small.shape[-2:]) > PALETTE_SIDE:  # shrunk, never enlarged (that mixes colours)
+        small = resize_long_side(small, PALETTE_SIDE)
+    lab = rgb_to_lab(small)[0].flatten(1)  # (3, n)
+    directions = torch.randn(PALETTE_DIRECTIONS, 3, generator=torch.Generator().manual_seed(0))
+    directions = directions / directions.norm(dim=1, keepdim=True)
+    levels = (torch.arange(PALETTE_QUANTILES, dtype=torch.float32) + 0.5) / PALETTE_QUANTILES
+    return torch.quantile(directions @ lab, levels, dim=1).T.contiguous()
+
+
+def palette_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Sliced Wasserstein (W1) distance between two palettes (`palette`), in Lab units: the mean
+    over directions of the mean gap between the two sorted distributions. 0 for the same
+    colours in any arrangement; about 2 is just visible, 20-40 between unlike paintings."""
+    return float((a - b).abs().mean())
+
+
+@torch.no_grad()
+def style_grams(loss: PerceptualLoss, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The Gram matrices of `(1, 3, H, W)` `image` at `loss`'s style layers (for
+    gram_distance; a painting at PAINTING_SIDE px, a result viewed whole)."""
+    feats = loss.vgg(image.to(loss.vgg.mean.device), layers=loss.style_layers)
+    return {name: gram(feats[name]) for name in loss.style_layers}
+
+
+def gram_distance(loss: PerceptualLoss, a: dict[str, torch.Tensor],
+                  b: dict[str, torch.Tensor]) -> float:
+    """The yardstick's style distance between two images' style_grams: what `judge` reports
+    as `style` for a result (a) against its painting (b)."""
+    return loss.style_weight * sum(w * float(F.mse_loss(a[n], b[n]))
+                                   for n, w in loss.style_layers.items())
+
+
+def identity(distances: Sequence[float], own: int) -> bool:
+    """Whether the result whose distances to every evaluated painting are `distances` is
+    nearest to its own painting, the one at index `own`."""
+    return min(range(len(distances)), key=distances.__getitem__) == own

@@ -45,3 +45,33 @@ def test_yardstick_is_the_gatys_loss_unweighted(vgg_weights):
     assert judge(loss, painting, painting).style == pytest.approx(0.0, abs=1e-3 * same.style)
     assert Scores.mean([same, Scores(2.0, 4.0, 0.0)]) == Scores(
         1.0, (same.style + 4.0) / 2, (same.structure + 0.0) / 2)
+
+
+def test_palette_distance_sees_colours_not_their_arrangement():
+    from fastnst.color import rgb_to_lab
+    from fastnst.quality import palette, palette_distance
+
+    white, red = torch.ones(1, 3, 1, 1), torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1)
+    assert rgb_to_lab(white).flatten().tolist() == pytest.approx([100, 0, 0], abs=0.01)
+    assert rgb_to_lab(red).flatten().tolist() == pytest.approx(
+        [53.24, 80.09, 67.20], abs=0.05)  # sRGB red in CIE Lab (D65)
+    picture = _blocks(3)
+    shuffled = picture.flatten(2)[..., torch.randperm(96 * 128)].view_as(picture)
+    assert palette_distance(palette(picture), palette(shuffled)) < 0.5
+    warmer = (picture * torch.tensor([1.0, 0.8, 0.6]).view(1, 3, 1, 1))
+    assert palette_distance(palette(picture), palette(warmer)) > 5
+    assert palette_distance(palette(picture), palette(_blocks(11))) < palette_distance(
+        palette(picture), palette(torch.full_like(picture, 0.2)))
+
+
+def test_identity_asks_which_painting_a_result_is_nearest(vgg_weights):
+    from fastnst.quality import gram_distance, identity, style_grams
+
+    assert identity([3.0, 1.0, 2.0], own=1) and not identity([3.0, 1.0, 2.0], own=2)
+    loss = gatys_yardstick()
+    painting, photo = stripes(48, 48), smooth_image(48, 64)
+    loss.set_style([painting])
+    # gram_distance is the yardstick's style term, as judge reports it.
+    expected = judge(loss, photo, photo).style
+    got = gram_distance(loss, style_grams(loss, photo), style_grams(loss, painting))
+    assert got == pytest.approx(expected, rel=1e-4)
