@@ -37,15 +37,24 @@ def run(cfg: DictConfig) -> Path | None:
     from fastnst.training.decoder import DecoderModule
     from fastnst.training.run import instantiate, model_output
     from fastnst.training.trainer import build_trainer
-    from fastnst.universal import DECODER_FORMAT, DECODER_LAYERS, PAINTER, Decoder
+    from fastnst.universal import (
+        DECODER_FORMAT,
+        DECODER_LAYERS,
+        PAINTER,
+        TRANSFORMS,
+        Decoder,
+    )
 
     if cfg.layer not in DECODER_LAYERS:
         raise ConfigError(f"layer={shown(cfg.layer)}: must be one of {', '.join(DECODER_LAYERS)}")
+    if cfg.transform not in TRANSFORMS:
+        raise ConfigError(f"transform={shown(cfg.transform)}: must be one of"
+                          f" {', '.join(TRANSFORMS)}")
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     ckpt_path = resume_checkpoint(cfg.resume, run_dir)
     name = PAINTER if cfg.paintings else f"decoder_{cfg.layer}"
     output = model_output(cfg, name, ckpt_path, decoder_inputs(cfg))  # before the training
-    vetted = check_checkpoint(ckpt_path, Decoder(cfg.layer), prefix="decoder.") \
+    vetted = check_checkpoint(ckpt_path, Decoder(cfg.layer, cfg.transform), prefix="decoder.") \
         if ckpt_path else None
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     data = instantiate(cfg.data)
@@ -57,9 +66,10 @@ def run(cfg: DictConfig) -> Path | None:
                            sample_every=cfg.sample_every, sample_dir=run_dir / "samples",
                            paintings=training_paintings(cfg.paintings),
                            style_weight=cfg.style_weight, hue_jitter=cfg.hue_jitter,
-                           seed=cfg.seed)
+                           seed=cfg.seed, transform=cfg.transform)
     if cfg.init and ckpt_path is None:
         module.decoder.load_state_dict(initial_decoder(str(cfg.init), cfg.layer).state_dict())
+        # (a WCT decoder may start an AdaIN run: the weights fit either transform)
     trainer = build_trainer(cfg, run_dir)
     if vetted is not None:
         trainer.strategy.checkpoint_io.vetted = (ckpt_path, vetted)
@@ -75,6 +85,7 @@ def run(cfg: DictConfig) -> Path | None:
         save_file({k: v.detach().float().contiguous() for k, v in
                    module.decoder.state_dict().items()}, str(tmp),
                   metadata={"format": DECODER_FORMAT, "layer": str(cfg.layer),
+                            "transform": str(cfg.transform),
                             "objective": objective, "steps": str(trainer.global_step),
                             "losses": json.dumps(losses), "training": json.dumps(config)})
     if output is not None:
@@ -101,15 +112,21 @@ def decoder_inputs(cfg: DictConfig) -> list[Path]:
 
 
 def training_paintings(specs: list[str]) -> list:  # -> list[torch.Tensor]
-    """The paintings `paintings=` names (style names or image files), each `(1, 3, H, W)` at
-    the long side the universal path takes a painting at (fastnst.universal.PAINTING_SIDE);
-    StyleError naming one that cannot be found."""
-    from fastnst.images import resize_long_side
+    """The paintings `paintings=` names (style names, image files, or folders of them: a style
+    corpus, scripts/make_style_corpus.py), each `(1, 3, H, W)` at the long side the universal
+    path takes a painting at (fastnst.universal.PAINTING_SIDE); StyleError naming one that
+    cannot be found."""
+    from fastnst.files import files_under
+    from fastnst.images import IMAGE_SUFFIXES, resize_long_side
     from fastnst.paintings import load_painting
     from fastnst.universal import PAINTING_SIDE
 
-    return [resize_long_side(load_painting(str(spec), max_size=4 * PAINTING_SIDE), PAINTING_SIDE)
-            for spec in specs or []]
+    files: list[str] = []
+    for spec in specs or []:
+        folder = Path(str(spec)).expanduser()
+        files += map(str, files_under(folder, IMAGE_SUFFIXES)) if folder.is_dir() else [str(spec)]
+    return [resize_long_side(load_painting(file, max_size=4 * PAINTING_SIDE), PAINTING_SIDE)
+            for file in files]
 
 
 def initial_decoder(init: str, layer: str):  # -> fastnst.universal.Decoder
