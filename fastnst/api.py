@@ -83,10 +83,11 @@ def load(style: str = "starry_night", backend: str = "torch", device: str = "aut
     model from training, an exported `.onnx` file, a multi-style model (its newest style), or a
     blend of the styles of a multi-style model (`"starry_night:0.6,great_wave:0.4"`; `multi`:
     that model, default the shipped one), or an image file: any painting, by universal style
-    transfer (fastnst.universal, PyTorch only): fastnst.styles.resolve_style; `backend` "torch" or
-    "onnx" (ONNX Runtime; a shipped or .safetensors model is exported on first use and
-    cached); `device` "auto", "cpu" or "cuda". Raises fastnst.model_files.ModelFileError for a
-    missing or bad model, fastnst.style_mix.MixError for a blend it cannot make."""
+    transfer (fastnst.universal): fastnst.styles.resolve_style; `backend` "torch" or "onnx"
+    (ONNX Runtime; a shipped or .safetensors model, or the painter's graph for a painting, is
+    exported on first use and cached); `device` "auto", "cpu" or "cuda". Raises
+    fastnst.model_files.ModelFileError for a missing or bad model, fastnst.style_mix.MixError
+    for a blend it cannot make."""
     from fastnst.styles import load_style
 
     return Stylizer(load_style(style, backend, device, multi=multi))

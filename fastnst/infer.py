@@ -219,7 +219,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("-s", "--style", action="append", default=[],
                         help="a shipped style name, a .safetensors or .onnx file, a blend of"
                              " the multi-style model's styles (starry_night:0.6,great_wave:0.4),"
-                             " or any painting (an image file: no training, PyTorch only);"
+                             " or any painting (an image file: no training);"
                              " repeat for several (each input gets each style; the webcam"
                              " cycles)")
     parser.add_argument("--multi", metavar="MODEL",
@@ -258,7 +258,8 @@ def chosen_backend(args: argparse.Namespace, moving: bool) -> str:
     """What `--backend` runs on: as given, or for `auto` ONNX Runtime for moving pictures
     (videos, the webcam) on a CPU without `--half`, where its frame path is 3x PyTorch's
     (docs/benchmarks.md), else PyTorch (still images, CUDA, and any run with a painting as a
-    style: universal style transfer runs on PyTorch only)."""
+    style, whose tiles share one picture's statistics on PyTorch; `--backend onnx` runs the
+    painter's ONNX graph)."""
     from importlib.util import find_spec
 
     from fastnst.device import resolve_device

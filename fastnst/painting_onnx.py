@@ -5,12 +5,12 @@ page runs when a painting is dropped on it, and what a product runs without fast
 
 The graph takes `image` `(1, 3, H, W)` and `painting` `(1, 3, h, w)`, float32 RGB in [0, 1]
 (H, W, h and w dynamic, each >= 8), and returns `stylized` `(1, 3, H, W)`: VGG19 to relu4_1,
-the whitening and colouring (Newton-Schulz roots: matrix products only), the painting decoder
-and the photo's layout, as fastnst.universal runs them. Shrink the painting to a long side of
-`painting_side` (metadata; universal.PAINTING_SIDE) first, as fastnst does: its strokes are
-taken at that scale. The file holds VGG19's first ten convolutions, so it is made on demand
-from the weights (fastnst.vgg) and the installed painting decoder, verified against PyTorch,
-and never shipped.
+the whitening and colouring (Newton-Schulz roots: matrix products only), the painting decoder,
+the photo's layout and the painting's palette, as fastnst.universal runs them. Shrink the
+painting to a long side of `painting_side` (metadata; universal.PAINTING_SIDE) first, as
+fastnst does: its strokes are taken at that scale. The file holds VGG19's first ten
+convolutions, so it is made on demand from the weights (fastnst.vgg) and the installed
+painting decoder, verified against PyTorch, and never shipped.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from fastnst.model_files import IO_CONVENTION
 from fastnst.universal import (
     LAYOUT,
     PAINTING_SIDE,
+    PALETTE,
     WCT_EPS,
     WCT_FLOOR,
     WCT_ITERATIONS,
@@ -71,7 +72,7 @@ def graph_metadata(stylizer: UniversalStylizer) -> dict[str, str]:
     return {"format": GRAPH_FORMAT, "io": IO_CONVENTION, "input": "image",
             "painting_input": PAINTING_INPUT, "painting_side": str(PAINTING_SIDE),
             "output": "stylized", "layers": ",".join(stylizer.layers),
-            "layout": str(stylizer.layout)}
+            "layout": str(stylizer.layout), "palette": str(stylizer.palette)}
 
 
 def export_painter_onnx(path: str | os.PathLike[str], stylizer: UniversalStylizer | None = None,
@@ -127,8 +128,8 @@ def verify_painter(graph: PainterGraph, onnx_path: str | os.PathLike[str],
 def cached_painter_onnx() -> tuple[Path, bytes]:
     """The verified graph of the installed painter and its bytes, made on first use and cached
     (export.cached_export) by the SHA-256 of the painter's file, the VGG19 weights' file and
-    the settings of the graph's arithmetic (LAYOUT, the WCT constants): a changed one gets a new
-    export."""
+    the settings of the graph's arithmetic (LAYOUT, PALETTE, the WCT constants): a changed one
+    gets a new export."""
     from fastnst.files import read_bounded
     from fastnst.model_files import MAX_MODEL_BYTES
     from fastnst.universal import shipped_painter
@@ -136,8 +137,8 @@ def cached_painter_onnx() -> tuple[Path, bytes]:
 
     stylizer = universal_stylizer(torch.device("cpu"))  # ModelFileError when none is installed
     # What the graph's arithmetic depends on besides the two files.
-    settings = f"{GRAPH_FORMAT} layout {LAYOUT} eps {WCT_EPS} floor {WCT_FLOOR} steps" \
-               f" {WCT_ITERATIONS} "
+    settings = f"{GRAPH_FORMAT} layout {LAYOUT} palette {PALETTE} eps {WCT_EPS} floor" \
+               f" {WCT_FLOOR} steps {WCT_ITERATIONS} "
     digest = hashlib.sha256(settings.encode())
     digest.update(read_bounded(shipped_painter(), MAX_MODEL_BYTES))
     weights = resolve_weights()
@@ -149,3 +150,33 @@ def cached_painter_onnx() -> tuple[Path, bytes]:
         digest.update(weights.encode())
     return cached_export(digest.hexdigest(),
                          lambda path: export_painter_onnx(path, stylizer).data)
+
+
+class PaintingOnnxBackend:
+    """A painting as a style on ONNX Runtime (fastnst.stylizer's Backend): the installed
+    painter's graph (cached_painter_onnx: exported on first use, then read from the cache)
+    given the photo and the painting at PAINTING_SIDE px. The same arithmetic as
+    universal.PaintingBackend, within the export's tolerance; its tiles whiten with their own
+    statistics (stylizer.toned_like evens their tone)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        from fastnst.model_files import style_label
+        from fastnst.onnx_checks import new_session
+        from fastnst.universal import read_painting
+
+        self.styles: list[str] = []  # not a multi-style model: nothing to mix
+        self.source = os.fsdecode(path)
+        self.style = style_label(Path(path).stem)
+        self.painting = np.ascontiguousarray(read_painting(path).float().numpy())
+        _, data = cached_painter_onnx()
+        self.session = new_session(data, ["CPUExecutionProvider"])
+
+    def __call__(self, image: torch.Tensor, timeout: float | None = None) -> torch.Tensor:
+        from fastnst.onnx_checks import run_bounded
+        from fastnst.transformer import pad_to_min_side
+
+        h, w = image.shape[-2:]
+        x = np.ascontiguousarray(pad_to_min_side(image.float()).numpy())
+        out = run_bounded(self.session, {"image": x, PAINTING_INPUT: self.painting},
+                          "stylized", timeout)
+        return torch.from_numpy(np.asarray(out, np.float32)[..., :h, :w].copy())

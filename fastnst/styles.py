@@ -171,8 +171,8 @@ def load_style(spec: str | StyleChoice, backend: str = "torch", device: str = "a
     An `.onnx` file always runs on ONNX Runtime; a shipped name or a `.safetensors` file with
     `backend="onnx"` runs its ONNX export, made on first use and cached (export.cached_onnx).
     A multi-style model is loaded once per process: the backends of its styles and blends
-    share it. A painting runs universal style transfer (fastnst.universal) on PyTorch: no
-    training, any painting."""
+    share it. A painting runs universal style transfer (fastnst.universal): no training, any
+    painting; with `backend="onnx"` as the painter's ONNX graph."""
     from fastnst.device import resolve_device
     from fastnst.stylizer import BACKENDS
 
@@ -265,18 +265,15 @@ def _loaded(path: Path, backend: str, device: torch.device, half: bool) -> Backe
 
 
 def _painting_backend(path: Path, backend: str, device: torch.device) -> Backend:
-    """The painting `path` as a style (fastnst.universal.PaintingBackend); ModelFileError for
-    a missing file, ImageError for an unreadable one, UsageError for `backend="onnx"` (the
-    painter's ONNX graph, fastnst.painting_onnx, serves the web page and users' own products;
-    fastnst-infer runs paintings on PyTorch)."""
-    from fastnst.errors import UsageError
+    """The painting `path` as a style: fastnst.universal.PaintingBackend on PyTorch, or with
+    `backend="onnx"` the painter's ONNX graph (fastnst.painting_onnx.PaintingOnnxBackend, on
+    the CPU); ModelFileError for a missing file, ImageError for an unreadable one."""
     from fastnst.universal import PaintingBackend, universal_stylizer
 
-    if backend == "onnx":
-        raise UsageError(f"{path}: a painting runs on PyTorch only here (its ONNX graph,"
-                         " `fastnst-export --painter`, is for the web page and your own"
-                         " product); drop --backend onnx, or make a fast network of it with"
-                         f" `python -m fastnst.distill style={path}`")
     if not path.is_file():
         raise ModelFileError(path, "no such file")
+    if backend == "onnx":
+        from fastnst.painting_onnx import PaintingOnnxBackend
+
+        return PaintingOnnxBackend(path)
     return PaintingBackend(path, universal_stylizer(device), device)

@@ -90,16 +90,40 @@ def _float32(x: torch.Tensor) -> contextlib.AbstractContextManager:
         else contextlib.nullcontext()
 
 
-def moments(features: torch.Tensor, exact: bool = False) -> Moments:
+def moments(features: torch.Tensor, exact: bool = False, diagonal: bool = False) -> Moments:
     """The Moments of features `(C, n)` (one image's, flattened), in float32 (under autocast
-    too); `exact` takes the roots by exact_covariance_roots."""
+    too); `exact` takes the roots by exact_covariance_roots. `diagonal` keeps only each
+    channel's variance (roots diagonal): `transfer` is then AdaIN (Huang & Belongie 2017), each
+    channel given the painting's mean and deviation, the photo's correlations kept."""
     with _float32(features):
         x = features.float()
         mean = x.mean(1, keepdim=True)
         x = x - mean
+        if diagonal:
+            variance = x.pow(2).sum(1) / max(1, x.shape[1] - 1)
+            variance = variance + WCT_EPS * variance.mean() + WCT_FLOOR
+            return Moments(mean, torch.diag(variance.sqrt()), torch.diag(variance.rsqrt()))
         roots = exact_covariance_roots if exact else covariance_roots
         root, inverse_root = roots(x @ x.T / max(1, x.shape[1] - 1))
     return Moments(mean, root, inverse_root)
+
+
+def match_palette(image: torch.Tensor, target: Moments, amount: float,
+                  own: Moments | None = None) -> tuple[torch.Tensor, Moments]:
+    """`image` `(1, 3, H, W)` with `amount` (0..1) of its colours moved onto the painting's: the
+    linear map that carries the RGB distribution with Moments `own` (default: the image's) onto
+    `target`'s mean and covariance with the least change (Monge-Kantorovich, Pitie & Kokaram
+    2007): the painting's light and dark range and its hues, each pixel's place in them kept.
+    Clamped to [0, 1]; also returns `own` (to share it between tiles)."""
+    with _float32(image):
+        x = image[0].float().flatten(1)
+        own = own if own is not None else moments(x)
+        # In 0..255 units, where WCT_FLOOR is negligible against the fourth powers of colours.
+        root, inverse_root = own.root * 255, own.inverse_root / 255
+        middle, _ = covariance_roots(root @ (target.root * 255) @ (target.root * 255) @ root)
+        mapped = inverse_root @ middle @ inverse_root @ (x - own.mean) + target.mean
+        out = (amount * mapped + (1.0 - amount) * x).view_as(image[0])[None]
+    return out.clamp(0, 1).to(image.dtype), own
 
 
 def transfer(content: torch.Tensor, photo: Moments, painting: Moments) -> torch.Tensor:
@@ -128,16 +152,25 @@ def _conv(cin: int, cout: int, relu: bool = True) -> nn.Sequential:
     return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
 
 
+# How a painting's statistics go onto the photo's features before a decoder: "wct" (the whole
+# covariance: whitening and colouring) or "adain" (each channel's mean and deviation only).
+TRANSFORMS = ("wct", "adain")
+
+
 class Decoder(nn.Module):
     """VGG19's layers up to `layer`, mirrored (Li et al.'s decoders): reflection-padded 3x3
     convolutions, nearest-neighbour 2x upsampling where VGG pools; `(N, C, h, w)` features ->
-    `(N, 3, H, W)` RGB (not clipped)."""
+    `(N, 3, H, W)` RGB (not clipped). `transform` (TRANSFORMS) is the feature transform it was
+    trained after."""
 
-    def __init__(self, layer: str = "relu4_1") -> None:
+    def __init__(self, layer: str = "relu4_1", transform: str = "wct") -> None:
         super().__init__()
         if layer not in DECODER_LAYERS:
             raise ValueError(f"layer must be one of {', '.join(DECODER_LAYERS)}, not {layer!r}")
-        self.layer = layer
+        if transform not in TRANSFORMS:
+            raise ValueError(f"transform must be one of {', '.join(TRANSFORMS)}, not"
+                             f" {transform!r}")
+        self.layer, self.transform = layer, transform
         depth = DECODER_LAYERS.index(layer)
         blocks: list[nn.Module] = []
         # From relu4_1: 512 -> 256, up, 3 x 256, 256 -> 128, up, 128, 128 -> 64, up, 64, -> 3.
@@ -172,10 +205,13 @@ def load_decoder(path: str | os.PathLike[str]) -> Decoder:
     try:
         with safe_open(os.fspath(path), "pt") as f:
             meta = f.metadata() or {}
-            if meta.get("format") != DECODER_FORMAT or meta.get("layer") not in DECODER_LAYERS:
+            transform = meta.get("transform", "wct")  # decoders before issue 47: WCT
+            if meta.get("format") != DECODER_FORMAT or meta.get("layer") not in DECODER_LAYERS \
+                    or transform not in TRANSFORMS:
                 raise ModelFileError(path, f"not a fastnst decoder (format"
-                                           f" {meta.get('format')!r}, layer {meta.get('layer')!r})")
-            decoder = Decoder(meta["layer"])
+                                           f" {meta.get('format')!r}, layer {meta.get('layer')!r},"
+                                           f" transform {transform!r})")
+            decoder = Decoder(meta["layer"], transform)
             specs = {k: (f.get_slice(k).get_dtype(), tuple(f.get_slice(k).get_shape()))
                      for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
             if problems := weight_problems(specs, decoder):
@@ -186,6 +222,7 @@ def load_decoder(path: str | os.PathLike[str]) -> Decoder:
     return decoder.eval().requires_grad_(False)
 
 
+PALETTE_KEY = "rgb"  # the Moments of a picture's own colours, beside its layers' Moments
 # How much of each level's features are the painting's (1) rather than the photo's (0):
 # chosen on photos and paintings apart from those the results are reported on (docs/universal.md).
 LEVEL_STRENGTHS = {"relu4_1": 1.0, "relu3_1": 1.0, "relu2_1": 1.0, "relu1_1": 1.0}
@@ -197,10 +234,13 @@ class UniversalStylizer(nn.Module):
     whitened, coloured with the painting's (`transfer`), blended with the originals by the
     level's strength (LEVEL_STRENGTHS, or `strengths` {layer: 0..1}; 0 leaves the level out)
     and decoded; the next level starts from that image. `layout` (0..1) of the photo's coarse
-    light and shade is then put back (fastnst.color.restore_layout)."""
+    light and shade is then put back (fastnst.color.restore_layout), and `palette` (0..1) of
+    the way to the painting's colours taken (match_palette). A decoder trained after AdaIN
+    (`transform="adain"`) gets each channel's statistics only."""
 
     def __init__(self, decoders: Sequence[Decoder], weights: str | os.PathLike[str] | None = None,
-                 strengths: dict[str, float] | None = None, layout: float = 0.0) -> None:
+                 strengths: dict[str, float] | None = None, layout: float = 0.0,
+                 palette: float = 0.0) -> None:
         from fastnst.vgg import VGGFeatures
 
         super().__init__()
@@ -213,12 +253,17 @@ class UniversalStylizer(nn.Module):
         self.strengths = {**LEVEL_STRENGTHS, **(strengths or {})}
         self.multiple = 2 ** DECODER_LAYERS.index(self.layers[0])  # sides the pooling divides
         self.layout = layout
+        self.palette = palette
+        self.diagonal = {d.layer: d.transform == "adain" for d in ordered}
 
     @torch.no_grad()
     def painting_moments(self, painting: torch.Tensor) -> dict[str, Moments]:
-        """The painting's Moments `(1, 3, H, W)` at each level's layer."""
+        """The painting's Moments `(1, 3, H, W)` at each level's layer, and of its RGB colours
+        (PALETTE_KEY)."""
         feats = self.encoder(painting, self.layers)
-        return {k: moments(v[0].flatten(1)) for k, v in feats.items()}
+        found = {k: moments(v[0].flatten(1), diagonal=self.diagonal[k]) for k, v in feats.items()}
+        found[PALETTE_KEY] = moments(painting[0].float().flatten(1))
+        return found
 
     @torch.no_grad()
     def run(self, photo: torch.Tensor, painting: dict[str, Moments],
@@ -238,7 +283,7 @@ class UniversalStylizer(nn.Module):
                 continue
             content = self.encoder(x, [layer])[layer]
             flat = content[0].flatten(1)
-            used[layer] = fixed[layer] if fixed else moments(flat)
+            used[layer] = fixed[layer] if fixed else moments(flat, diagonal=self.diagonal[layer])
             coloured = transfer(flat, used[layer], painting[layer]).view_as(content[0])[None]
             alpha = self.strengths[layer]
             x = decoder(alpha * coloured + (1.0 - alpha) * content).clamp(0, 1)
@@ -247,6 +292,9 @@ class UniversalStylizer(nn.Module):
             from fastnst.color import restore_layout
 
             out = restore_layout(out, photo, self.layout)
+        if self.palette:
+            out, used[PALETTE_KEY] = match_palette(out, painting[PALETTE_KEY], self.palette,
+                                                   fixed.get(PALETTE_KEY) if fixed else None)
         return out, used
 
     def forward(self, photo: torch.Tensor, painting: torch.Tensor) -> torch.Tensor:
@@ -258,6 +306,16 @@ PAINTING_SIDE = 256  # pixels: a painting's long side as its statistics are take
 PAINTING_READ_SIDE = 2048  # pixels: a painting is decoded at most this large first
 
 
+def read_painting(path: str | os.PathLike[str], side: int = PAINTING_SIDE) -> torch.Tensor:
+    """The painting file `path` as the painting path takes it: `(1, 3, h, w)` in [0, 1], its
+    long side at most `side` pixels (decoded at most PAINTING_READ_SIDE first); ImageError
+    naming the file when it cannot be read."""
+    from fastnst.images import read_image, resize_long_side
+
+    painting = read_image(path, max_size=PAINTING_READ_SIDE)
+    return resize_long_side(painting, side) if max(painting.shape[-2:]) > side else painting
+
+
 class PaintingBackend:
     """A painting as a style (fastnst.stylizer's Backend): `backend(image)` paints a
     `(1, 3, H, W)` image in it with a UniversalStylizer; `shared_statistics` makes tiles use
@@ -265,7 +323,6 @@ class PaintingBackend:
 
     def __init__(self, path: str | os.PathLike[str], stylizer: UniversalStylizer,
                  device: torch.device, side: int = PAINTING_SIDE) -> None:
-        from fastnst.images import read_image, resize_long_side
         from fastnst.model_files import style_label
 
         self.styles: list[str] = []  # not a multi-style model: nothing to mix
@@ -273,10 +330,7 @@ class PaintingBackend:
         self.style = style_label(Path(path).stem)
         self.device = device
         self.stylizer = stylizer.to(device)
-        painting = read_image(path, max_size=PAINTING_READ_SIDE)
-        if max(painting.shape[-2:]) > side:
-            painting = resize_long_side(painting, side)
-        self.painting = self.stylizer.painting_moments(painting.to(device))
+        self.painting = self.stylizer.painting_moments(read_painting(path, side).to(device))
         self._fixed: dict[str, Moments] | None = None
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
@@ -323,6 +377,9 @@ PAINTER = "painter"  # the painting decoder's file stem under DECODER_FOLDER
 # How much of the photo's coarse light and shade the painter's results get back (restore_layout):
 # chosen on photos and paintings apart from those the results are reported on (docs/universal.md).
 LAYOUT = 0.4
+# How much of the way to the painting's colours the painter's results go (match_palette): chosen
+# on paintings and photos apart from those the results are reported on (docs/universal.md).
+PALETTE = 0.0
 
 
 def shipped_painter() -> Path | None:
@@ -345,8 +402,8 @@ def universal_stylizer(device: torch.device) -> UniversalStylizer:
             raise ModelFileError(f"{DECODER_FOLDER}/{PAINTER}.safetensors",
                                  "no painting decoder is installed (python -m"
                                  " fastnst.train_decoder paintings=... makes one)")
-        _STYLIZERS[str(device)] = UniversalStylizer([load_decoder(path)],
-                                                    layout=LAYOUT).to(device)
+        _STYLIZERS[str(device)] = UniversalStylizer([load_decoder(path)], layout=LAYOUT,
+                                                    palette=PALETTE).to(device)
     return _STYLIZERS[str(device)]
 
 

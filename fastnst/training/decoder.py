@@ -43,9 +43,10 @@ class DecoderModule(pl.LightningModule):
                  warmup_steps: int = 100, final_lr: float = 0.1, feature_weight: float = 1.0,
                  val_photos: list[torch.Tensor] | None = None, sample_every: int = 0,
                  sample_dir: Path | None = None, paintings: list[torch.Tensor] | None = None,
-                 style_weight: float = 1.0, hue_jitter: float = 0.0, seed: int = 0) -> None:
+                 style_weight: float = 1.0, hue_jitter: float = 0.0, seed: int = 0,
+                 transform: str = "wct") -> None:
         super().__init__()
-        self.decoder = Decoder(layer)
+        self.decoder = Decoder(layer, transform)
         self.taps = DECODER_LAYERS[:DECODER_LAYERS.index(layer) + 1]
         self.paintings = paintings or []
         self.hue_jitter, self.seed = hue_jitter, seed
@@ -73,12 +74,13 @@ class DecoderModule(pl.LightningModule):
             features = self.coloured(features, style.expand(len(features), -1, -1, -1))
         return self.decoder(features)
 
-    @staticmethod
-    def coloured(features: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def coloured(self, features: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         """Each of `features` `(N, C, h, w)` whitened and coloured with the same item of
-        `style` `(N, C, h', w')` (exact roots: fastnst.universal.exact_covariance_roots)."""
-        out = [transfer(f.flatten(1), moments(f.flatten(1), exact=True),
-                        moments(s.flatten(1), exact=True)).view_as(f)
+        `style` `(N, C, h', w')` (exact roots: fastnst.universal.exact_covariance_roots), or
+        given its channels' statistics for an AdaIN decoder."""
+        diagonal = self.decoder.transform == "adain"
+        out = [transfer(f.flatten(1), moments(f.flatten(1), exact=True, diagonal=diagonal),
+                        moments(s.flatten(1), exact=True, diagonal=diagonal)).view_as(f)
                for f, s in zip(features, style, strict=True)]
         return torch.stack(out)
 
