@@ -159,7 +159,8 @@ class PaintingOnnxBackend:
     universal.PaintingBackend, within the export's tolerance; its tiles whiten with their own
     statistics (stylizer.toned_like evens their tone)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], painting: torch.Tensor | None = None
+                 ) -> None:
         from fastnst.model_files import style_label
         from fastnst.onnx_checks import new_session
         from fastnst.universal import read_painting
@@ -167,7 +168,8 @@ class PaintingOnnxBackend:
         self.styles: list[str] = []  # not a multi-style model: nothing to mix
         self.source = os.fsdecode(path)
         self.style = style_label(Path(path).stem)
-        self.painting = np.ascontiguousarray(read_painting(path).float().numpy())
+        painting = read_painting(path) if painting is None else painting
+        self.painting = np.ascontiguousarray(painting.float().numpy())
         _, data = cached_painter_onnx()
         self.session = new_session(data, ["CPUExecutionProvider"])
 

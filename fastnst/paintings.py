@@ -7,6 +7,7 @@ cache, else downloaded from the config's `url` into the cache.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -87,15 +88,47 @@ def painting_file(style: str | DictConfig) -> Path:
     return find_painting(style.image, style.get("url"), style.get("md5"))
 
 
+# A painting is used at a 256 px long side (universal.PAINTING_SIDE, training's style size):
+# it is refused from its header above this many pixels, well under a photo's 150 MP, and
+# decoded at a reduced scale where the format allows (JPEG's draft mode).
+MAX_PAINTING_PIXELS = 40_000_000
+USE_SIDE = 256  # pixels: the long side a painting's size is checked at (see check_size)
+MIN_PAINTING_SIDE = 16  # pixels: VGG19's four poolings to relu5_1 need this many a side
+
+
+def checked_size(path: str | os.PathLike[str], painting: torch.Tensor, side: int = USE_SIDE
+                 ) -> torch.Tensor:
+    """`painting` `(1, 3, H, W)` as it is, or ImageError naming `path`, its size and the
+    smallest that works when, brought to a long side of at most `side` pixels, its short side
+    would be under MIN_PAINTING_SIDE (a 1x1 image, a 10000x3 panorama)."""
+    from PIL import Image
+
+    from fastnst.images import ImageError
+
+    h, w = painting.shape[-2:]
+    with contextlib.suppress(Exception), Image.open(path) as header:  # its size before shrinking
+        w, h = header.size
+    short = min(h, w) * min(1.0, side / max(h, w))
+    if short < MIN_PAINTING_SIDE:
+        raise ImageError(path, f"a painting of {w}x{h} pixels is too small or too thin to paint"
+                               f" with: it needs at least {MIN_PAINTING_SIDE} pixels on its short"
+                               f" side, and a long side at most {side // MIN_PAINTING_SIDE}"
+                               " times that")
+    return painting
+
+
 def load_painting(spec: str, max_size: int | None = None) -> torch.Tensor:
-    """`spec` is a style name or an image path -> `(1, 3, H, W)` in [0, 1]."""
-    return read_image(painting_file(spec), max_size=max_size)
+    """`spec` is a style name or an image path -> `(1, 3, H, W)` in [0, 1] (checked_size; at
+    most MAX_PAINTING_PIXELS)."""
+    path = painting_file(spec)
+    return checked_size(path, read_image(path, max_size, MAX_PAINTING_PIXELS))
 
 
 def read_painting(style: DictConfig, max_size: int | None = None) -> torch.Tensor:
     """The image of a style config (`image`, `url`, `md5` keys) -> `(1, 3, H, W)` in [0, 1],
-    its long side at most `max_size` pixels."""
-    return read_image(painting_file(style), max_size=max_size)
+    its long side at most `max_size` pixels (checked_size; at most MAX_PAINTING_PIXELS)."""
+    path = painting_file(style)
+    return checked_size(path, read_image(path, max_size, MAX_PAINTING_PIXELS))
 
 
 def has_folder(spec: str) -> bool:

@@ -268,12 +268,13 @@ def _painting_backend(path: Path, backend: str, device: torch.device) -> Backend
     """The painting `path` as a style: fastnst.universal.PaintingBackend on PyTorch, or with
     `backend="onnx"` the painter's ONNX graph (fastnst.painting_onnx.PaintingOnnxBackend, on
     the CPU); ModelFileError for a missing file, ImageError for an unreadable one."""
-    from fastnst.universal import PaintingBackend, universal_stylizer
+    from fastnst.universal import PaintingBackend, read_painting, universal_stylizer
 
     if not path.is_file():
         raise ModelFileError(path, "no such file")
+    painting = read_painting(path)  # a bad painting is refused before VGG19 is loaded
     if backend == "onnx":
         from fastnst.painting_onnx import PaintingOnnxBackend
 
-        return PaintingOnnxBackend(path)
-    return PaintingBackend(path, universal_stylizer(device), device)
+        return PaintingOnnxBackend(path, painting)
+    return PaintingBackend(path, universal_stylizer(device), device, painting=painting)

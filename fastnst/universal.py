@@ -309,20 +309,23 @@ PAINTING_READ_SIDE = 2048  # pixels: a painting is decoded at most this large fi
 def read_painting(path: str | os.PathLike[str], side: int = PAINTING_SIDE) -> torch.Tensor:
     """The painting file `path` as the painting path takes it: `(1, 3, h, w)` in [0, 1], its
     long side at most `side` pixels (decoded at most PAINTING_READ_SIDE first); ImageError
-    naming the file when it cannot be read."""
+    naming the file when it cannot be read, is over paintings.MAX_PAINTING_PIXELS (from its
+    header) or too small or thin (paintings.checked_size)."""
     from fastnst.images import read_image, resize_long_side
+    from fastnst.paintings import MAX_PAINTING_PIXELS, checked_size
 
-    painting = read_image(path, max_size=PAINTING_READ_SIDE)
+    painting = checked_size(path, read_image(path, PAINTING_READ_SIDE, MAX_PAINTING_PIXELS), side)
     return resize_long_side(painting, side) if max(painting.shape[-2:]) > side else painting
 
 
 class PaintingBackend:
     """A painting as a style (fastnst.stylizer's Backend): `backend(image)` paints a
     `(1, 3, H, W)` image in it with a UniversalStylizer; `shared_statistics` makes tiles use
-    one picture's statistics."""
+    one picture's statistics. `painting`: the file already read (read_painting), if it was."""
 
     def __init__(self, path: str | os.PathLike[str], stylizer: UniversalStylizer,
-                 device: torch.device, side: int = PAINTING_SIDE) -> None:
+                 device: torch.device, side: int = PAINTING_SIDE,
+                 painting: torch.Tensor | None = None) -> None:
         from fastnst.model_files import style_label
 
         self.styles: list[str] = []  # not a multi-style model: nothing to mix
@@ -330,7 +333,9 @@ class PaintingBackend:
         self.style = style_label(Path(path).stem)
         self.device = device
         self.stylizer = stylizer.to(device)
-        self.painting = self.stylizer.painting_moments(read_painting(path, side).to(device))
+        if painting is None:
+            painting = read_painting(path, side)
+        self.painting = self.stylizer.painting_moments(painting.to(device))
         self._fixed: dict[str, Moments] | None = None
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+import torch
 from helpers import stripes
 
 from fastnst.download import cache_dir
@@ -101,3 +102,41 @@ def test_a_path_with_a_folder_must_be_that_file_not_a_namesake_elsewhere(tmp_pat
     # is made absolute (and must exist).
     assert expand_style_path(["style=udnie.jpg"])[1] == "style.image='udnie.jpg'"
     assert expand_style_path(["style=x/udnie.jpg"])[1] == f"style.image='{tmp_path}/x/udnie.jpg'"
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header declares `width` x `height` and holds no pixels: what a decoder sees
+    first, before any pixel is decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2,
+                                                             0, 0, 0)) + chunk(b"IEND", b""))
+
+
+def test_paintings_too_small_thin_or_large_are_one_line_before_any_work(tmp_path, monkeypatch):
+    """Third probe, sections 3 and 4: a 1x1 PNG, a 10000x3 panorama and a 132 MP PNG as
+    paintings are ImageErrors naming the file and the size (the large one from its header,
+    never decoded), in fastnst.load and in a decoder run's paintings= alike."""
+    import fastnst
+    from fastnst.images import ImageError
+    from fastnst.train_decoder import training_paintings
+
+    monkeypatch.setenv("FASTNST_VGG19", str(tmp_path / "no_weights.h5"))  # never reached
+    write_image(torch.rand(1, 3, 1, 1), tmp_path / "dot.png")
+    write_image(torch.rand(1, 3, 3, 10000), tmp_path / "pano.png")
+    (tmp_path / "huge.png").write_bytes(_png_header(11500, 11500))
+    cases = {"dot.png": "a painting of 1x1 pixels is too small or too thin",
+             "pano.png": "a painting of 10000x3 pixels is too small or too thin",
+             "huge.png": r"11500x11500 \(132 MP\), over the 40 MP limit"}
+    for name, message in cases.items():
+        with pytest.raises(ImageError, match=message):
+            fastnst.load(str(tmp_path / name))
+        with pytest.raises(ImageError, match=message):
+            training_paintings([str(tmp_path / name)])
+    with pytest.raises(ImageError, match="at least 16 pixels on its short side"):
+        fastnst.load(str(tmp_path / "dot.png"))
